@@ -1,0 +1,237 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[pwreset] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'pwreset'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'pwreset'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand init 'Create the database and the tool''s tables, or migrate them; check the users table'
+            cand user 'Add or list users (the tool''s own users table)'
+            cand request 'Email a password reset link to one or more users'
+            cand verify 'Say whether a token is usable and whose it is, without consuming it'
+            cand reset 'Set a new password with a token, at an interactive prompt'
+            cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
+            cand audit 'Show the audit trail, newest first'
+            cand completions 'Print the completion script for a shell'
+            cand demo 'Run the whole flow on a throwaway database, printing each step'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;init'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;user'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand add 'Add a user with no usable password (they set it through a reset link)'
+            cand list 'List users: id, email, whether a password is set, open tokens'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;user;add'= {
+            cand --name 'A display name'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'pwreset;user;list'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --json 'Print a JSON array instead of a table'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'pwreset;user;help'= {
+            cand add 'Add a user with no usable password (they set it through a reset link)'
+            cand list 'List users: id, email, whether a password is set, open tokens'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;user;help;add'= {
+        }
+        &'pwreset;user;help;list'= {
+        }
+        &'pwreset;user;help;help'= {
+        }
+        &'pwreset;request'= {
+            cand --from-file 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped'
+            cand --ttl 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --all 'Every user in the users table'
+            cand --print-link 'Also print each link on stdout'
+            cand --no-email 'Make the link without sending any mail (implies --print-link)'
+            cand --force 'Skip the per-user throttle (request_throttle)'
+            cand --json 'One JSON object per user per line'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;verify'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --json 'Print one JSON object'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;reset'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --password-stdin 'Read the new password from one line of stdin instead of prompting (for automation)'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;purge-expired'= {
+            cand --older-than 'Only tokens dead for longer than this, e.g. 7d'
+            cand --batch-size 'Tokens deleted per transaction; each batch holds the write lock for a few milliseconds'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --dry-run 'Count what would be deleted, delete nothing'
+            cand --json 'Print one JSON object'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;audit'= {
+            cand --user 'Only records about this user'
+            cand --since 'Only records newer than this, e.g. 24h, 7d'
+            cand --limit 'At most this many records'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --json 'Print a JSON array'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;completions'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'pwreset;demo'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;help'= {
+            cand init 'Create the database and the tool''s tables, or migrate them; check the users table'
+            cand user 'Add or list users (the tool''s own users table)'
+            cand request 'Email a password reset link to one or more users'
+            cand verify 'Say whether a token is usable and whose it is, without consuming it'
+            cand reset 'Set a new password with a token, at an interactive prompt'
+            cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
+            cand audit 'Show the audit trail, newest first'
+            cand completions 'Print the completion script for a shell'
+            cand demo 'Run the whole flow on a throwaway database, printing each step'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;help;init'= {
+        }
+        &'pwreset;help;user'= {
+            cand add 'Add a user with no usable password (they set it through a reset link)'
+            cand list 'List users: id, email, whether a password is set, open tokens'
+        }
+        &'pwreset;help;user;add'= {
+        }
+        &'pwreset;help;user;list'= {
+        }
+        &'pwreset;help;request'= {
+        }
+        &'pwreset;help;verify'= {
+        }
+        &'pwreset;help;reset'= {
+        }
+        &'pwreset;help;purge-expired'= {
+        }
+        &'pwreset;help;audit'= {
+        }
+        &'pwreset;help;completions'= {
+        }
+        &'pwreset;help;demo'= {
+        }
+        &'pwreset;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

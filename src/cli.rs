@@ -1,0 +1,307 @@
+//! Every clap definition, and nothing else: the completion and man page generators use this
+//! module alone.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  pwreset init                                  create the database
+  pwreset user add alice@example.com            add a user (no password yet)
+  pwreset request alice@example.com             email Alice a reset link
+  pwreset verify pwr_...                        check a token a user reads out
+  pwreset reset 'https://.../reset?token=...'   set a new password at the prompt
+  pwreset purge-expired -q                      from cron: delete dead tokens
+  pwreset demo                                  the whole flow on a throwaway database";
+
+/// Password resets by emailed token, for sysadmins.
+///
+/// A reset is requested for a user; a random token is made and only its hash is stored; a link
+/// carrying the token is emailed to the address on record; the token is verified and the new
+/// password is typed at a prompt, hashed with argon2id and stored; expired tokens are purged.
+#[derive(Debug, Parser)]
+#[command(name = "pwreset", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts, before or after its name.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then
+    /// /etc/pwreset/config.toml]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "PWRESET_CONFIG",
+        value_name = "PATH"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// SQLite database; overrides `database` in the config [default:
+    /// $XDG_DATA_HOME/pwreset/pwreset.db]
+    #[arg(long, global = true, env = "PWRESET_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Print less on stderr (nothing but errors)
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more on stderr
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the database and the tool's tables, or migrate them; check the users table
+    ///
+    /// Creates the database file (mode 0600) and its folder when missing, creates or migrates
+    /// pwreset's own tables (pwreset_tokens, pwreset_audit), creates the default `users` table
+    /// when it does not exist, and checks that the configured users table and columns exist.
+    /// Safe to run again.
+    #[command(
+        after_help = "Examples:\n  pwreset init\n  pwreset --db /var/lib/pwreset/pwreset.db init"
+    )]
+    Init,
+
+    /// Add or list users (the tool's own users table)
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// Email a password reset link to one or more users
+    ///
+    /// For each user: make a token, store only its hash, and email the reset link to the
+    /// address stored in the database (never the address as typed). A new token revokes the
+    /// user's older open tokens. Exit status is the worst per-user result.
+    #[command(after_help = "Examples:
+  pwreset request alice@example.com
+  pwreset request --print-link --ttl 30m alice@example.com bob@example.com
+  pwreset request --no-email alice@example.com      # just print the link
+  pwreset request --from-file users.txt --json
+  pwreset request --all                             # every user, e.g. after a breach")]
+    Request(RequestArgs),
+
+    /// Say whether a token is usable and whose it is, without consuming it
+    ///
+    /// Accepts the raw token or the whole reset link; with no argument or `-`, reads one line
+    /// from stdin. Exit status 0 only when the token is valid, 1 otherwise.
+    #[command(after_help = "Examples:
+  pwreset verify pwr_9bQ...
+  pwreset verify 'https://accounts.example.com/reset_password?token=pwr_9bQ...'
+  echo pwr_9bQ... | pwreset verify --json")]
+    Verify(VerifyArgs),
+
+    /// Set a new password with a token, at an interactive prompt
+    ///
+    /// Checks the token first (exit 1 before any prompt when it is not usable), then asks for
+    /// the new password twice with no echo. On a mismatch or a policy failure it says why and
+    /// asks again, 3 tries. The password is hashed with argon2id and stored, the token is
+    /// consumed and the user's other open tokens revoked in one transaction, and a "your
+    /// password was changed" notice is sent.
+    #[command(after_help = "Examples:
+  pwreset reset pwr_9bQ...
+  pwreset reset 'https://accounts.example.com/reset_password?token=pwr_9bQ...'
+  printf '%s\\n' \"$NEW_PASSWORD\" | pwreset reset --password-stdin pwr_9bQ...")]
+    Reset(ResetArgs),
+
+    /// Delete tokens that can no longer be used (expired, used or revoked)
+    ///
+    /// Works in short batches so other pwreset commands keep working while it runs. Prints one
+    /// summary line; nothing with -q. Meant for cron.
+    #[command(after_help = "Examples:
+  pwreset purge-expired
+  pwreset purge-expired --older-than 7d --dry-run
+  # crontab: every hour, quietly
+  17 * * * *  pwreset purge-expired -q")]
+    PurgeExpired(PurgeArgs),
+
+    /// Show the audit trail, newest first
+    ///
+    /// Time, actor (the login behind sudo where there is one), action (request, reset,
+    /// reset_failed, purge, user_add), user, outcome. Never tokens, links or passwords.
+    #[command(after_help = "Examples:
+  pwreset audit
+  pwreset audit --user alice@example.com --since 7d
+  pwreset audit --json --limit 1000")]
+    Audit(AuditArgs),
+
+    /// Print the completion script for a shell
+    #[command(after_help = "Examples:
+  pwreset completions bash > /etc/bash_completion.d/pwreset
+  pwreset completions zsh > \"${fpath[1]}/_pwreset\"
+  pwreset completions fish > ~/.config/fish/completions/pwreset.fish")]
+    Completions {
+        /// The shell to print the script for
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+
+    /// Run the whole flow on a throwaway database, printing each step
+    ///
+    /// Request, token, link, the email as written, verify, reset, the used token refused,
+    /// purge. Needs no config and no network; everything lives in a temporary folder that is
+    /// removed afterwards.
+    #[command(after_help = "Examples:\n  pwreset demo")]
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user with no usable password (they set it through a reset link)
+    #[command(
+        after_help = "Examples:\n  pwreset user add alice@example.com --name 'Alice Liddell'"
+    )]
+    Add {
+        /// The user's email address
+        email: String,
+        /// A display name
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List users: id, email, whether a password is set, open tokens
+    #[command(
+        after_help = "Examples:\n  pwreset user list\n  pwreset user list --json | jq '.[] | select(.has_password | not)'"
+    )]
+    List {
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Email addresses of the users (matched regardless of case and Unicode form)
+    #[arg(value_name = "EMAIL", required_unless_present_any = ["all", "from_file"])]
+    pub emails: Vec<String>,
+
+    /// Read addresses from a file, one per line (`-` for stdin); blank lines and lines
+    /// starting with # are skipped
+    #[arg(long, value_name = "PATH", conflicts_with = "all")]
+    pub from_file: Option<PathBuf>,
+
+    /// Every user in the users table
+    #[arg(long, conflicts_with = "emails")]
+    pub all: bool,
+
+    /// How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
+
+    /// Also print each link on stdout
+    #[arg(long)]
+    pub print_link: bool,
+
+    /// Make the link without sending any mail (implies --print-link)
+    #[arg(long)]
+    pub no_email: bool,
+
+    /// Skip the per-user throttle (request_throttle)
+    #[arg(long)]
+    pub force: bool,
+
+    /// One JSON object per user per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The token or the whole reset link; `-` or nothing reads one line from stdin
+    #[arg(value_name = "TOKEN|URL|-", allow_hyphen_values = true, value_parser = clap::builder::OsStringValueParser::new())]
+    pub token: Option<OsString>,
+
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// The token or the whole reset link; `-` or nothing reads one line from stdin
+    /// (not with --password-stdin)
+    #[arg(value_name = "TOKEN|URL|-", allow_hyphen_values = true, value_parser = clap::builder::OsStringValueParser::new())]
+    pub token: Option<OsString>,
+
+    /// Read the new password from one line of stdin instead of prompting (for automation)
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Only tokens dead for longer than this, e.g. 7d
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub older_than: Duration,
+
+    /// Tokens deleted per transaction; each batch holds the write lock for a few milliseconds
+    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
+
+    /// Count what would be deleted, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records about this user
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+
+    /// Only records newer than this, e.g. 24h, 7d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+
+    /// At most this many records
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: u32,
+
+    /// Print a JSON array
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shells `completions` can write for.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; write a duration like 90s, 30m, 1h or \"2h 30m\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_after_the_subcommand_too() {
+        let cli = Cli::try_parse_from(["pwreset", "purge-expired", "-q", "--db", "/tmp/x.db"]);
+        assert!(cli.is_ok_and(|c| c.global.quiet && c.global.db.is_some()));
+    }
+}

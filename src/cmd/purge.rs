@@ -1,0 +1,77 @@
+//! `pwreset purge-expired`: delete dead tokens in short batches.
+
+use crate::Ctx;
+use crate::cli::PurgeArgs;
+use crate::error::Exit;
+use crate::store::{Access, PurgeCounts, Store};
+use crate::ui;
+use anyhow::Result;
+use std::time::Instant;
+
+pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
+    let config = ctx.config()?;
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let mut store = Store::open(&config, access)?;
+    let now = ui::now();
+    let cutoff = now.saturating_sub(i64::try_from(args.older_than.as_secs()).unwrap_or(i64::MAX));
+    let start = Instant::now();
+    let counts = if args.dry_run {
+        store.count_dead(cutoff)?
+    } else {
+        let bar = if ui::stderr_is_fancy() && ctx.verbosity != ui::Verbosity::Quiet {
+            ui::progress(
+                Some(store.count_dead(cutoff)?.total()),
+                ctx.verbosity,
+                "purging",
+            )
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let mut total = PurgeCounts::default();
+        loop {
+            // Each batch is its own short write transaction, so verify, request and reset from
+            // other processes get the lock between batches.
+            let batch = store.purge_batch(cutoff, args.batch_size)?;
+            total.add(batch);
+            bar.inc(batch.total());
+            if batch.total() < u64::from(args.batch_size) {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        store.audit_purge(total, start.elapsed(), false, ui::now(), &ctx.actor)?;
+        total
+    };
+    let elapsed = start.elapsed();
+    if args.json {
+        super::out(
+            &serde_json::json!({
+                "purged": counts.total(),
+                "expired": counts.expired,
+                "used": counts.used,
+                "revoked": counts.revoked,
+                "dry_run": args.dry_run,
+            })
+            .to_string(),
+        )?;
+    } else if ctx.verbosity != ui::Verbosity::Quiet {
+        super::out(&format!(
+            "{} {} tokens: {} expired, {} used, {} revoked in {:.1}s",
+            if args.dry_run {
+                "would purge"
+            } else {
+                "purged"
+            },
+            counts.total(),
+            counts.expired,
+            counts.used,
+            counts.revoked,
+            elapsed.as_secs_f64()
+        ))?;
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,513 @@
+//! `pwreset request`: make tokens and send the links, for one user or a million.
+//!
+//! Users are handled in chunks: resolve the chunk's addresses, store its tokens in one write
+//! transaction, then send its messages (in parallel over pooled SMTP connections) and print
+//! the results in input order. Memory is bounded by the chunk, not by the number of users.
+
+use crate::Ctx;
+use crate::cli::RequestArgs;
+use crate::config::{Config, TransportKind};
+use crate::error::{Exit, fail, render};
+use crate::mail::{Mailer, SendError};
+use crate::store::{Access, Issued, NewToken, Store, User};
+use crate::token::{self, Token};
+use crate::ui;
+use anyhow::{Context, Result};
+use ring::rand::SystemRandom;
+use std::io::BufRead;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Users per write transaction: large enough to amortise the commit, small enough that the
+/// write lock is held for milliseconds.
+const CHUNK: usize = 500;
+/// Longest line read from --from-file; an address is at most 254 characters.
+const MAX_LINE: usize = 1024;
+
+/// What happened for one user.
+struct Outcome {
+    email: String,
+    status: &'static str,
+    exit: Exit,
+    expires_at: Option<i64>,
+    link: Option<Zeroizing<String>>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(email: String, exit: Exit, error: String) -> Outcome {
+        Outcome {
+            email,
+            status: "failed",
+            exit,
+            expires_at: None,
+            link: None,
+            error: Some(error),
+        }
+    }
+}
+
+/// One user of a chunk, on its way through.
+struct Item {
+    input: String,
+    user: Option<User>,
+    outcome: Option<Outcome>,
+}
+
+pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
+    let config = ctx.config()?;
+    let ttl = args.ttl.unwrap_or(config.token_ttl);
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86400) {
+        return Err(fail(Exit::Usage, "--ttl must be between 1m and 30days"));
+    }
+    let base_url = config.base_url.clone().ok_or_else(|| {
+        fail(
+            Exit::Config,
+            format!(
+                "{}: base_url is not set; set it to the page that accepts the token, e.g. base_url = \"https://accounts.example.com/reset_password\"",
+                config.source
+            ),
+        )
+    })?;
+    let mailer = if args.no_email {
+        None
+    } else {
+        Some(Mailer::new(&config)?)
+    };
+    if let Some(m) = &mailer {
+        ctx.debug(format!("mail goes to {}", m.describe()));
+    }
+    let mut store = Store::open(&config, Access::Write)?;
+    let mut run = Run {
+        ctx,
+        config: &config,
+        store: &mut store,
+        mailer: mailer.as_ref(),
+        base_url,
+        ttl,
+        print_link: args.print_link || args.no_email,
+        json: args.json,
+        force: args.force,
+        rng: SystemRandom::new(),
+        worst: Exit::Ok,
+        counts: Counts::default(),
+        bar: ui::progress(None, ctx.verbosity, "requesting"),
+        bulk: args.all || args.from_file.is_some() || args.emails.len() > 5,
+    };
+
+    if args.all {
+        let total = run.store.count_users()?;
+        run.bar = ui::progress(Some(total), ctx.verbosity, "requesting");
+        let mut after = i64::MIN;
+        loop {
+            let users = run.store.users_after(after, CHUNK)?;
+            let Some(last) = users.last() else { break };
+            after = last.id;
+            let items = users
+                .into_iter()
+                .map(|u| Item {
+                    input: u.email.clone(),
+                    user: Some(u),
+                    outcome: None,
+                })
+                .collect();
+            run.chunk(items)?;
+        }
+    } else if let Some(path) = &args.from_file {
+        let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin().lock())
+        } else {
+            let f = std::fs::File::open(path).map_err(|e| {
+                fail(
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        Exit::NoPerm
+                    } else {
+                        Exit::DataErr
+                    },
+                    format!("cannot read --from-file {}: {e}", path.display()),
+                )
+            })?;
+            Box::new(std::io::BufReader::new(f))
+        };
+        let mut lines = BoundedLines {
+            inner: reader,
+            line_no: 0,
+        };
+        let mut pending = Vec::with_capacity(CHUNK);
+        while let Some(line) = lines.next_line()? {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            pending.push(trimmed.to_owned());
+            if pending.len() == CHUNK {
+                let items = run.resolve(std::mem::take(&mut pending))?;
+                run.chunk(items)?;
+            }
+        }
+        let items = run.resolve(pending)?;
+        run.chunk(items)?;
+    } else {
+        let items = run.resolve(args.emails.clone())?;
+        run.chunk(items)?;
+    }
+    run.bar.finish_and_clear();
+    if run.bulk || run.counts.total() > 1 {
+        ctx.note(run.counts.summary(args.no_email));
+    }
+    Ok(run.worst)
+}
+
+#[derive(Default)]
+struct Counts {
+    sent: u64,
+    created: u64,
+    failed: u64,
+    throttled: u64,
+    unknown: u64,
+}
+
+impl Counts {
+    fn total(&self) -> u64 {
+        self.sent + self.created + self.failed + self.throttled + self.unknown
+    }
+    fn summary(&self, no_email: bool) -> String {
+        let mut parts = vec![if no_email {
+            format!("{} created", self.created)
+        } else {
+            format!("{} sent", self.sent)
+        }];
+        for (n, what) in [
+            (self.throttled, "throttled"),
+            (self.unknown, "unknown"),
+            (self.failed, "failed"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        format!("requested {}: {}", self.total(), parts.join(", "))
+    }
+}
+
+struct Run<'a> {
+    ctx: &'a Ctx,
+    config: &'a Config,
+    store: &'a mut Store,
+    mailer: Option<&'a Mailer>,
+    base_url: String,
+    ttl: Duration,
+    print_link: bool,
+    json: bool,
+    force: bool,
+    rng: SystemRandom,
+    worst: Exit,
+    counts: Counts,
+    bar: indicatif::ProgressBar,
+    bulk: bool,
+}
+
+impl Run<'_> {
+    /// Validate and look up typed addresses.
+    fn resolve(&mut self, inputs: Vec<String>) -> Result<Vec<Item>> {
+        let mut items = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let item = match crate::email::validate(&input) {
+                Err(e) => Item {
+                    outcome: Some(Outcome::failed(input.clone(), Exit::DataErr, render(&e))),
+                    input,
+                    user: None,
+                },
+                Ok(addr) => match self.store.find_user(addr) {
+                    Ok(Some(user)) => Item {
+                        input,
+                        user: Some(user),
+                        outcome: None,
+                    },
+                    Ok(None) => Item {
+                        outcome: Some(Outcome {
+                            email: addr.to_owned(),
+                            status: "unknown_user",
+                            exit: Exit::NoUser,
+                            expires_at: None,
+                            link: None,
+                            error: Some(format!("no user with address {}", ui::escape(addr))),
+                        }),
+                        input,
+                        user: None,
+                    },
+                    Err(e) if crate::error::exit_of(&e) == Exit::DataErr => Item {
+                        outcome: Some(Outcome::failed(addr.to_owned(), Exit::DataErr, render(&e))),
+                        input,
+                        user: None,
+                    },
+                    Err(e) => return Err(e),
+                },
+            };
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    /// Store tokens for a chunk, send its mail, print its results.
+    fn chunk(&mut self, mut items: Vec<Item>) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let now = ui::now();
+        let mut tokens: Vec<Option<Token>> = Vec::with_capacity(items.len());
+        let mut batch = Vec::new();
+        for item in &items {
+            match (&item.user, &item.outcome) {
+                (Some(_), None) => tokens.push(Some(Token::generate_with(&self.rng)?)),
+                _ => tokens.push(None),
+            }
+        }
+        let mut batch_idx = Vec::new();
+        for (i, (item, tok)) in items.iter().zip(&tokens).enumerate() {
+            if let (Some(user), Some(tok)) = (&item.user, tok) {
+                batch.push(NewToken {
+                    user,
+                    digest: tok.digest(),
+                });
+                batch_idx.push(i);
+            }
+        }
+        let throttle = if self.force {
+            None
+        } else {
+            Some(self.config.request_throttle)
+        };
+        let issued = self
+            .store
+            .issue_tokens(&batch, now, self.ttl, throttle, &self.ctx.actor)?;
+        drop(batch);
+
+        // Build links and messages for the created tokens.
+        let mut to_send: Vec<(usize, lettre::Message)> = Vec::new();
+        for (&i, result) in batch_idx.iter().zip(issued) {
+            let user = items[i]
+                .user
+                .clone()
+                .context("issued token without a user")?;
+            match result {
+                Issued::Throttled { retry_at } => {
+                    items[i].outcome = Some(Outcome {
+                        email: user.email.clone(),
+                        status: "throttled",
+                        exit: Exit::TempFail,
+                        expires_at: None,
+                        link: None,
+                        error: Some(format!(
+                            "a link was requested for {} less than {} ago; try again after {} or use --force",
+                            ui::escape(&user.email),
+                            humantime::format_duration(self.config.request_throttle),
+                            ui::rfc3339(retry_at)
+                        )),
+                    });
+                }
+                Issued::Created { expires_at } => {
+                    let tok = tokens[i].as_ref().context("missing token")?;
+                    let link = token::link(&self.base_url, tok);
+                    let mut outcome = Outcome {
+                        email: user.email.clone(),
+                        status: if self.mailer.is_some() {
+                            "sent"
+                        } else {
+                            "created"
+                        },
+                        exit: Exit::Ok,
+                        expires_at: Some(expires_at),
+                        link: None,
+                        error: None,
+                    };
+                    if let Some(m) = self.mailer {
+                        match m.reset_message(&user.email, &link, expires_at, now) {
+                            Ok(msg) => to_send.push((i, msg)),
+                            Err(e) => {
+                                outcome.status = "failed";
+                                outcome.exit = crate::error::exit_of(&e);
+                                outcome.error = Some(render(&e));
+                            }
+                        }
+                    }
+                    if self.print_link {
+                        outcome.link = Some(link);
+                    }
+                    items[i].outcome = Some(outcome);
+                }
+            }
+        }
+
+        // Send, in parallel over the SMTP pool when there is one.
+        if let Some(m) = self.mailer {
+            let workers = match m.transport {
+                crate::mail::Transport::Smtp { .. }
+                    if self.config.mail.transport == TransportKind::Smtp =>
+                {
+                    self.config.mail.smtp.connections as usize
+                }
+                _ => 1,
+            };
+            let results = send_all(m, &to_send, workers);
+            for ((i, _), res) in to_send.iter().zip(results) {
+                if let Err(e) = res {
+                    let user = items[*i].user.clone().context("sent without a user")?;
+                    let tok = tokens[*i].as_ref().context("missing token")?;
+                    // A link that did not reach its owner must not stay usable.
+                    self.store.revoke_undelivered(
+                        &tok.digest(),
+                        &user,
+                        &e.message,
+                        ui::now(),
+                        &self.ctx.actor,
+                    )?;
+                    if let Some(o) = items[*i].outcome.as_mut() {
+                        o.status = "failed";
+                        o.exit = e.exit;
+                        o.error = Some(e.message);
+                        o.link = None;
+                    }
+                }
+            }
+        }
+        drop(tokens);
+
+        for item in items {
+            let Some(o) = item.outcome else { continue };
+            self.report(&item.input, o)?;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, input: &str, o: Outcome) -> Result<()> {
+        self.worst = self.worst.worst(o.exit);
+        match o.status {
+            "sent" => self.counts.sent += 1,
+            "created" => self.counts.created += 1,
+            "throttled" => self.counts.throttled += 1,
+            "unknown_user" => self.counts.unknown += 1,
+            _ => self.counts.failed += 1,
+        }
+        self.bar.inc(1);
+        if self.json {
+            let mut obj = serde_json::json!({ "email": o.email, "status": o.status });
+            if let Some(t) = o.expires_at {
+                obj["expires_at"] = serde_json::json!(ui::rfc3339(t));
+            }
+            if let Some(l) = &o.link {
+                obj["link"] = serde_json::json!(l.as_str());
+            }
+            if let Some(e) = &o.error {
+                obj["error"] = serde_json::json!(e);
+            }
+            return self.bar.suspend(|| super::out(&obj.to_string()));
+        }
+        let email = ui::escape(&o.email);
+        let line = match (o.status, o.expires_at, &o.error) {
+            ("sent", Some(t), _) => {
+                format!("sent: reset link for {email} (expires {})", ui::rfc3339(t))
+            }
+            ("created", Some(t), _) => format!(
+                "created: reset link for {email} (expires {})",
+                ui::rfc3339(t)
+            ),
+            (status, _, Some(err)) => format!("{status}: {err}"),
+            (status, _, None) => format!("{status}: {email}"),
+        };
+        let _ = input;
+        if self.print_link {
+            // stdout carries only the links, one per line, so scripts can use them as they are.
+            if let Some(l) = &o.link {
+                self.bar.suspend(|| super::out(l))?;
+            }
+            if o.exit != Exit::Ok || !self.bulk {
+                self.bar.suspend(|| eprintln!("{line}"));
+            }
+        } else if o.exit == Exit::Ok {
+            if !self.bulk || self.ctx.verbosity == ui::Verbosity::Verbose {
+                self.bar.suspend(|| super::out(&line))?;
+            }
+        } else {
+            self.bar.suspend(|| eprintln!("{line}"));
+        }
+        Ok(())
+    }
+}
+
+/// Send messages, `workers` at a time; results in the order of `msgs`.
+fn send_all(
+    m: &Mailer,
+    msgs: &[(usize, lettre::Message)],
+    workers: usize,
+) -> Vec<Result<(), SendError>> {
+    if workers <= 1 || msgs.len() <= 1 {
+        return msgs.iter().map(|(_, msg)| m.send(msg)).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<(), SendError>>>> =
+        msgs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers.min(msgs.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((_, msg)) = msgs.get(i) else { break };
+                    let r = m.send(msg);
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(SendError {
+                    exit: Exit::Software,
+                    message: "a sending thread failed".into(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Lines of at most MAX_LINE bytes: a file with a 10 MB line costs no more memory.
+struct BoundedLines {
+    inner: Box<dyn BufRead>,
+    line_no: u64,
+}
+
+impl BoundedLines {
+    fn next_line(&mut self) -> Result<Option<String>> {
+        use std::io::Read;
+        let mut buf = Vec::with_capacity(64);
+        let n = (&mut self.inner)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .context("reading --from-file")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line_no += 1;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > MAX_LINE {
+            return Err(fail(
+                Exit::DataErr,
+                format!(
+                    "--from-file line {} is longer than {MAX_LINE} bytes; expected one address per line",
+                    self.line_no
+                ),
+            ));
+        }
+        String::from_utf8(buf).map(Some).map_err(|_| {
+            fail(
+                Exit::DataErr,
+                format!("--from-file line {} is not UTF-8 text", self.line_no),
+            )
+        })
+    }
+}

@@ -1,0 +1,274 @@
+//! `pwreset reset`: the interactive prompt, the policy, argon2id, and the one transaction that
+//! changes the password and spends the token.
+
+use crate::Ctx;
+use crate::cli::ResetArgs;
+use crate::cmd::verify;
+use crate::config::Config;
+use crate::error::{Exit, fail, render};
+use crate::password::{self, Refusal, Secret};
+use crate::store::{Access, Consumed, Status, Store, User};
+use crate::ui;
+use anyhow::{Context, Result};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Tries at the prompt before giving up (the token stays usable).
+const TRIES: usize = 3;
+
+pub fn run(ctx: &Ctx, args: ResetArgs) -> Result<Exit> {
+    run_with(ctx, args, &mut std::io::stdin().lock())
+}
+
+/// `reset`, with `--password-stdin` reading from `stdin` (the demo passes its own reader, so it
+/// goes through the very same path).
+pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) -> Result<Exit> {
+    let token_from_stdin = args.token.as_ref().is_none_or(|t| t == "-");
+    if args.password_stdin && token_from_stdin {
+        return Err(fail(
+            Exit::Usage,
+            "--password-stdin reads the password from stdin, so give the token (or link) as an argument",
+        ));
+    }
+    let input = verify::read_input(args.token)?;
+    let now = ui::now();
+    let token = match verify::parse(input.as_deref()) {
+        Ok(t) => t,
+        Err(m) => {
+            eprintln!("{}", verify::describe(&verify::Checked::malformed(m), now));
+            return Ok(Exit::NotUsable);
+        }
+    };
+    let config = ctx.config()?;
+    let mut store = Store::open(&config, Access::Write)?;
+    let checked = verify::lookup(&store, token, now)?;
+    let (Some(record), Some(token)) = (&checked.record, &checked.token) else {
+        eprintln!("{}", verify::describe(&checked, now));
+        return Ok(Exit::NotUsable);
+    };
+    if checked.status != Status::Valid {
+        eprintln!("{}", verify::describe(&checked, now));
+        return Ok(Exit::NotUsable);
+    }
+    let user = store
+        .user_by_id(record.user_id)?
+        .context("the token's user disappeared while it was being checked")?;
+
+    let new_password = if args.password_stdin {
+        from_stdin(&config, &user, stdin).inspect_err(|e| {
+            let _ = store.audit_reset_failed(
+                Some(user.id),
+                Some(&user.email),
+                "refused",
+                &render(e),
+                ui::now(),
+                &ctx.actor,
+            );
+        })?
+    } else {
+        match prompt(ctx, &config, &user)? {
+            Some(p) => p,
+            None => {
+                store.audit_reset_failed(
+                    Some(user.id),
+                    Some(&user.email),
+                    "refused",
+                    "password refused 3 times at the prompt",
+                    ui::now(),
+                    &ctx.actor,
+                )?;
+                return Err(fail(
+                    Exit::DataErr,
+                    format!(
+                        "no acceptable password after {TRIES} tries; nothing was changed and the link still works: run the same command again"
+                    ),
+                ));
+            }
+        }
+    };
+
+    let hash = password::hash(new_password.expose(), &config.password.argon2)?;
+    drop(new_password);
+    let when = ui::now();
+    match store.consume_token(&token.digest(), &hash, when, &ctx.actor)? {
+        Consumed::Changed { .. } => {}
+        Consumed::NotUsable(status) => {
+            store.audit_reset_failed(
+                Some(user.id),
+                Some(&user.email),
+                status.as_str(),
+                "the token stopped being valid before the password was stored",
+                ui::now(),
+                &ctx.actor,
+            )?;
+            let now = ui::now();
+            let record = store.lookup_token(&token.digest())?;
+            let again = verify::Checked {
+                status,
+                record,
+                token: None,
+                malformed: None,
+            };
+            eprintln!("{}", verify::describe(&again, now));
+            return Ok(Exit::NotUsable);
+        }
+    }
+    super::out(&format!(
+        "password changed for {} at {}; the link is used up and the user's other open links are revoked",
+        ui::escape(&user.email),
+        ui::rfc3339(when)
+    ))?;
+
+    if config.notify_on_reset {
+        let sent = crate::mail::Mailer::new(&config).and_then(|m| {
+            let msg = m.changed_message(&user.email, when)?;
+            m.send(&msg)?;
+            Ok(())
+        });
+        if let Err(e) = sent {
+            eprintln!(
+                "warning: the password was changed, but the \"your password was changed\" notice was not sent: {}",
+                render(&e)
+            );
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// One line from stdin: the password. Only one trailing newline is stripped, so passwords
+/// that end in spaces or `\r` survive as typed.
+fn from_stdin(config: &Config, user: &User, stdin: &mut dyn std::io::BufRead) -> Result<Secret> {
+    use std::io::{BufRead, Read};
+    let max = config.password.max_length * 4 + 1;
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(128));
+    stdin.take(max as u64 + 1).read_until(b'\n', &mut buf)?;
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    } else if buf.len() > max {
+        return Err(fail(
+            Exit::DataErr,
+            format!(
+                "password refused: {}",
+                Refusal::TooLong {
+                    max: config.password.max_length
+                }
+            ),
+        ));
+    }
+    if buf.is_empty() {
+        return Err(fail(
+            Exit::DataErr,
+            "no password on stdin: --password-stdin reads one line",
+        ));
+    }
+    let text = std::str::from_utf8(&buf)
+        .map_err(|_| fail(Exit::DataErr, "the password on stdin is not UTF-8 text"))?;
+    let normalised = password::normalise(text);
+    password::check(
+        &config.password,
+        &normalised,
+        &user.email,
+        user.password_hash.as_deref(),
+    )
+    .map_err(|r| fail(Exit::DataErr, format!("password refused: {r}")))?;
+    Ok(Secret::new(normalised.to_string()))
+}
+
+/// Ask twice on the terminal, up to three times. `None` after three refusals.
+fn prompt(ctx: &Ctx, config: &Config, user: &User) -> Result<Option<Secret>> {
+    if !std::io::stdin().is_terminal() {
+        return Err(fail(
+            Exit::Usage,
+            "there is no terminal to ask for the new password on (stdin is not a terminal); pipe it in with --password-stdin instead",
+        ));
+    }
+    let guard = InterruptGuard::install()?;
+    let p = &config.password;
+    ctx.note(format!(
+        "Setting a new password for {}: at least {} characters; a few unrelated words work well.",
+        ui::escape(&user.email),
+        p.min_length
+    ));
+    for attempt in 1..=TRIES {
+        let first = Secret::new(read_hidden("New password: ")?);
+        let second = Secret::new(read_hidden("Confirm new password: ")?);
+        let left = TRIES - attempt;
+        let again = if left > 0 {
+            format!(" ({left} {} left)", if left == 1 { "try" } else { "tries" })
+        } else {
+            String::new()
+        };
+        if first.expose() != second.expose() {
+            eprintln!("The two passwords do not match; type the same password twice.{again}");
+            continue;
+        }
+        let normalised = password::normalise(first.expose());
+        match password::check(p, &normalised, &user.email, user.password_hash.as_deref()) {
+            Ok(()) => {
+                drop(guard);
+                return Ok(Some(Secret::new(normalised.to_string())));
+            }
+            Err(r) => eprintln!("Password refused: {r}.{again}"),
+        }
+    }
+    drop(guard);
+    Ok(None)
+}
+
+fn read_hidden(prompt: &str) -> Result<String> {
+    rpassword::prompt_password(prompt).map_err(|e| {
+        fail(
+            Exit::Usage,
+            format!("cannot read the password from the terminal ({e}); pipe it in with --password-stdin instead"),
+        )
+    })
+}
+
+/// While it lives, Ctrl-C (SIGINT) or SIGTERM at the prompt restores the terminal (echo back on),
+/// says nothing was changed, and exits 130. Nothing is written before the prompt ends, so there
+/// is nothing to undo.
+struct InterruptGuard {
+    active: Arc<AtomicBool>,
+}
+
+impl InterruptGuard {
+    fn install() -> Result<InterruptGuard> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let saved = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()
+            .and_then(|tty| rustix::termios::tcgetattr(&tty).ok().map(|t| (tty, t)));
+        let active = Arc::new(AtomicBool::new(true));
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .context("installing the Ctrl-C handler")?;
+        let flag = Arc::clone(&active);
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                if flag.load(Ordering::SeqCst) {
+                    if let Some((tty, termios)) = &saved {
+                        let _ = rustix::termios::tcsetattr(
+                            tty,
+                            rustix::termios::OptionalActions::Now,
+                            termios,
+                        );
+                    }
+                    eprintln!("\ninterrupted: nothing was changed; the link still works");
+                    std::process::exit(130);
+                }
+                // Past the prompt the password is being stored: let the transaction finish,
+                // then behave as the default handler would.
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+            }
+        });
+        Ok(InterruptGuard { active })
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,83 @@
+//! `pwreset user add` and `pwreset user list`
+
+use crate::Ctx;
+use crate::cli::UserCommand;
+use crate::error::{Exit, fail};
+use crate::store::{Access, Store};
+use crate::ui;
+use anyhow::Result;
+
+pub fn run(ctx: &Ctx, cmd: UserCommand) -> Result<Exit> {
+    match cmd {
+        UserCommand::Add { email, name } => add(ctx, &email, name.as_deref()),
+        UserCommand::List { json } => list(ctx, json),
+    }
+}
+
+fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
+    let email = crate::email::validate(email)?;
+    if let Some(n) = name
+        && (n.chars().any(char::is_control) || n.chars().count() > 200)
+    {
+        return Err(fail(
+            Exit::DataErr,
+            "--name must be one line of at most 200 characters",
+        ));
+    }
+    let config = ctx.config()?;
+    let mut store = Store::open(&config, Access::Write)?;
+    if !store.owns_users_table()? {
+        return Err(fail(
+            Exit::Usage,
+            format!(
+                "users live in the application's table `{}`; add them through the application. `user add` only writes pwreset's own users table",
+                config.users.table
+            ),
+        ));
+    }
+    let id = store.add_user(email, name, ui::now(), &ctx.actor)?;
+    ctx.note(format!(
+        "added user {id} <{}>; send them a reset link with: pwreset request {}",
+        ui::escape(email),
+        ui::escape(email)
+    ));
+    Ok(Exit::Ok)
+}
+
+fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
+    let config = ctx.config()?;
+    let store = Store::open(&config, Access::Read)?;
+    let now = ui::now();
+    if json {
+        // Streamed, so a large table does not sit in memory.
+        let mut first = true;
+        super::out_raw("[")?;
+        store.list_users(now, &mut |u| {
+            let obj = serde_json::json!({
+                "id": u.id, "email": u.email, "has_password": u.has_password, "open_tokens": u.open_tokens,
+            });
+            super::out_raw(&format!("{}{}", if first { "" } else { ",\n" }, obj))?;
+            first = false;
+            Ok(())
+        })?;
+        super::out("]")?;
+    } else {
+        let mut n = 0u64;
+        super::out(&format!(
+            "{:>8}  {:<40}  {:<8}  {}",
+            "ID", "EMAIL", "PASSWORD", "OPEN TOKENS"
+        ))?;
+        store.list_users(now, &mut |u| {
+            n += 1;
+            super::out(&format!(
+                "{:>8}  {:<40}  {:<8}  {}",
+                u.id,
+                ui::escape(&u.email),
+                if u.has_password { "set" } else { "not set" },
+                u.open_tokens
+            ))
+        })?;
+        ctx.debug(format!("{n} users"));
+    }
+    Ok(Exit::Ok)
+}

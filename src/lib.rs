@@ -1,0 +1,96 @@
+//! pwreset: password resets by emailed token, for sysadmins.
+//!
+//! The binary is a thin wrapper over [`run`]. Each subcommand lives in its own module under
+//! [`cmd`]; SQL lives only in [`store`]; [`token`] is pure.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod docs;
+pub mod email;
+pub mod error;
+pub mod mail;
+pub mod password;
+pub mod store;
+pub mod token;
+pub mod ui;
+
+use anyhow::Result;
+use cli::{Cli, Command};
+use error::Exit;
+
+/// What every command gets: the global options, resolved.
+pub struct Ctx {
+    pub global: cli::Global,
+    pub verbosity: ui::Verbosity,
+    /// Who is acting, for the audit trail: the login behind sudo where there is one.
+    pub actor: String,
+}
+
+impl Ctx {
+    pub fn new(global: cli::Global) -> Ctx {
+        let verbosity = if global.quiet {
+            ui::Verbosity::Quiet
+        } else if global.verbose {
+            ui::Verbosity::Verbose
+        } else {
+            ui::Verbosity::Normal
+        };
+        Ctx {
+            global,
+            verbosity,
+            actor: actor(),
+        }
+    }
+
+    /// Load the configuration (flags > environment > file > defaults).
+    pub fn config(&self) -> Result<config::Config> {
+        config::Config::load(&config::Overrides {
+            config: self.global.config.clone(),
+            database: self.global.db.clone(),
+        })
+    }
+
+    /// A diagnostic line on stderr, unless -q.
+    pub fn note(&self, msg: impl AsRef<str>) {
+        if self.verbosity >= ui::Verbosity::Normal {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+
+    /// A diagnostic line on stderr with -v only.
+    pub fn debug(&self, msg: impl AsRef<str>) {
+        if self.verbosity >= ui::Verbosity::Verbose {
+            eprintln!("{}", msg.as_ref());
+        }
+    }
+}
+
+fn actor() -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let user = var("USER")
+        .or_else(|| var("LOGNAME"))
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()));
+    let actor = match var("SUDO_USER") {
+        Some(sudo) if sudo != user => format!("{sudo} (as {user})"),
+        _ => user,
+    };
+    ui::escape(&actor.chars().take(100).collect::<String>())
+}
+
+/// Run a parsed command line. Returns the exit status for commands that report one (verify,
+/// request); errors carry theirs.
+pub fn run(cli: Cli) -> Result<Exit> {
+    let ctx = Ctx::new(cli.global);
+    match cli.command {
+        Command::Init => cmd::init::run(&ctx),
+        Command::User(c) => cmd::user::run(&ctx, c),
+        Command::Request(a) => cmd::request::run(&ctx, a),
+        Command::Verify(a) => cmd::verify::run(&ctx, a),
+        Command::Reset(a) => cmd::reset::run(&ctx, a),
+        Command::PurgeExpired(a) => cmd::purge::run(&ctx, a),
+        Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Completions { shell } => cmd::completions::run(shell),
+        Command::Demo => cmd::demo::run(&ctx),
+    }
+}

@@ -1,0 +1,275 @@
+//! The password policy and argon2id hashing.
+
+use crate::config::{Argon2 as Argon2Config, Password as Policy};
+use anyhow::{Result, anyhow};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use ring::rand::{SecureRandom, SystemRandom};
+use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+/// A password being set. Zeroized on drop; `Debug` never shows it.
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Why a password was refused. Each names its rule and says how to do better.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    TooShort {
+        min: usize,
+        got: usize,
+    },
+    TooLong {
+        max: usize,
+    },
+    ControlCharacters,
+    FromEmail,
+    TooWeak {
+        score: u8,
+        min: u8,
+        hint: Option<String>,
+    },
+    SameAsCurrent,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::TooShort { min, got } => write!(
+                f,
+                "too short (min_length): {got} characters, at least {min} needed; a few unrelated words make a long password that is easy to type"
+            ),
+            Refusal::TooLong { max } => write!(
+                f,
+                "too long (max_length): at most {max} characters; passwords are never truncated, so use a shorter one"
+            ),
+            Refusal::ControlCharacters => f.write_str(
+                "contains control characters (min_length rules aside, only printable characters and spaces are allowed)",
+            ),
+            Refusal::FromEmail => f.write_str(
+                "built from the account's email address (not_email); choose something unrelated to the address",
+            ),
+            Refusal::TooWeak { score, min, hint } => {
+                write!(f, "too easy to guess (min_strength): strength {score} of 4, at least {min} needed")?;
+                match hint {
+                    Some(h) => write!(f, "; {h}"),
+                    None => f.write_str("; add more unrelated words or characters"),
+                }
+            }
+            Refusal::SameAsCurrent => {
+                f.write_str("the same as the current password (not_current); choose a new one")
+            }
+        }
+    }
+}
+
+/// NFKC-normalise a password, so the same typed text hashes the same whatever the keyboard or
+/// input method produced (NIST SP 800-63B 5.1.1.2).
+pub fn normalise(p: &str) -> Zeroizing<String> {
+    Zeroizing::new(p.nfkc().collect())
+}
+
+/// Check a (normalised) password against the policy. `current_hash` is the user's stored hash,
+/// if any, so the new password can be refused when it is the same.
+pub fn check(
+    policy: &Policy,
+    password: &str,
+    email: &str,
+    current_hash: Option<&str>,
+) -> Result<(), Refusal> {
+    let len = password.chars().count();
+    if password.len() > policy.max_length * 4 || len > policy.max_length {
+        return Err(Refusal::TooLong {
+            max: policy.max_length,
+        });
+    }
+    if len < policy.min_length {
+        return Err(Refusal::TooShort {
+            min: policy.min_length,
+            got: len,
+        });
+    }
+    if password.chars().any(char::is_control) {
+        return Err(Refusal::ControlCharacters);
+    }
+    if built_from_email(password, email) {
+        return Err(Refusal::FromEmail);
+    }
+    if policy.min_strength > 0 {
+        let local = email.split('@').next().unwrap_or(email);
+        let inputs = [email, local];
+        let entropy = zxcvbn::zxcvbn(password, &inputs);
+        let score: u8 = entropy.score().into();
+        if score < policy.min_strength {
+            let hint = entropy
+                .feedback()
+                .and_then(|fb| fb.warning().map(|w| w.to_string()));
+            return Err(Refusal::TooWeak {
+                score,
+                min: policy.min_strength,
+                hint,
+            });
+        }
+    }
+    if let Some(hash) = current_hash
+        && verify(password, hash)
+    {
+        return Err(Refusal::SameAsCurrent);
+    }
+    Ok(())
+}
+
+fn built_from_email(password: &str, email: &str) -> bool {
+    let simplify = |s: &str| -> String {
+        crate::email::key(s)
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .collect()
+    };
+    let pw = simplify(password);
+    let whole = simplify(email);
+    let local = simplify(email.split('@').next().unwrap_or(email));
+    if pw.is_empty() {
+        return false;
+    }
+    // The password is the address or its local part, give or take punctuation and case, or
+    // one of them with a few characters added ("alice2024!").
+    pw == whole
+        || pw == local
+        || (local.chars().count() >= 4
+            && pw.contains(&local)
+            && pw.chars().count() <= local.chars().count() + 6)
+}
+
+/// Hash a password with argon2id into a PHC string.
+pub fn hash(password: &str, params: &Argon2Config) -> Result<String> {
+    let mut salt = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| anyhow!("the system random number generator failed"))?;
+    let hasher = hasher(params)?;
+    let phc = hasher
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| anyhow!("argon2id hashing failed: {e}"))?;
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches a stored PHC hash. Anything that is not a hash we understand
+/// (another scheme, garbage) does not match.
+pub fn verify(password: &str, phc: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), phc)
+        .is_ok()
+}
+
+fn hasher(p: &Argon2Config) -> Result<Argon2<'static>> {
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|e| {
+        anyhow!(
+            "argon2 parameters m={} t={} p={}: {e}",
+            p.memory_kib,
+            p.iterations,
+            p.parallelism
+        )
+    })?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            min_length: 12,
+            max_length: 1024,
+            min_strength: 3,
+            argon2: Argon2Config::default(),
+        }
+    }
+
+    #[test]
+    fn each_rule_refuses_with_its_name() {
+        let p = policy();
+        let e = "alice@example.com";
+        assert!(matches!(
+            check(&p, "short", e, None),
+            Err(Refusal::TooShort { .. })
+        ));
+        assert!(matches!(
+            check(&p, &"x".repeat(1025), e, None),
+            Err(Refusal::TooLong { .. })
+        ));
+        assert_eq!(
+            check(&p, "alice@example.com", e, None),
+            Err(Refusal::FromEmail)
+        );
+        assert_eq!(
+            check(&p, "Alice.Example.Com", e, None),
+            Err(Refusal::FromEmail)
+        );
+        assert!(matches!(
+            check(&p, "password1234", e, None),
+            Err(Refusal::TooWeak { .. })
+        ));
+        assert!(check(&p, "correct horse battery staple", e, None).is_ok());
+        let msg = Refusal::TooShort { min: 12, got: 5 }.to_string();
+        assert!(msg.contains("min_length"));
+    }
+
+    #[test]
+    fn length_counts_code_points_after_nfkc() {
+        let p = Policy {
+            min_strength: 0,
+            ..policy()
+        };
+        // 12 code points of 3-byte characters: long enough, though 36 bytes.
+        let s = "日本語のパスワードです長い";
+        assert!(check(&p, &normalise(s), "x@example.com", None).is_ok());
+        // The ligature ﬁ (one code point) becomes "fi" (two) under NFKC.
+        assert_eq!(normalise("\u{fb01}").chars().count(), 2);
+    }
+
+    #[test]
+    fn hashes_are_argon2id_phc_and_verify() {
+        let cfg = Argon2Config {
+            memory_kib: 8192,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let h = hash("correct horse battery staple", &cfg).unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{h}");
+        assert!(verify("correct horse battery staple", &h));
+        assert!(!verify("correct horse battery stapler", &h));
+        assert!(!verify("x", "not a hash"));
+        let p = policy();
+        assert_eq!(
+            check(
+                &p,
+                "correct horse battery staple",
+                "a@example.com",
+                Some(&h)
+            ),
+            Err(Refusal::SameAsCurrent)
+        );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let s = Secret::new("hunter2hunter2".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

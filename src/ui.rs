@@ -1,0 +1,120 @@
+//! Terminal decisions in one place: is stderr a terminal, progress bars, escaping untrusted
+//! text, and human-friendly times.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// How chatty stderr is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Escape control characters (and other invisible troublemakers) so a string from the database
+/// or from user input cannot move the cursor, recolour or rewrite the terminal.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(needs_escape) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether stderr is a terminal that can show a progress bar.
+pub fn stderr_is_fancy() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// A progress bar on stderr when it is a terminal, or a hidden one (no carriage returns, no
+/// escape codes: cron mail stays clean).
+pub fn progress(len: Option<u64>, verbosity: Verbosity, what: &str) -> ProgressBar {
+    if verbosity == Verbosity::Quiet || !stderr_is_fancy() {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+    };
+    let template = if len.is_some() {
+        "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)"
+    } else {
+        "{msg} {spinner} {pos} ({per_sec})"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// "47 minutes", "2 hours", "3 days": a rough, readable span.
+pub fn rough_span(secs: i64) -> String {
+    let secs = secs.unsigned_abs();
+    let (n, unit) = if secs < 90 {
+        (secs, "second")
+    } else if secs < 90 * 60 {
+        ((secs + 30) / 60, "minute")
+    } else if secs < 36 * 3600 {
+        ((secs + 1800) / 3600, "hour")
+    } else {
+        ((secs + 43200) / 86400, "day")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// RFC 3339 in UTC for a Unix time in seconds.
+pub fn rfc3339(unix: i64) -> String {
+    match jiff::Timestamp::from_second(unix) {
+        Ok(ts) => ts.to_string(),
+        Err(_) => format!("@{unix}"),
+    }
+}
+
+/// Now, as Unix seconds.
+pub fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(escape("plain@example.com"), "plain@example.com");
+        assert_eq!(escape("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(escape("line\nbreak\r"), "line\\nbreak\\r");
+        assert_eq!(escape("rtl\u{202e}moc"), "rtl\\u{202e}moc");
+    }
+
+    #[test]
+    fn rough_spans() {
+        assert_eq!(rough_span(30), "30 seconds");
+        assert_eq!(rough_span(47 * 60), "47 minutes");
+        assert_eq!(rough_span(3600), "60 minutes");
+        assert_eq!(rough_span(2 * 3600), "2 hours");
+        assert_eq!(rough_span(86400 * 3), "3 days");
+        assert_eq!(rough_span(60), "60 seconds");
+    }
+
+    #[test]
+    fn rfc3339_is_utc() {
+        assert_eq!(rfc3339(1_795_671_600), "2026-11-26T05:40:00Z");
+    }
+}
