@@ -2,4 +2,17 @@
 
 mod harness;
 
+mod audit;
+mod cli;
+mod concurrency;
+mod config;
+mod demo;
 mod docs;
+mod hostile;
+mod init;
+mod purge;
+mod request;
+mod reset;
+mod smtp;
+mod user;
+mod verify;
