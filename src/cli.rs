@@ -73,7 +73,10 @@ pub enum Command {
     Init,
 
     /// Add or list users (the tool's own users table)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  pwreset user add alice@example.com --name 'Alice Liddell'\n  pwreset user list --json"
+    )]
     User(UserCommand),
 
     /// Email a password reset link to one or more users
@@ -161,6 +164,7 @@ pub enum UserCommand {
     )]
     Add {
         /// The user's email address
+        #[arg(value_parser = lossy_string())]
         email: String,
         /// A display name
         #[arg(long)]
@@ -180,7 +184,7 @@ pub enum UserCommand {
 #[derive(Debug, Args)]
 pub struct RequestArgs {
     /// Email addresses of the users (matched regardless of case and Unicode form)
-    #[arg(value_name = "EMAIL", required_unless_present_any = ["all", "from_file"])]
+    #[arg(value_name = "EMAIL", required_unless_present_any = ["all", "from_file"], value_parser = lossy_string())]
     pub emails: Vec<String>,
 
     /// Read addresses from a file, one per line (`-` for stdin); blank lines and lines
@@ -282,6 +286,13 @@ pub enum Shell {
     Fish,
     Elvish,
     Powershell,
+}
+
+/// An argument as text, invalid UTF-8 replaced by U+FFFD rather than refused by clap (exit 2):
+/// an address that is not text is bad input data, and `email::validate` refuses it with 65.
+fn lossy_string() -> impl clap::builder::TypedValueParser<Value = String> {
+    use clap::builder::TypedValueParser;
+    clap::builder::OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -34,6 +34,29 @@ pub fn validate(input: &str) -> anyhow::Result<&str> {
             ),
         ));
     }
+    if addr.contains('\u{fffd}') {
+        return Err(fail(
+            Exit::DataErr,
+            format!("email address {shown}{more} is not valid UTF-8 text"),
+        ));
+    }
+    if addr.chars().any(is_invisible) {
+        return Err(fail(
+            Exit::DataErr,
+            format!(
+                "email address {shown}{more} contains invisible characters (zero-width or text-direction marks); type the address alone"
+            ),
+        ));
+    }
+    if addr.split(['@', '.']).any(mixes_scripts) {
+        return Err(fail(
+            Exit::DataErr,
+            format!(
+                "email address {} mixes Latin, Greek and Cyrillic letters in one part, a look-alike of another address; type it in one alphabet",
+                crate::ui::escape(addr)
+            ),
+        ));
+    }
     if addr.chars().count() > MAX_LEN {
         return Err(fail(
             Exit::DataErr,
@@ -50,6 +73,40 @@ pub fn validate(input: &str) -> anyhow::Result<&str> {
         ));
     }
     Ok(addr)
+}
+
+/// Characters that show as nothing (Unicode default-ignorable code points) or reorder the
+/// text around them (bidi controls): `alice\u{200b}@example.com` looks exactly like
+/// `alice@example.com` and survives NFKC, so it is refused rather than matched.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
+/// Whether one part of an address (the local part, or a domain label) mixes letters of the
+/// Latin, Greek and Cyrillic alphabets, whose look-alikes (Cyrillic `а` for Latin `a`) NFKC does
+/// not unify: the "highly restrictive" level of Unicode TS #39 for these three scripts.
+fn mixes_scripts(part: &str) -> bool {
+    let script = |c: char| match c {
+        'a'..='z' | 'A'..='Z' | '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}' => Some(0u8),
+        '\u{370}'..='\u{3ff}' | '\u{1f00}'..='\u{1fff}' => Some(1),
+        '\u{400}'..='\u{52f}' | '\u{1c80}'..='\u{1c8f}' | '\u{2de0}'..='\u{2dff}'
+        | '\u{a640}'..='\u{a69f}' => Some(2),
+        _ => None,
+    };
+    let mut seen = None;
+    for s in part.chars().filter_map(script) {
+        match seen {
+            None => seen = Some(s),
+            Some(prev) if prev != s => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// The matching key of an address: NFKC, then case folded, then NFKC again (folding can
@@ -113,5 +170,30 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert!(validate(&long).is_err());
+    }
+
+    #[test]
+    fn look_alikes_and_non_text_are_refused() {
+        for bad in [
+            "alice\u{200b}@example.com",
+            "ali\u{202e}ecil@example.com",
+            "\u{feff}alice@example.com",
+            "alice@example.com\u{2028}Bcc: evil@example.com",
+            "\u{430}lice@example.com",
+            "alice@\u{435}xample.com",
+            "\u{3b1}lice@example.com",
+            "\u{fffd}@example.com",
+        ] {
+            let err = validate(bad).unwrap_err();
+            assert_eq!(crate::error::exit_of(&err), Exit::DataErr, "{bad:?}");
+        }
+        // One alphabet per part is fine, whichever it is.
+        for good in [
+            "\u{438}\u{432}\u{430}\u{43d}@example.com",
+            "stra\u{df}e@example.com",
+            "jos\u{e9}@example.com",
+        ] {
+            assert!(validate(good).is_ok(), "{good:?}");
+        }
     }
 }

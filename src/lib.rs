@@ -3,6 +3,17 @@
 //! The binary is a thin wrapper over [`run`]. Each subcommand lives in its own module under
 //! [`cmd`]; SQL lives only in [`store`]; [`token`] is pure.
 
+/// `eprintln!` for the whole crate, without its panic: std's panics (exit 101) when stderr is a
+/// closed pipe (`pwreset ... 2>&1 | head -c0`). A diagnostic that cannot be written is dropped;
+/// the exit status still tells the result. Defined before the modules so it shadows std's in
+/// all of them.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -50,6 +50,9 @@ pub enum Transport {
     Smtp {
         transport: SmtpTransport,
         server: String,
+        /// The password and its encodings on the wire, scrubbed from any error text (a server
+        /// may echo what it was sent).
+        secrets: Secrets,
     },
     Sendmail {
         transport: SendmailTransport,
@@ -60,6 +63,28 @@ pub enum Transport {
         dir: PathBuf,
     },
     Stdout,
+}
+
+/// Strings that must never appear in a message to the user.
+#[derive(Clone, Default)]
+pub struct Secrets(std::sync::Arc<Vec<zeroize::Zeroizing<String>>>);
+
+impl Secrets {
+    fn scrub(&self, text: String) -> String {
+        let mut text = text;
+        for s in self.0.iter().filter(|s| !s.is_empty()) {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), "[password]");
+            }
+        }
+        text
+    }
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets([redacted])")
+    }
 }
 
 /// Builds and sends pwreset's messages.
@@ -100,6 +125,17 @@ impl Mailer {
         let mut env = Environment::new();
         // A misspelt variable in an admin's template should fail loudly, not send a blank link.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        // minijinja's HTML escaping also turns '/' into "&#x2f;", which is valid but leaves
+        // links in the HTML part looking mangled to people and to some mail clients.
+        env.set_formatter(|out, state, value| {
+            if *state.auto_escape() == minijinja::AutoEscape::Html
+                && !value.is_safe()
+                && let Some(text) = value.as_str()
+            {
+                return Ok(out.write_str(&escape_html(text))?);
+            }
+            minijinja::escape_formatter(out, state, value)
+        });
         for (name, builtin) in
             TEMPLATE_NAMES
                 .iter()
@@ -236,10 +272,15 @@ impl Mailer {
     /// Deliver one message.
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
         match &self.transport {
-            Transport::Smtp { transport, server } => transport
-                .send(msg)
-                .map(|_| ())
-                .map_err(|e| classify_smtp(server, &e)),
+            Transport::Smtp {
+                transport,
+                server,
+                secrets,
+            } => transport.send(msg).map(|_| ()).map_err(|e| {
+                let mut err = classify_smtp(server, &e);
+                err.message = secrets.scrub(err.message);
+                err
+            }),
             Transport::Sendmail { transport, command } => {
                 transport.send(msg).map(|_| ()).map_err(|e| SendError {
                     exit: Exit::TempFail,
@@ -331,6 +372,7 @@ fn smtp_transport(config: &Config) -> Result<Transport> {
     } else {
         b = b.tls(lettre::transport::smtp::client::Tls::None);
     }
+    let mut secrets = Vec::new();
     if let Some(user) = &s.username {
         let password = match (&s.password_file, std::env::var("PWRESET_SMTP_PASSWORD")) {
             (Some(file), _) => crate::config::read_secret_file(file, "mail.smtp.password_file")?,
@@ -345,37 +387,84 @@ fn smtp_transport(config: &Config) -> Result<Transport> {
                 ));
             }
         };
+        use base64::Engine as _;
+        let b64 =
+            |s: &str| zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(s));
+        secrets = vec![
+            b64(&password),
+            b64(&zeroize::Zeroizing::new(format!(
+                "\0{user}\0{}",
+                password.as_str()
+            ))),
+            password.clone(),
+        ];
         b = b.credentials(Credentials::new(user.clone(), password.to_string()));
     }
     Ok(Transport::Smtp {
         transport: b.build(),
         server,
+        secrets: Secrets(std::sync::Arc::new(secrets)),
     })
 }
 
 fn classify_smtp(server: &str, e: &lettre::transport::smtp::Error) -> SendError {
+    use std::io::ErrorKind;
     let detail = chain(e);
-    let (exit, what) = if e.is_transient() {
-        (Exit::TempFail, "refused the message for now (temporary)")
-    } else if e.is_permanent() {
-        (Exit::Unavailable, "refused the message (permanent)")
-    } else if e.is_timeout() {
-        (Exit::TempFail, "timed out")
+    let (io, tls) = underlying(e);
+    let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+    let (exit, what): (Exit, &str) = if let Some(t) = tls {
+        let hint = match t {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                "its certificate is not signed by a trusted CA; if the relay uses a private CA, set mail.smtp.ca_file to that CA's certificate (PEM)"
+            }
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            ) => "its certificate is not valid for the name in mail.smtp.host",
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
+            ) => "its certificate has expired",
+            _ => "check the certificate, mail.smtp.host and mail.smtp.ca_file",
+        };
+        return SendError {
+            exit: Exit::Unavailable,
+            message: format!("SMTP server {server}: TLS failed ({hint}): {detail}"),
+        };
     } else if e.is_tls() {
         (
             Exit::Unavailable,
-            "TLS failed (check the certificate, the host name and mail.smtp.ca_file)",
+            "TLS failed (check the certificate, mail.smtp.host and mail.smtp.ca_file)",
         )
-    } else if detail.contains("STARTTLS") || detail.contains("starttls") {
-        (
-            Exit::Unavailable,
-            "does not offer STARTTLS, which mail.smtp.tls = \"starttls\" requires",
-        )
-    } else if detail.contains("authentication") || detail.contains("Authentication") {
+    } else if matches!(code.as_str(), "535" | "534" | "538") {
         (
             Exit::Unavailable,
             "rejected the login (check mail.smtp.username and the password)",
         )
+    } else if code == "530" {
+        (
+            Exit::Unavailable,
+            "requires a login (set mail.smtp.username and a password)",
+        )
+    } else if e.is_transient() {
+        (Exit::TempFail, "refused for now (temporary failure)")
+    } else if e.is_permanent() {
+        (Exit::Unavailable, "refused the message (permanent failure)")
+    } else if e.is_client() && detail.contains("STARTTLS") {
+        (
+            Exit::Unavailable,
+            "does not offer STARTTLS, which mail.smtp.tls = \"starttls\" requires; nothing was sent",
+        )
+    } else if e.is_client() && detail.contains("authentication mechanism") {
+        (
+            Exit::Unavailable,
+            "offers no login method pwreset can use (AUTH PLAIN or LOGIN), but mail.smtp.username is set",
+        )
+    } else if e.is_client() {
+        (Exit::Unavailable, "cannot take this message")
+    } else if matches!(io, Some(ErrorKind::TimedOut | ErrorKind::WouldBlock)) || e.is_timeout() {
+        (Exit::TempFail, "timed out (see mail.smtp.timeout)")
+    } else if io == Some(ErrorKind::ConnectionRefused) {
+        (Exit::TempFail, "refused the connection")
     } else {
         (Exit::TempFail, "could not be reached")
     };
@@ -383,6 +472,45 @@ fn classify_smtp(server: &str, e: &lettre::transport::smtp::Error) -> SendError 
         exit,
         message: format!("SMTP server {server} {what}: {detail}"),
     }
+}
+
+/// The first I/O error kind under an SMTP error, and the TLS error if there is one (rustls
+/// reports handshake failures, certificate ones included, as I/O errors wrapping its own).
+fn underlying(
+    e: &lettre::transport::smtp::Error,
+) -> (Option<std::io::ErrorKind>, Option<&rustls::Error>) {
+    use std::error::Error as _;
+    let (mut io, mut tls) = (None, None);
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            tls = tls.or(Some(t));
+        }
+        if let Some(i) = c.downcast_ref::<std::io::Error>() {
+            io = io.or(Some(i.kind()));
+            if let Some(t) = i.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
+                tls = tls.or(Some(t));
+            }
+        }
+        cur = c.source();
+    }
+    (io, tls)
+}
+
+/// Escape text for HTML: `& < > " '` (not `/`, which needs no escaping).
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

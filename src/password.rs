@@ -57,7 +57,7 @@ impl std::fmt::Display for Refusal {
                 "too long (max_length): at most {max} characters; passwords are never truncated, so use a shorter one"
             ),
             Refusal::ControlCharacters => f.write_str(
-                "contains control characters (min_length rules aside, only printable characters and spaces are allowed)",
+                "contains control characters (printable): only printable characters and spaces are allowed; a pasted password may have picked up a tab or line break",
             ),
             Refusal::FromEmail => f.write_str(
                 "built from the account's email address (not_email); choose something unrelated to the address",

@@ -31,6 +31,7 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         } else {
             indicatif::ProgressBar::hidden()
         };
+        store.tune_for_bulk()?;
         let mut total = PurgeCounts::default();
         loop {
             // Each batch is its own short write transaction, so verify, request and reset from
@@ -43,6 +44,7 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
             }
         }
         bar.finish_and_clear();
+        store.checkpoint()?;
         store.audit_purge(total, start.elapsed(), false, ui::now(), &ctx.actor)?;
         total
     };

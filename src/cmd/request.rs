@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 /// Users per write transaction: large enough to amortise the commit, small enough that the
 /// write lock is held for milliseconds.
-const CHUNK: usize = 500;
+const CHUNK: usize = 2000;
 /// Longest line read from --from-file; an address is at most 254 characters.
 const MAX_LINE: usize = 1024;
 
@@ -69,6 +69,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             ),
         )
     })?;
+    let mut store = Store::open(&config, Access::Write)?;
     let mailer = if args.no_email {
         None
     } else {
@@ -77,7 +78,10 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     if let Some(m) = &mailer {
         ctx.debug(format!("mail goes to {}", m.describe()));
     }
-    let mut store = Store::open(&config, Access::Write)?;
+    let bulk = args.all || args.from_file.is_some() || args.emails.len() > 5;
+    if bulk {
+        store.tune_for_bulk()?;
+    }
     let mut run = Run {
         ctx,
         config: &config,
@@ -92,7 +96,10 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         worst: Exit::Ok,
         counts: Counts::default(),
         bar: ui::progress(None, ctx.verbosity, "requesting"),
-        bulk: args.all || args.from_file.is_some() || args.emails.len() > 5,
+        bulk,
+        // --all walks distinct rows; typed and listed addresses may name a user twice.
+        seen: (!args.all).then(std::collections::HashSet::new),
+        out: Vec::with_capacity(64 * 1024),
     };
 
     if args.all {
@@ -205,6 +212,9 @@ struct Run<'a> {
     counts: Counts,
     bar: indicatif::ProgressBar,
     bulk: bool,
+    seen: Option<std::collections::HashSet<i64>>,
+    /// stdout for the current chunk: written once per chunk, not once per line.
+    out: Vec<u8>,
 }
 
 impl Run<'_> {
@@ -219,6 +229,16 @@ impl Run<'_> {
                     user: None,
                 },
                 Ok(addr) => match self.store.find_user(addr) {
+                    Ok(Some(user))
+                        if self.seen.as_mut().is_some_and(|seen| !seen.insert(user.id)) =>
+                    {
+                        // One link per user and run: a second would revoke the first.
+                        self.ctx.note(format!(
+                            "{} is listed more than once; it gets one link",
+                            ui::escape(addr)
+                        ));
+                        continue;
+                    }
                     Ok(Some(user)) => Item {
                         input,
                         user: Some(user),
@@ -377,6 +397,19 @@ impl Run<'_> {
             let Some(o) = item.outcome else { continue };
             self.report(&item.input, o)?;
         }
+        self.flush()
+    }
+
+    /// Write the chunk's stdout, then wipe the buffer: it held links.
+    fn flush(&mut self) -> Result<()> {
+        use std::io::Write;
+        use zeroize::Zeroize;
+        let res = self.bar.suspend(|| {
+            let mut o = std::io::stdout().lock();
+            o.write_all(&self.out).and_then(|_| o.flush())
+        });
+        self.out.zeroize();
+        res?;
         Ok(())
     }
 
@@ -401,7 +434,9 @@ impl Run<'_> {
             if let Some(e) = &o.error {
                 obj["error"] = serde_json::json!(e);
             }
-            return self.bar.suspend(|| super::out(&obj.to_string()));
+            self.out.extend_from_slice(obj.to_string().as_bytes());
+            self.out.push(b'\n');
+            return Ok(());
         }
         let email = ui::escape(&o.email);
         let line = match (o.status, o.expires_at, &o.error) {
@@ -419,14 +454,16 @@ impl Run<'_> {
         if self.print_link {
             // stdout carries only the links, one per line, so scripts can use them as they are.
             if let Some(l) = &o.link {
-                self.bar.suspend(|| super::out(l))?;
+                self.out.extend_from_slice(l.as_bytes());
+                self.out.push(b'\n');
             }
             if o.exit != Exit::Ok || !self.bulk {
                 self.bar.suspend(|| eprintln!("{line}"));
             }
         } else if o.exit == Exit::Ok {
             if !self.bulk || self.ctx.verbosity == ui::Verbosity::Verbose {
-                self.bar.suspend(|| super::out(&line))?;
+                self.out.extend_from_slice(line.as_bytes());
+                self.out.push(b'\n');
             }
         } else {
             self.bar.suspend(|| eprintln!("{line}"));

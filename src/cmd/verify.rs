@@ -35,12 +35,14 @@ pub fn read_input(arg: Option<OsString>) -> Result<Option<String>> {
 /// "too long"): a 10 MB line costs no more memory than a short one. `None` for a line that is
 /// too long or not UTF-8.
 pub fn read_stdin_line(max: usize) -> Result<Option<String>> {
-    let stdin = std::io::stdin();
+    read_line_from(&mut std::io::stdin().lock(), max)
+}
+
+/// [`read_stdin_line`] from a reader that is already open (`reset` holds the stdin lock, and
+/// locking stdin twice on one thread deadlocks).
+pub fn read_line_from(reader: &mut dyn BufRead, max: usize) -> Result<Option<String>> {
     let mut buf = Vec::with_capacity(128);
-    stdin
-        .lock()
-        .take(max as u64 + 1)
-        .read_until(b'\n', &mut buf)?;
+    reader.take(max as u64 + 1).read_until(b'\n', &mut buf)?;
     if buf.last() == Some(&b'\n') {
         buf.pop();
         if buf.last() == Some(&b'\r') {
@@ -161,10 +163,17 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Exit> {
             lookup(&store, token, now)?
         }
     };
-    if args.json {
-        super::out(&json(&checked).to_string())?;
+    let line = if args.json {
+        json(&checked).to_string()
     } else {
-        super::out(&describe(&checked, now))?;
+        describe(&checked, now)
+    };
+    // The exit status is the answer: a reader that went away (`verify ... | head -c0`) must
+    // not turn "malformed" into 0.
+    if let Err(e) = super::out(&line)
+        && !crate::error::is_broken_pipe(&e)
+    {
+        return Err(e);
     }
     Ok(if checked.status == Status::Valid {
         Exit::Ok

@@ -1,1 +1,260 @@
-//! Integration tests for config.
+//! Integration tests for configuration: files, environment and flags.
+
+use crate::harness::{BIN, Env, default_toml, stderr, stdout};
+use assert_cmd::Command;
+
+/// Like `env.cmd()` but without `--config`: the caller decides where the config comes from.
+fn bare(env: &Env) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.dir.path())
+        .env("XDG_CONFIG_HOME", env.dir.path().join("xdg-config"))
+        .env("XDG_DATA_HOME", env.dir.path().join("xdg-data"))
+        .env("USER", "tester")
+        .env("TERM", "dumb");
+    c
+}
+
+/// A config error: exit 78, and stderr names every one of `words`.
+fn config_error(env: &Env, args: &[&str], words: &[&str]) {
+    let a = env.cmd().args(args).assert().code(78);
+    let err = stderr(&a);
+    for w in words {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+}
+
+#[test]
+fn an_explicit_config_that_is_missing_is_an_error() {
+    let env = Env::new();
+    let missing = env.dir.path().join("nope.toml");
+    let a = bare(&env)
+        .arg("--config")
+        .arg(&missing)
+        .arg("init")
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("nope.toml"), "{}", stderr(&a));
+    let a = bare(&env)
+        .env("PWRESET_CONFIG", &missing)
+        .arg("init")
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("nope.toml"), "{}", stderr(&a));
+    assert!(!env.db.exists());
+}
+
+#[test]
+fn pwreset_config_env_is_used() {
+    let env = Env::new();
+    bare(&env)
+        .env("PWRESET_CONFIG", &env.config)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(env.db.exists(), "the config's database was not used");
+    bare(&env)
+        .env("PWRESET_CONFIG", &env.config)
+        .args(["user", "add", "alice@example.com"])
+        .assert()
+        .success();
+    env.cmd()
+        .args(["user", "list"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("alice@example.com"));
+}
+
+#[test]
+fn the_default_config_file_is_read() {
+    let env = Env::new();
+    let dir = env.dir.path().join("xdg-config/pwreset");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&env.config, dir.join("config.toml")).unwrap();
+    bare(&env).arg("init").assert().success();
+    assert!(
+        env.db.exists(),
+        "$XDG_CONFIG_HOME/pwreset/config.toml was not read"
+    );
+}
+
+#[test]
+fn a_missing_default_config_file_is_fine() {
+    let env = Env::new();
+    let db = env.dir.path().join("data/my.db");
+    // XDG_CONFIG_HOME is an empty folder: built-in defaults.
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).unwrap();
+    bare(&env)
+        .arg("--db")
+        .arg(&db)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(db.exists());
+    bare(&env)
+        .arg("--db")
+        .arg(&db)
+        .args(["user", "add", "alice@example.com"])
+        .assert()
+        .success();
+    bare(&env)
+        .arg("--db")
+        .arg(&db)
+        .args(["user", "list"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("alice@example.com"));
+}
+
+#[test]
+fn the_default_database_is_under_xdg_data_home() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).unwrap();
+    bare(&env).arg("init").assert().success();
+    let db = env.dir.path().join("xdg-data/pwreset/pwreset.db");
+    assert!(db.exists(), "no database at {}", db.display());
+}
+
+#[test]
+fn http_base_url_to_a_remote_host_is_refused() {
+    let env = Env::with_toml(|d| {
+        default_toml(d).replace(
+            "https://accounts.example.com/reset_password",
+            "http://accounts.example.com/reset_password",
+        )
+    });
+    let path = env.config.display().to_string();
+    config_error(&env, &["init"], &["base_url", &path]);
+    assert!(!env.db.exists());
+}
+
+#[test]
+fn http_base_url_to_loopback_is_allowed() {
+    let env = Env::with_toml(|d| {
+        default_toml(d).replace(
+            "https://accounts.example.com/reset_password",
+            "http://127.0.0.1:8080/reset",
+        )
+    });
+    env.init();
+    env.add_user("alice@example.com");
+    let link = env.link("alice@example.com");
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/reset?token=pwr_"),
+        "{link}"
+    );
+}
+
+#[test]
+fn a_bad_duration_names_the_key() {
+    let env =
+        Env::with_toml(|d| default_toml(d).replace("token_ttl = \"1h\"", "token_ttl = \"soon\""));
+    let path = env.config.display().to_string();
+    config_error(&env, &["init"], &["token_ttl", &path]);
+    let env = Env::with_toml(|d| {
+        default_toml(d).replace("busy_timeout = \"2s\"", "busy_timeout = \"2 fortnights\"")
+    });
+    config_error(&env, &["user", "list"], &["busy_timeout"]);
+}
+
+#[test]
+fn an_unknown_key_is_refused() {
+    let env = Env::with_toml(|d| format!("colour = \"blue\"\n{}", default_toml(d)));
+    config_error(&env, &["init"], &["colour"]);
+    // Also inside a section (a typo there would otherwise be silently ignored).
+    let env = Env::with_toml(|d| {
+        default_toml(d).replace("[mail.file]", "[mail.file]\ndirectory = \"/x\"")
+    });
+    config_error(&env, &["init"], &["directory"]);
+}
+
+#[test]
+fn toml_syntax_errors_are_config_errors() {
+    let env = Env::with_toml(|d| format!("{}\nthis is not toml\n", default_toml(d)));
+    let path = env.config.display().to_string();
+    config_error(&env, &["init"], &[&path]);
+}
+
+#[test]
+fn db_flag_overrides_the_config() {
+    let env = Env::new();
+    let other = env.dir.path().join("other.db");
+    env.cmd()
+        .arg("--db")
+        .arg(&other)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(other.exists());
+    assert!(!env.db.exists());
+    // Also after the subcommand.
+    let third = env.dir.path().join("third.db");
+    env.cmd()
+        .arg("init")
+        .arg("--db")
+        .arg(&third)
+        .assert()
+        .success();
+    assert!(third.exists());
+    assert!(!env.db.exists());
+}
+
+#[test]
+fn pwreset_db_env_overrides_the_config_and_the_flag_overrides_the_env() {
+    let env = Env::new();
+    let from_env = env.dir.path().join("from-env.db");
+    let from_flag = env.dir.path().join("from-flag.db");
+    env.cmd()
+        .env("PWRESET_DB", &from_env)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(from_env.exists());
+    assert!(!env.db.exists());
+    env.cmd()
+        .env("PWRESET_DB", &from_env)
+        .arg("--db")
+        .arg(&from_flag)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(from_flag.exists());
+    // Users land where the flag says.
+    env.cmd()
+        .env("PWRESET_DB", &from_env)
+        .arg("--db")
+        .arg(&from_flag)
+        .args(["user", "add", "alice@example.com"])
+        .assert()
+        .success();
+    let a = env
+        .cmd()
+        .env("PWRESET_DB", &from_env)
+        .args(["user", "list", "--json"])
+        .assert()
+        .success();
+    assert_eq!(stdout(&a).trim(), "[]");
+    let a = env
+        .cmd()
+        .arg("--db")
+        .arg(&from_flag)
+        .args(["user", "list", "--json"])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("alice@example.com"));
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_config_error() {
+    let env = Env::new();
+    std::fs::write(
+        &env.db,
+        "this is not an SQLite database, it is a text file of some length\n".repeat(20),
+    )
+    .unwrap();
+    let a = env.cmd().args(["user", "list"]).assert().failure();
+    let code = a.get_output().status.code();
+    assert_eq!(code, Some(78), "{}", stderr(&a));
+    assert!(!stderr(&a).contains("panicked"));
+}

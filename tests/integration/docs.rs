@@ -34,11 +34,27 @@ fn man_pages_have_the_sections_sysadmins_look_for() {
         .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
         .expect("pwreset.1");
     for section in ["EXIT STATUS", "FILES", "ENVIRONMENT", "EXAMPLES"] {
-        assert!(top.contains(&format!(".SH \"{section}\"")), "pwreset.1 lacks {section}");
-    }
-    for sub in ["init", "request", "verify", "reset", "purge-expired", "audit", "completions", "demo", "user-add", "user-list"] {
         assert!(
-            files.iter().any(|(p, _)| p.ends_with(format!("pwreset-{sub}.1"))),
+            top.contains(&format!(".SH \"{section}\"")),
+            "pwreset.1 lacks {section}"
+        );
+    }
+    for sub in [
+        "init",
+        "request",
+        "verify",
+        "reset",
+        "purge-expired",
+        "audit",
+        "completions",
+        "demo",
+        "user-add",
+        "user-list",
+    ] {
+        assert!(
+            files
+                .iter()
+                .any(|(p, _)| p.ends_with(format!("pwreset-{sub}.1"))),
             "no man page for {sub}"
         );
     }

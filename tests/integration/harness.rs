@@ -50,7 +50,10 @@ impl Env {
 
     /// A fresh folder with a config made by `toml(dir)`.
     pub fn with_toml(toml: impl FnOnce(&Path) -> String) -> Env {
-        let dir = tempfile::Builder::new().prefix("pwreset-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("pwreset-test-")
+            .tempdir()
+            .expect("tempdir");
         let config = dir.path().join("config.toml");
         std::fs::write(&config, toml(dir.path())).expect("write config");
         Env {
@@ -101,7 +104,11 @@ impl Env {
             .args(["request", "--no-email", "--force", email])
             .output()
             .expect("run request");
-        assert!(out.status.success(), "request failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "request failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).expect("utf-8");
         text.lines().next().expect("a link on stdout").to_owned()
     }
@@ -113,11 +120,16 @@ impl Env {
 
     /// The messages in the outbox, oldest first.
     pub fn messages(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(&self.outbox) else { return Vec::new() };
+        let Ok(rd) = std::fs::read_dir(&self.outbox) else {
+            return Vec::new();
+        };
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = rd
             .map(|e| {
                 let e = e.expect("dir entry");
-                (e.metadata().expect("meta").modified().expect("mtime"), e.path())
+                (
+                    e.metadata().expect("meta").modified().expect("mtime"),
+                    e.path(),
+                )
             })
             .collect();
         files.sort();

@@ -1,1 +1,191 @@
 //! Integration tests for init.
+
+use crate::harness::{Env, default_toml, stderr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// The default config with a `[users]` mapping onto an application table appended.
+fn mapped_toml(dir: &Path, table: &str, id: &str, email: &str, password: &str) -> String {
+    format!(
+        "{}\n[users]\ntable = \"{table}\"\nid_column = \"{id}\"\nemail_column = \"{email}\"\npassword_column = \"{password}\"\n",
+        default_toml(dir)
+    )
+}
+
+fn table_names(env: &Env) -> Vec<String> {
+    let conn = env.sql();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("list tables");
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .expect("list tables")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("list tables")
+}
+
+#[test]
+fn creates_the_database_and_missing_folders_with_mode_0600() {
+    let env = Env::new();
+    let db = env.dir.path().join("var/lib/pwreset/pwreset.db");
+    assert!(!db.parent().unwrap().exists());
+    let a = env
+        .cmd()
+        .arg("--db")
+        .arg(&db)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(stderr(&a).contains("created database"), "{}", stderr(&a));
+    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "database mode is {mode:o}");
+    // The folder it made is not world-readable either.
+    let dir_mode = std::fs::metadata(db.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o077;
+    assert_eq!(dir_mode, 0, "new folder is open to group/others");
+}
+
+#[test]
+fn creates_the_database_named_in_the_config() {
+    let env = Env::new();
+    assert!(!env.db.exists());
+    env.init();
+    assert!(env.db.exists());
+    let mode = std::fs::metadata(&env.db).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn is_idempotent() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    let a = env.cmd().arg("init").assert().success();
+    assert!(stderr(&a).contains("up to date"), "{}", stderr(&a));
+    // The second run kept the data.
+    let n: i64 = env
+        .sql()
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    // And a third is still fine.
+    env.cmd().arg("init").assert().success();
+}
+
+#[test]
+fn creates_the_tools_tables_and_the_users_table() {
+    let env = Env::new();
+    env.init();
+    let names = table_names(&env);
+    for t in ["pwreset_tokens", "pwreset_audit", "users"] {
+        assert!(names.iter().any(|n| n == t), "no table {t} in {names:?}");
+    }
+    // The token table has the columns the rest of the tests rely on.
+    let conn = env.sql();
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_table_info('pwreset_tokens')")
+        .unwrap();
+    let cols: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for c in [
+        "digest",
+        "user_id",
+        "binding",
+        "created_at",
+        "expires_at",
+        "used_at",
+        "revoked_at",
+        "revoked_reason",
+        "dead_at",
+    ] {
+        assert!(
+            cols.iter().any(|have| have == c),
+            "no column {c} in {cols:?}"
+        );
+    }
+}
+
+#[test]
+fn uses_wal_and_sets_the_schema_version() {
+    let env = Env::new();
+    env.init();
+    let conn = env.sql();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn a_mapping_to_a_missing_table_is_a_config_error() {
+    let env = Env::with_toml(|d| mapped_toml(d, "accounts", "account_id", "mail", "pw_hash"));
+    let a = env.cmd().arg("init").assert().code(78);
+    let err = stderr(&a);
+    assert!(err.contains("accounts"), "{err}");
+    assert!(err.contains("users.table"), "{err}");
+}
+
+#[test]
+fn a_mapping_to_a_missing_column_is_a_config_error() {
+    let env = Env::with_toml(|d| mapped_toml(d, "accounts", "account_id", "mail", "pw_hash"));
+    env.sql()
+        .execute_batch("CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT)")
+        .unwrap();
+    let a = env.cmd().arg("init").assert().code(78);
+    let err = stderr(&a);
+    assert!(err.contains("pw_hash"), "{err}");
+    assert!(err.contains("users.password_column"), "{err}");
+    // The columns that do exist are not blamed.
+    assert!(!err.contains("users.email_column"), "{err}");
+}
+
+#[test]
+fn a_mapping_to_an_existing_application_table_works() {
+    let env = Env::with_toml(|d| mapped_toml(d, "accounts", "account_id", "mail", "pw_hash"));
+    env.sql()
+        .execute_batch(
+            "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw_hash TEXT);
+             INSERT INTO accounts (account_id, mail) VALUES (7, 'Carol@Example.com');",
+        )
+        .unwrap();
+    env.init();
+    let names = table_names(&env);
+    assert!(names.iter().any(|n| n == "pwreset_tokens"), "{names:?}");
+    // pwreset does not create its own users table next to the application's.
+    assert!(!names.iter().any(|n| n == "users"), "{names:?}");
+    // The application's rows are untouched and usable.
+    let link = env.link("carol@example.com");
+    env.cmd().args(["verify", &link]).assert().success();
+}
+
+#[test]
+fn other_commands_on_a_missing_database_say_to_run_init() {
+    let env = Env::new();
+    for args in [
+        &["user", "list"][..],
+        &["user", "add", "alice@example.com"],
+        &["request", "alice@example.com"],
+        &["audit"],
+        &["purge-expired"],
+    ] {
+        let a = env.cmd().args(args).assert().code(78);
+        assert!(
+            stderr(&a).contains("pwreset init"),
+            "{args:?}: {}",
+            stderr(&a)
+        );
+    }
+    assert!(
+        !env.db.exists(),
+        "a command other than init created the database"
+    );
+}

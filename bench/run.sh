@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Scale benchmarks for pwreset, each beside the same work done by the sqlite3 shell on a copy
+# of the same data. Prints a Markdown table (the one in the README).
+#
+#   bash bench/run.sh            # 1,000,000 users / 1,100,000 tokens (a few minutes)
+#   N=100000 bash bench/run.sh   # smaller, for a quick look
+#
+# Needs: sqlite3, hyperfine, GNU time (installed with apt-get when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-1000000}
+LIVE=$(( N / 10 ))
+need=()
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --quiet
+BIN=$PWD/target/release/pwreset
+OUT=${OUT:-$PWD/bench/out}
+rm -rf "$OUT" && mkdir -p "$OUT"
+DB=$OUT/base.db
+cat > "$OUT/config.toml" <<CONF
+database = "$DB"
+base_url = "https://accounts.example.com/reset_password"
+request_throttle = "60s"
+[mail]
+transport = "file"
+[mail.file]
+dir = "$OUT/outbox"
+CONF
+export PWRESET_CONFIG=$OUT/config.toml
+now=$(date +%s)
+
+# -- data: N users; tokens: N expired + LIVE live -----------------------------------------
+"$BIN" -q init
+sqlite3 "$DB" <<SQL
+PRAGMA journal_mode=WAL;
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $N)
+INSERT INTO users (email, email_key, created_at)
+SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', $now FROM n;
+COMMIT;
+SQL
+
+# Rough time of a command (seconds) and its peak RSS (KiB), via GNU time.
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
+  read -r secs rss < "$OUT/time.$label"
+  echo "$secs $rss"
+}
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+
+# -- 1. request --all --no-email vs a raw insert of the same rows --------------------------
+cp "$DB" "$OUT/req.db"
+read -r t_req rss_req < <(measure req "$BIN" --db "$OUT/req.db" request --all --no-email)
+cp "$DB" "$OUT/raw.db"
+read -r t_raw rss_raw < <(measure raw sqlite3 "$OUT/raw.db" "BEGIN; INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) SELECT randomblob(32), id, randomblob(16), $now, $now + 3600, $now + 3600 FROM users; COMMIT;")
+rate_req=$(awk -v n="$N" -v t="$t_req" 'BEGIN { printf "%.0f", n / t }')
+rate_raw=$(awk -v n="$N" -v t="$t_raw" 'BEGIN { printf "%.0f", n / t }')
+ratio=$(awk -v a="$rate_req" -v b="$rate_raw" 'BEGIN { printf "%.2f", a / b }')
+row "request --all --no-email, $N users" "${t_req}s ($rate_req tokens/s), ${rss_req} KiB" "${t_raw}s ($rate_raw rows/s)" "${ratio}x the raw rate" ">= 0.6x"
+
+# -- 2. purge-expired of N expired tokens out of N + LIVE vs one DELETE ---------------------
+sqlite3 "$DB" <<SQL
+BEGIN;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $N)
+INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+SELECT randomblob(32), i, randomblob(16), $now - 7200, $now - 3600, $now - 3600 FROM n;
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $LIVE)
+INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+SELECT randomblob(32), i, randomblob(16), $now, $now + 3600, $now + 3600 FROM n;
+COMMIT;
+PRAGMA wal_checkpoint(TRUNCATE);
+SQL
+cp "$DB" "$OUT/purge.db"
+read -r t_purge rss_purge < <(measure purge "$BIN" --db "$OUT/purge.db" purge-expired)
+cp "$DB" "$OUT/delete.db"
+read -r t_del rss_del < <(measure delete sqlite3 "$OUT/delete.db" "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; DELETE FROM pwreset_tokens WHERE dead_at <= $now;")
+ratio=$(awk -v a="$t_purge" -v b="$t_del" 'BEGIN { printf "%.2f", a / b }')
+row "purge-expired, $N of $((N + LIVE)) tokens" "${t_purge}s, peak RSS ${rss_purge} KiB" "${t_del}s, peak RSS ${rss_del} KiB" "${ratio}x the raw time" "<= 1.5x, RSS < 64 MiB"
+
+# -- 3. verify with N + LIVE tokens stored vs a sqlite3 lookup process ----------------------
+link=$("$BIN" request --no-email --force user1@example.com)
+token=${link##*token=}
+hyperfine --style none --warmup 20 --runs 200 --export-json "$OUT/verify.json" \
+  -n pwreset "$BIN verify $token" \
+  -n sqlite3 "sqlite3 $DB \"SELECT t.user_id, u.email, t.expires_at FROM pwreset_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = x'$(printf '%064d' 0)'\"" \
+  > /dev/null
+read -r v_pw v_sq < <(python3 - "$OUT/verify.json" <<'PY'
+import json, sys
+r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+print(f"{r['pwreset']:.2f} {r['sqlite3']:.2f}")
+PY
+)
+ratio=$(awk -v a="$v_pw" -v b="$v_sq" 'BEGIN { printf "%.2f", a / b }')
+row "verify, $((N + LIVE + 1)) tokens stored" "${v_pw} ms per process" "${v_sq} ms per process" "${ratio}x" "<= 1.5x"
+
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -m)"
+echo
+echo "| benchmark | pwreset | sqlite3 shell | ratio | goal |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
