@@ -167,7 +167,7 @@ pub enum UserCommand {
         #[arg(value_parser = lossy_string())]
         email: String,
         /// A display name
-        #[arg(long)]
+        #[arg(long, value_parser = lossy_string())]
         name: Option<String>,
     },
     /// List users: id, email, whether a password is set, open tokens
@@ -262,7 +262,7 @@ pub struct PurgeArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Only records about this user
-    #[arg(long, value_name = "EMAIL")]
+    #[arg(long, value_name = "EMAIL", value_parser = lossy_string())]
     pub user: Option<String>,
 
     /// Only records newer than this, e.g. 24h, 7d
@@ -289,7 +289,8 @@ pub enum Shell {
 }
 
 /// An argument as text, invalid UTF-8 replaced by U+FFFD rather than refused by clap (exit 2):
-/// an address that is not text is bad input data, and `email::validate` refuses it with 65.
+/// an address or name that is not text is bad input data, and its check (`email::validate`,
+/// `user add --name`) refuses the U+FFFD with 65.
 fn lossy_string() -> impl clap::builder::TypedValueParser<Value = String> {
     use clap::builder::TypedValueParser;
     clap::builder::OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())

@@ -602,8 +602,19 @@ pub fn is_identifier(s: &str) -> bool {
         && s.len() <= 64
 }
 
-/// Check a `base_url`: https, or http to a loopback host; no fragment; no token already.
+/// Longest `base_url`: a link (base, `?token=`, token) must stay well under the longest input
+/// `verify` and `reset` read, [`crate::token::MAX_INPUT_LEN`].
+pub const MAX_BASE_URL_LEN: usize = 2048;
+
+/// Check a `base_url`: https, or http to a loopback host; no fragment; no token already; at
+/// most [`MAX_BASE_URL_LEN`] bytes.
 pub fn check_base_url(url: &str) -> std::result::Result<String, String> {
+    if url.len() > MAX_BASE_URL_LEN {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_BASE_URL_LEN}, so that the links it makes can be pasted back into verify and reset",
+            url.len()
+        ));
+    }
     if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err("must not contain spaces or control characters".into());
     }
@@ -697,6 +708,7 @@ pub fn read_secret_file(path: &Path, key: &str) -> Result<zeroize::Zeroizing<Str
 mod tests {
     use super::*;
     use crate::error::exit_of;
+    use proptest::prelude::*;
 
     fn load(text: &str) -> Result<Config> {
         Config::from_toml(
@@ -730,6 +742,19 @@ mod tests {
             "{msg}"
         );
         assert!(load("base_url = \"http://localhost.evil.com/r\"").is_err());
+        // Found by fuzzing: a base_url so long its links were refused as malformed.
+        let long = format!("https://a.example.com/{}", "x".repeat(MAX_BASE_URL_LEN));
+        let err = load(&format!("base_url = \"{long}\"")).unwrap_err();
+        assert_eq!(exit_of(&err), Exit::Config);
+        let longest = format!(
+            "https://a.example.com/{}",
+            "x".repeat(MAX_BASE_URL_LEN - "https://a.example.com/".len())
+        );
+        assert!(load(&format!("base_url = \"{longest}\"")).is_ok());
+        const _: () = assert!(
+            MAX_BASE_URL_LEN + "&token=".len() + crate::token::TEXT_LEN
+                <= crate::token::MAX_INPUT_LEN
+        );
         assert!(load("base_url = \"http://127.0.0.1@evil.com/r\"").is_err());
     }
 
@@ -753,6 +778,134 @@ mod tests {
             assert_eq!(exit_of(&err), Exit::Config, "{text}");
             let msg = crate::error::render(&err);
             assert!(msg.contains(key), "{text}: {msg}");
+        }
+    }
+
+    /// Keys and section headers of the real config, so generated files get past the TOML
+    /// parser and exercise the checks behind it.
+    const KEYS: &[&str] = &[
+        "database",
+        "base_url",
+        "token_ttl",
+        "request_throttle",
+        "busy_timeout",
+        "notify_on_reset",
+        "[users]",
+        "table",
+        "id_column",
+        "email_column",
+        "password_column",
+        "[mail]",
+        "transport",
+        "from",
+        "subject",
+        "changed_subject",
+        "template_dir",
+        "[mail.smtp]",
+        "host",
+        "port",
+        "tls",
+        "username",
+        "password_file",
+        "timeout",
+        "ca_file",
+        "connections",
+        "[mail.file]",
+        "dir",
+        "[mail.sendmail]",
+        "command",
+        "[password]",
+        "min_length",
+        "max_length",
+        "min_strength",
+        "[password.argon2]",
+        "memory_kib",
+        "iterations",
+        "parallelism",
+        "unknown_key",
+    ];
+
+    /// A TOML basic string holding `s`.
+    fn toml_string(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..5_000_000).prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[0-9]{1,25} ?(ns|ms|s|m|h|d|days|weeks|y)?".prop_map(|s| toml_string(&s)),
+            "(https?|ftp)://[a-z0-9.:@\\[\\]-]{0,30}(/[a-z?=&#%]{0,10})?"
+                .prop_map(|s| toml_string(&s)),
+            "\\PC{0,40}".prop_map(|s| toml_string(&s)),
+            proptest::sample::select(vec![
+                "\"smtp\"",
+                "\"file\"",
+                "\"stdout\"",
+                "\"sendmail\"",
+                "\"none\"",
+                "\"tls\"",
+                "\"starttls\"",
+                "\"localhost\"",
+                "\"users\"",
+                "\"A <a@example.com>\"",
+                "[]",
+                "{}",
+                "1.5",
+                "-0",
+                "nan",
+                "inf",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn from_toml_never_panics_on_any_text(text in "\\PC{0,300}") {
+            if let Err(e) = load(&text) {
+                proptest::prop_assert_eq!(exit_of(&e), Exit::Config);
+            }
+        }
+
+        #[test]
+        fn from_toml_never_panics_on_config_like_files(
+            lines in proptest::collection::vec((0..KEYS.len(), toml_value()), 0..14),
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(k, v)| {
+                    let key = KEYS[*k];
+                    if key.starts_with('[') {
+                        format!("{key}\n")
+                    } else {
+                        format!("{key} = {v}\n")
+                    }
+                })
+                .collect();
+            match load(&text) {
+                Ok(c) => {
+                    // Whatever is accepted keeps the promises the rest of the code relies on.
+                    proptest::prop_assert!(c.password.min_length >= 1);
+                    proptest::prop_assert!(c.password.max_length <= 4096);
+                    proptest::prop_assert!(is_identifier(&c.users.table));
+                    if let Some(url) = &c.base_url {
+                        proptest::prop_assert!(check_base_url(url).is_ok());
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(exit_of(&e), Exit::Config, "{}", text),
+            }
         }
     }
 

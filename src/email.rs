@@ -94,7 +94,9 @@ fn mixes_scripts(part: &str) -> bool {
     let script = |c: char| match c {
         'a'..='z' | 'A'..='Z' | '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}' => Some(0u8),
         '\u{370}'..='\u{3ff}' | '\u{1f00}'..='\u{1fff}' => Some(1),
-        '\u{400}'..='\u{52f}' | '\u{1c80}'..='\u{1c8f}' | '\u{2de0}'..='\u{2dff}'
+        '\u{400}'..='\u{52f}'
+        | '\u{1c80}'..='\u{1c8f}'
+        | '\u{2de0}'..='\u{2dff}'
         | '\u{a640}'..='\u{a69f}' => Some(2),
         _ => None,
     };

@@ -53,6 +53,7 @@ pub enum Transport {
         /// The password and its encodings on the wire, scrubbed from any error text (a server
         /// may echo what it was sent).
         secrets: Secrets,
+        breaker: std::sync::Arc<Breaker>,
     },
     Sendmail {
         transport: SendmailTransport,
@@ -276,11 +277,24 @@ impl Mailer {
                 transport,
                 server,
                 secrets,
-            } => transport.send(msg).map(|_| ()).map_err(|e| {
-                let mut err = classify_smtp(server, &e);
-                err.message = secrets.scrub(err.message);
-                err
-            }),
+                breaker,
+            } => {
+                if let Some(err) = breaker.given_up() {
+                    return Err(err);
+                }
+                match transport.send(msg) {
+                    Ok(_) => {
+                        breaker.record(Ok(()));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let (mut err, server_wide) = classify_smtp(server, &e);
+                        err.message = secrets.scrub(err.message);
+                        breaker.record(Err((&err, server_wide)));
+                        Err(err)
+                    }
+                }
+            }
             Transport::Sendmail { transport, command } => {
                 transport.send(msg).map(|_| ()).map_err(|e| SendError {
                     exit: Exit::TempFail,
@@ -404,73 +418,132 @@ fn smtp_transport(config: &Config) -> Result<Transport> {
         transport: b.build(),
         server,
         secrets: Secrets(std::sync::Arc::new(secrets)),
+        breaker: std::sync::Arc::default(),
     })
 }
 
-fn classify_smtp(server: &str, e: &lettre::transport::smtp::Error) -> SendError {
+/// Classify an SMTP failure: its exit code, a message that says which server said what, and
+/// whether it concerns the server as a whole (TLS, login, connection) rather than one message.
+fn classify_smtp(server: &str, e: &lettre::transport::smtp::Error) -> (SendError, bool) {
     use std::io::ErrorKind;
     let detail = chain(e);
     let (io, tls) = underlying(e);
     let code = e.status().map(|c| c.to_string()).unwrap_or_default();
-    let (exit, what): (Exit, &str) = if let Some(t) = tls {
-        let hint = match t {
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
-                "its certificate is not signed by a trusted CA; if the relay uses a private CA, set mail.smtp.ca_file to that CA's certificate (PEM)"
-            }
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            ) => "its certificate is not valid for the name in mail.smtp.host",
-            rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
-            ) => "its certificate has expired",
-            _ => "check the certificate, mail.smtp.host and mail.smtp.ca_file",
-        };
-        return SendError {
-            exit: Exit::Unavailable,
-            message: format!("SMTP server {server}: TLS failed ({hint}): {detail}"),
-        };
+    let tls_hint = tls.map(|t| match t {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+            "TLS failed (its certificate is not signed by a trusted CA; if the relay uses a private CA, set mail.smtp.ca_file to that CA's certificate, PEM)"
+        }
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. },
+        ) => "TLS failed (its certificate is not valid for the name in mail.smtp.host)",
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. },
+        ) => "TLS failed (its certificate has expired)",
+        _ => "TLS failed (check the certificate, mail.smtp.host and mail.smtp.ca_file)",
+    });
+    let (exit, what, server_wide): (Exit, &str, bool) = if let Some(hint) = tls_hint {
+        (Exit::Unavailable, hint, true)
     } else if e.is_tls() {
         (
             Exit::Unavailable,
             "TLS failed (check the certificate, mail.smtp.host and mail.smtp.ca_file)",
+            true,
         )
     } else if matches!(code.as_str(), "535" | "534" | "538") {
         (
             Exit::Unavailable,
             "rejected the login (check mail.smtp.username and the password)",
+            true,
         )
     } else if code == "530" {
         (
             Exit::Unavailable,
             "requires a login (set mail.smtp.username and a password)",
+            true,
         )
+    } else if code == "421" {
+        (Exit::TempFail, "is not taking mail now", true)
     } else if e.is_transient() {
-        (Exit::TempFail, "refused for now (temporary failure)")
+        (
+            Exit::TempFail,
+            "refused the message for now (temporary failure)",
+            false,
+        )
     } else if e.is_permanent() {
-        (Exit::Unavailable, "refused the message (permanent failure)")
+        (
+            Exit::Unavailable,
+            "refused the message (permanent failure)",
+            false,
+        )
     } else if e.is_client() && detail.contains("STARTTLS") {
         (
             Exit::Unavailable,
             "does not offer STARTTLS, which mail.smtp.tls = \"starttls\" requires; nothing was sent",
+            true,
         )
     } else if e.is_client() && detail.contains("authentication mechanism") {
         (
             Exit::Unavailable,
             "offers no login method pwreset can use (AUTH PLAIN or LOGIN), but mail.smtp.username is set",
+            true,
         )
     } else if e.is_client() {
-        (Exit::Unavailable, "cannot take this message")
+        (Exit::Unavailable, "cannot take this message", false)
     } else if matches!(io, Some(ErrorKind::TimedOut | ErrorKind::WouldBlock)) || e.is_timeout() {
-        (Exit::TempFail, "timed out (see mail.smtp.timeout)")
+        (Exit::TempFail, "timed out (see mail.smtp.timeout)", true)
     } else if io == Some(ErrorKind::ConnectionRefused) {
-        (Exit::TempFail, "refused the connection")
+        (Exit::TempFail, "refused the connection", true)
     } else {
-        (Exit::TempFail, "could not be reached")
+        (Exit::TempFail, "could not be reached", true)
     };
-    SendError {
-        exit,
-        message: format!("SMTP server {server} {what}: {detail}"),
+    let sep = if what.starts_with("TLS") { ": " } else { " " };
+    (
+        SendError {
+            exit,
+            message: format!("SMTP server {server}{sep}{what}: {detail}"),
+        },
+        server_wide,
+    )
+}
+
+/// After this many failures in a row that concern the server as a whole (TLS, login,
+/// connection), the rest of a bulk run is not tried: a wrong password must not become
+/// thousands of failed logins, nor a dead relay thousands of time-outs.
+const GIVE_UP_AFTER: usize = 3;
+
+/// Counts server-wide failures in a row, shared by the threads of a bulk send.
+#[derive(Default)]
+pub struct Breaker {
+    in_a_row: std::sync::atomic::AtomicUsize,
+    given_up: std::sync::Mutex<Option<SendError>>,
+}
+
+impl Breaker {
+    fn given_up(&self) -> Option<SendError> {
+        self.given_up.lock().ok().and_then(|g| g.clone())
+    }
+
+    fn record(&self, result: Result<(), (&SendError, bool)>) {
+        use std::sync::atomic::Ordering;
+        match result {
+            Ok(()) | Err((_, false)) => self.in_a_row.store(0, Ordering::Relaxed),
+            Err((err, true)) => {
+                let n = self.in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if n >= GIVE_UP_AFTER
+                    && let Ok(mut g) = self.given_up.lock()
+                    && g.is_none()
+                {
+                    *g = Some(SendError {
+                        exit: err.exit,
+                        message: format!(
+                            "not sent: pwreset stopped trying after {n} failures in a row; the last: {}",
+                            err.message
+                        ),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -514,10 +587,10 @@ fn escape_html(text: &str) -> String {
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
+    let mut out = e.to_string().trim_end().to_owned();
     let mut src = e.source();
     while let Some(s) = src {
-        let t = s.to_string();
+        let t = s.to_string().trim_end().to_owned();
         if !out.contains(&t) {
             out.push_str(": ");
             out.push_str(&t);

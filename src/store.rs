@@ -22,7 +22,8 @@ const MIGRATIONS: &[&str] = &[
     // 0 -> 1
     "CREATE TABLE IF NOT EXISTS pwreset_tokens (
         id             INTEGER PRIMARY KEY,
-        digest         BLOB    NOT NULL UNIQUE,
+        -- SHA-256 of the token's secret; the row is found by id (the token's public half)
+        digest         BLOB    NOT NULL,
         user_id        INTEGER NOT NULL,
         binding        BLOB    NOT NULL,
         created_at     INTEGER NOT NULL,
@@ -152,11 +153,11 @@ pub struct NewToken<'a> {
 pub enum Issued {
     Created {
         expires_at: i64,
+        /// The row id: the public half of the token.
+        id: i64,
     },
     /// The user had a token created less than `request_throttle` ago.
-    Throttled {
-        retry_at: i64,
-    },
+    Throttled { retry_at: i64 },
 }
 
 /// What became of a password change.
@@ -656,13 +657,16 @@ impl Store {
         actor: &str,
     ) -> Result<Vec<Issued>> {
         let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-        let throttle = throttle.filter(|t| !t.is_zero()).map(|t| t.as_secs() as i64);
+        let throttle = throttle
+            .filter(|t| !t.is_zero())
+            .map(|t| t.as_secs() as i64);
         let tx = begin(&mut self.conn, &self.ctx)?;
         let mut out = Vec::with_capacity(batch.len());
         {
             // One indexed look at the whole chunk's existing tokens: in a bulk run most users
             // have none, and then neither the throttle nor the revocation needs a statement.
-            let mut previous: std::collections::HashMap<i64, (i64, bool)> = std::collections::HashMap::new();
+            let mut previous: std::collections::HashMap<i64, (i64, bool)> =
+                std::collections::HashMap::new();
             for ids in batch.chunks(500) {
                 let placeholders = vec!["?"; ids.len()].join(",");
                 let mut stmt = tx.prepare(&format!(
@@ -692,7 +696,16 @@ impl Store {
                 if let (Some(throttle), Some((last, _))) = (throttle, prev) {
                     let retry_at = last.saturating_add(throttle);
                     if retry_at > now {
-                        audit(&tx, now, actor, "request", Some(item.user.id), Some(&item.user.email), "throttled", None)?;
+                        audit(
+                            &tx,
+                            now,
+                            actor,
+                            "request",
+                            Some(item.user.id),
+                            Some(&item.user.email),
+                            "throttled",
+                            None,
+                        )?;
                         out.push(Issued::Throttled { retry_at });
                         continue;
                     }
@@ -700,12 +713,29 @@ impl Store {
                 if prev.is_some_and(|(_, open)| open) {
                     revoke.execute(params![item.user.id, now])?;
                 }
-                let binding = crate::token::binding(&item.user.email, item.user.password_hash.as_deref());
-                insert.execute(params![item.digest.as_bytes(), item.user.id, &binding[..], now, expires_at])?;
-                audit(&tx, now, actor, "request", Some(item.user.id), Some(&item.user.email), "created", None)?;
+                let binding =
+                    crate::token::binding(&item.user.email, item.user.password_hash.as_deref());
+                insert.execute(params![
+                    item.digest.as_bytes(),
+                    item.user.id,
+                    &binding[..],
+                    now,
+                    expires_at
+                ])?;
+                let id = tx.last_insert_rowid();
+                audit(
+                    &tx,
+                    now,
+                    actor,
+                    "request",
+                    Some(item.user.id),
+                    Some(&item.user.email),
+                    "created",
+                    None,
+                )?;
                 // A user listed twice in one chunk: the second sees the first's token.
                 previous.insert(item.user.id, (now, true));
-                out.push(Issued::Created { expires_at });
+                out.push(Issued::Created { expires_at, id });
             }
         }
         tx.commit().map_err(|e| self.ctx.err(e))?;
@@ -730,7 +760,7 @@ impl Store {
     /// Revoke a token whose email could not be delivered, and record why.
     pub fn revoke_undelivered(
         &mut self,
-        digest: &Digest,
+        token_id: i64,
         user: &User,
         reason: &str,
         now: i64,
@@ -739,8 +769,8 @@ impl Store {
         let tx = begin(&mut self.conn, &self.ctx)?;
         tx.execute(
             "UPDATE pwreset_tokens SET revoked_at = ?2, revoked_reason = 'undelivered', dead_at = min(dead_at, ?2)
-              WHERE digest = ?1 AND used_at IS NULL AND revoked_at IS NULL",
-            params![digest.as_bytes(), now],
+              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
+            params![token_id, now],
         )?;
         audit(
             &tx,
@@ -756,21 +786,22 @@ impl Store {
         Ok(())
     }
 
-    /// Look a token up by digest, with its user's current address.
-    pub fn lookup_token(&self, digest: &Digest) -> Result<Option<TokenRecord>> {
+    /// Look a token up by id and secret digest, with its user's current address. A row whose
+    /// digest differs is as good as no row: the secret is wrong.
+    pub fn lookup_token(&self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
         let q = &self.q;
         let sql = format!(
             "SELECT t.user_id, u.{email}, u.{pw}, t.binding, t.created_at, t.expires_at,
                     t.used_at, t.revoked_at, t.revoked_reason
                FROM pwreset_tokens t LEFT JOIN {table} u ON u.{id} = t.user_id
-              WHERE t.digest = ?1",
+              WHERE t.id = ?1 AND t.digest = ?2",
             email = q.email,
             pw = q.password,
             table = q.table,
             id = q.id
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.ctx.err(e))?;
-        stmt.query_row([digest.as_bytes()], token_from_row)
+        stmt.query_row(params![token_id, digest.as_bytes()], token_from_row)
             .optional()
             .map_err(|e| self.ctx.err(e))
     }
@@ -781,6 +812,7 @@ impl Store {
     /// orders them and exactly one sees it valid.
     pub fn consume_token(
         &mut self,
+        token_id: i64,
         digest: &Digest,
         new_hash: &str,
         now: i64,
@@ -791,7 +823,7 @@ impl Store {
             "SELECT t.user_id, u.{email}, u.{pw}, t.binding, t.created_at, t.expires_at,
                     t.used_at, t.revoked_at, t.revoked_reason
                FROM pwreset_tokens t LEFT JOIN {table} u ON u.{id} = t.user_id
-              WHERE t.digest = ?1",
+              WHERE t.id = ?1 AND t.digest = ?2",
             email = q.email,
             pw = q.password,
             table = q.table,
@@ -805,7 +837,11 @@ impl Store {
         );
         let tx = begin(&mut self.conn, &self.ctx)?;
         let Some(rec) = tx
-            .query_row(&select, [digest.as_bytes()], token_from_row)
+            .query_row(
+                &select,
+                params![token_id, digest.as_bytes()],
+                token_from_row,
+            )
             .optional()?
         else {
             return Ok(Consumed::NotUsable(Status::Unknown));
@@ -822,8 +858,8 @@ impl Store {
             );
         }
         tx.execute(
-            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2) WHERE digest = ?1",
-            params![digest.as_bytes(), now],
+            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2) WHERE id = ?1",
+            params![token_id, now],
         )?;
         tx.execute(
             "UPDATE pwreset_tokens

@@ -30,6 +30,28 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A JSON value as one line of text, with the characters serde_json leaves raw but a terminal
+/// may act on (C1 controls such as U+009B, the 8-bit CSI; bidi and zero-width marks) written as
+/// `\uXXXX` escapes. They can only occur inside JSON strings, so a parser reads the same value.
+pub fn json(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if !s.chars().any(needs_escape) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if needs_escape(c) {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
@@ -101,6 +123,20 @@ mod tests {
         assert_eq!(escape("a\u{1b}[31mred"), "a\\u{1b}[31mred");
         assert_eq!(escape("line\nbreak\r"), "line\\nbreak\\r");
         assert_eq!(escape("rtl\u{202e}moc"), "rtl\\u{202e}moc");
+    }
+
+    #[test]
+    fn json_escapes_what_terminals_act_on_and_round_trips() {
+        let v = serde_json::json!({ "email": "a\u{1b}[2J\u{9b}1m\u{202e}\u{85}b@example.com" });
+        let text = json(&v);
+        assert!(!text.chars().any(needs_escape), "{text}");
+        assert!(
+            text.contains("\\u009b") && text.contains("\\u202e"),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
+        assert_eq!(json(&serde_json::json!({"a": 1})), "{\"a\":1}");
     }
 
     #[test]

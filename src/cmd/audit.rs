@@ -45,7 +45,11 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
                 "outcome": e.outcome,
                 "detail": e.detail,
             });
-            super::out_raw(&format!("{}{obj}", if first { "" } else { ",\n" }))?;
+            super::out_raw(&format!(
+                "{}{}",
+                if first { "" } else { ",\n" },
+                ui::json(&obj)
+            ))?;
             first = false;
             Ok(())
         })?;

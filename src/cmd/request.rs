@@ -326,9 +326,10 @@ impl Run<'_> {
                         )),
                     });
                 }
-                Issued::Created { expires_at } => {
-                    let tok = tokens[i].as_ref().context("missing token")?;
-                    let link = token::link(&self.base_url, tok);
+                Issued::Created { expires_at, id } => {
+                    let tok = tokens[i].take().context("missing token")?.with_id(id)?;
+                    let link = token::link(&self.base_url, &tok);
+                    tokens[i] = Some(tok);
                     let mut outcome = Outcome {
                         email: user.email.clone(),
                         status: if self.mailer.is_some() {
@@ -376,7 +377,7 @@ impl Run<'_> {
                     let tok = tokens[*i].as_ref().context("missing token")?;
                     // A link that did not reach its owner must not stay usable.
                     self.store.revoke_undelivered(
-                        &tok.digest(),
+                        tok.id(),
                         &user,
                         &e.message,
                         ui::now(),
@@ -385,7 +386,11 @@ impl Run<'_> {
                     if let Some(o) = items[*i].outcome.as_mut() {
                         o.status = "failed";
                         o.exit = e.exit;
-                        o.error = Some(e.message);
+                        o.error = Some(format!(
+                            "mail to {} was not delivered: {}",
+                            ui::escape(&user.email),
+                            e.message
+                        ));
                         o.link = None;
                     }
                 }
@@ -434,7 +439,7 @@ impl Run<'_> {
             if let Some(e) = &o.error {
                 obj["error"] = serde_json::json!(e);
             }
-            self.out.extend_from_slice(obj.to_string().as_bytes());
+            self.out.extend_from_slice(ui::json(&obj).as_bytes());
             self.out.push(b'\n');
             return Ok(());
         }

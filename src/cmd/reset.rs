@@ -97,7 +97,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     let hash = password::hash(new_password.expose(), &config.password.argon2)?;
     drop(new_password);
     let when = ui::now();
-    match store.consume_token(&token.digest(), &hash, when, &ctx.actor)? {
+    match store.consume_token(token.id(), &token.digest(), &hash, when, &ctx.actor)? {
         Consumed::Changed { .. } => {}
         Consumed::NotUsable(status) => {
             store.audit_reset_failed(
@@ -109,7 +109,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
                 &ctx.actor,
             )?;
             let now = ui::now();
-            let record = store.lookup_token(&token.digest())?;
+            let record = store.lookup_token(token.id(), &token.digest())?;
             let again = verify::Checked {
                 status,
                 record,

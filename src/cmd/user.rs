@@ -17,11 +17,11 @@ pub fn run(ctx: &Ctx, cmd: UserCommand) -> Result<Exit> {
 fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
     let email = crate::email::validate(email)?;
     if let Some(n) = name
-        && (n.chars().any(char::is_control) || n.chars().count() > 200)
+        && (n.chars().any(|c| c.is_control() || c == '\u{fffd}') || n.chars().count() > 200)
     {
         return Err(fail(
             Exit::DataErr,
-            "--name must be one line of at most 200 characters",
+            "--name must be one line of UTF-8 text of at most 200 characters",
         ));
     }
     let config = ctx.config()?;
@@ -56,7 +56,11 @@ fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
             let obj = serde_json::json!({
                 "id": u.id, "email": u.email, "has_password": u.has_password, "open_tokens": u.open_tokens,
             });
-            super::out_raw(&format!("{}{}", if first { "" } else { ",\n" }, obj))?;
+            super::out_raw(&format!(
+                "{}{}",
+                if first { "" } else { ",\n" },
+                ui::json(&obj)
+            ))?;
             first = false;
             Ok(())
         })?;

@@ -75,7 +75,7 @@ impl Checked {
 
 /// Look a well-formed token up.
 pub fn lookup(store: &Store, token: Token, now: i64) -> Result<Checked> {
-    let record = store.lookup_token(&token.digest())?;
+    let record = store.lookup_token(token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
     Ok(Checked {
         status,
@@ -164,7 +164,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Exit> {
         }
     };
     let line = if args.json {
-        json(&checked).to_string()
+        ui::json(&json(&checked))
     } else {
         describe(&checked, now)
     };

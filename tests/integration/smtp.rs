@@ -103,6 +103,12 @@ fn starttls(server: &Server, ca: Option<&Path>, password_file: Option<&Path>) ->
 /// Assert the exit code, showing the output when it is wrong.
 fn expect_code(a: &assert_cmd::assert::Assert, code: i32) {
     let out = a.get_output();
+    // Shown with --nocapture, to read what users would see.
+    eprintln!(
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    );
     assert_eq!(
         out.status.code(),
         Some(code),
@@ -161,7 +167,7 @@ fn token_in(data: &[u8]) -> String {
     let msg = parse(data);
     let text = msg.body_text(0).expect("text part");
     let at = text.find("token=pwr_").expect("a link in the text") + "token=".len();
-    text[at..at + 52].to_owned()
+    text[at..at + pwreset::token::TEXT_LEN].to_owned()
 }
 
 /// `pwreset verify TOKEN --json`'s status.
@@ -374,7 +380,9 @@ fn certificate_for_another_host_is_refused() {
     expect_code(&a, 69);
     let err = stderr(&a);
     assert!(err.contains("TLS"), "{err}");
-    assert_eq!(server.log().auth_ok + server.log().auth_failed, 0);
+    let log = server.log();
+    assert_eq!(log.auth_ok + log.auth_failed, 0);
+    drop(log);
     all_revoked_undelivered(&env, 1);
 }
 
@@ -414,14 +422,21 @@ fn starttls_required_when_the_server_does_not_offer_it() {
 #[test]
 fn plaintext_to_a_remote_host_is_a_config_error() {
     let env = Env::with_toml(|dir| {
-        toml(dir, "", "host = \"smtp.example.com\"\nport = 25\ntls = \"none\"")
+        toml(
+            dir,
+            "",
+            "host = \"smtp.example.com\"\nport = 25\ntls = \"none\"",
+        )
     });
     // Refused when the config is loaded, whatever the command.
     for args in [&["init"][..], &["request", "gina@example.com"]] {
         let a = env.cmd().args(args).assert();
         expect_code(&a, 78);
         let err = stderr(&a);
-        assert!(err.contains("mail.smtp.tls") && err.contains("loopback"), "{err}");
+        assert!(
+            err.contains("mail.smtp.tls") && err.contains("loopback"),
+            "{err}"
+        );
         assert!(err.contains("smtp.example.com"), "{err}");
     }
     assert!(!env.db.exists(), "nothing was created");
@@ -517,6 +532,7 @@ fn replies_5xx_are_permanent() {
         err.contains("550") && err.contains("no such mailbox here"),
         "{err}"
     );
+    assert!(err.contains("kim@example.com"), "names the user: {err}");
     assert!(
         err.contains(&format!("127.0.0.1:{}", server.port())),
         "{err}"
@@ -815,6 +831,44 @@ fn bulk_with_some_recipients_refused() {
         .filter(|(_, why)| why.as_deref() == Some("undelivered"))
         .count();
     assert_eq!(revoked, 3);
+}
+
+#[test]
+fn bulk_gives_up_on_a_server_that_rejects_the_login() {
+    // A wrong password must not turn into one failed login per user (and a locked account).
+    let pki = TestPki::new(&["127.0.0.1"]);
+    let server = tls_server(&pki);
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let ca = ca_file(&env, &pki);
+    let pw = secret_file(&env, "smtp-password", "Wrong-Relay-Pa55", 0o600);
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &format!(
+            "{}connections = 4\n",
+            starttls(&server, Some(&ca), Some(&pw))
+        ),
+    ));
+    env.init();
+    add_users(&env, 40);
+    let a = env.cmd().args(["request", "--all", "--json"]).assert();
+    expect_code(&a, 69);
+    assert!(
+        stderr(&a).contains("requested 40: 0 sent, 40 failed"),
+        "{}",
+        stderr(&a)
+    );
+    for line in stdout(&a).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        assert_eq!(v["status"], "failed");
+        let e = v["error"].as_str().expect("error");
+        assert!(e.contains("rejected the login") && e.contains("535"), "{e}");
+    }
+    let log = server.log();
+    assert!(log.auth_failed < 10, "{} logins tried", log.auth_failed);
+    assert!(log.messages.is_empty());
+    drop(log);
+    all_revoked_undelivered(&env, 40);
 }
 
 /// A sendmail stand-in that keeps its arguments and its input next to itself.
