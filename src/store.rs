@@ -691,21 +691,21 @@ impl Store {
                 "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
             )?;
+            let mut audit_row = tx.prepare_cached(AUDIT_INSERT)?;
             for item in batch {
                 let prev = previous.get(&item.user.id).copied();
                 if let (Some(throttle), Some((last, _))) = (throttle, prev) {
                     let retry_at = last.saturating_add(throttle);
                     if retry_at > now {
-                        audit(
-                            &tx,
+                        audit_row.execute(params![
                             now,
                             actor,
                             "request",
-                            Some(item.user.id),
-                            Some(&item.user.email),
+                            item.user.id,
+                            &item.user.email,
                             "throttled",
-                            None,
-                        )?;
+                            None::<&str>
+                        ])?;
                         out.push(Issued::Throttled { retry_at });
                         continue;
                     }
@@ -723,16 +723,15 @@ impl Store {
                     expires_at
                 ])?;
                 let id = tx.last_insert_rowid();
-                audit(
-                    &tx,
+                audit_row.execute(params![
                     now,
                     actor,
                     "request",
-                    Some(item.user.id),
-                    Some(&item.user.email),
+                    item.user.id,
+                    &item.user.email,
                     "created",
-                    None,
-                )?;
+                    None::<&str>
+                ])?;
                 // A user listed twice in one chunk: the second sees the first's token.
                 previous.insert(item.user.id, (now, true));
                 out.push(Issued::Created { expires_at, id });
@@ -1032,6 +1031,10 @@ impl Store {
     }
 }
 
+const AUDIT_INSERT: &str =
+    "INSERT INTO pwreset_audit (at, actor, action, user_id, email, outcome, detail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 #[allow(clippy::too_many_arguments)]
 fn audit(
     tx: &rusqlite::Transaction<'_>,
@@ -1043,10 +1046,7 @@ fn audit(
     outcome: &str,
     detail: Option<&str>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare_cached(
-        "INSERT INTO pwreset_audit (at, actor, action, user_id, email, outcome, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
+    let mut stmt = tx.prepare_cached(AUDIT_INSERT)?;
     stmt.execute(params![at, actor, action, user_id, email, outcome, detail])?;
     Ok(())
 }

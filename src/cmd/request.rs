@@ -275,11 +275,16 @@ impl Run<'_> {
             return Ok(());
         }
         let now = ui::now();
+        let wanted = items
+            .iter()
+            .filter(|i| i.user.is_some() && i.outcome.is_none())
+            .count();
+        let mut fresh = Token::generate_many(&self.rng, wanted)?.into_iter();
         let mut tokens: Vec<Option<Token>> = Vec::with_capacity(items.len());
         let mut batch = Vec::new();
         for item in &items {
             match (&item.user, &item.outcome) {
-                (Some(_), None) => tokens.push(Some(Token::generate_with(&self.rng)?)),
+                (Some(_), None) => tokens.push(fresh.next()),
                 _ => tokens.push(None),
             }
         }

@@ -622,3 +622,47 @@ fn request_to_a_user_in_an_application_table() {
         .unwrap();
     assert_eq!(uid, 42);
 }
+
+#[test]
+fn bulk_no_email_prints_links_in_input_order_across_chunks() {
+    // More users than one write transaction holds, listed in an order unlike their ids.
+    let env = Env::new();
+    env.init();
+    env.sql()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+             INSERT INTO users (email, email_key, created_at)
+             SELECT 'u' || i || '@example.com', 'u' || i || '@example.com', 0 FROM n;",
+        )
+        .expect("users");
+    let list: Vec<String> = (1..=2500)
+        .rev()
+        .map(|i| format!("u{i}@example.com"))
+        .collect();
+    let a = env
+        .cmd()
+        .args(["request", "--no-email", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .success();
+    let links: Vec<String> = stdout(&a).lines().map(str::to_owned).collect();
+    assert_eq!(links.len(), 2500);
+    assert!(
+        stderr(&a).contains("requested 2500: 2500 created"),
+        "{}",
+        stderr(&a)
+    );
+    let db = env.sql();
+    for (i, link) in links.iter().enumerate() {
+        let token = pwreset::token::Token::parse_input(link).expect("a link");
+        let email: String = db
+            .query_row(
+                "SELECT u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
+                [token.id()],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert_eq!(email, list[i], "line {i}");
+    }
+    assert!(env.messages().is_empty());
+}
