@@ -77,16 +77,26 @@ impl Ctx {
     }
 }
 
+/// The login name of the real user, from the password database (not from $USER, which anyone
+/// can set), and the login behind sudo when there is one.
 fn actor() -> String {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let user = var("USER")
-        .or_else(|| var("LOGNAME"))
-        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()));
-    let actor = match var("SUDO_USER") {
+    let uid = rustix::process::getuid().as_raw();
+    let user = login_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+    let actor = match std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty()) {
         Some(sudo) if sudo != user => format!("{sudo} (as {user})"),
         _ => user,
     };
     ui::escape(&actor.chars().take(100).collect::<String>())
+}
+
+fn login_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        (fields.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
 }
 
 /// Run a parsed command line. Returns the exit status for commands that report one (verify,

@@ -665,12 +665,14 @@ impl Store {
         {
             // One indexed look at the whole chunk's existing tokens: in a bulk run most users
             // have none, and then neither the throttle nor the revocation needs a statement.
-            let mut previous: std::collections::HashMap<i64, (i64, bool)> =
+            let mut previous: std::collections::HashMap<i64, (Option<i64>, bool)> =
                 std::collections::HashMap::new();
             for ids in batch.chunks(500) {
                 let placeholders = vec!["?"; ids.len()].join(",");
                 let mut stmt = tx.prepare(&format!(
-                    "SELECT user_id, max(created_at),
+                    "SELECT user_id,
+                            -- a link that was never delivered does not count towards the throttle
+                            max(CASE WHEN revoked_reason IS NOT 'undelivered' THEN created_at END),
                             max(used_at IS NULL AND revoked_at IS NULL AND dead_at > ?1)
                        FROM pwreset_tokens WHERE user_id IN ({placeholders}) GROUP BY user_id"
                 ))?;
@@ -694,7 +696,7 @@ impl Store {
             let mut audit_row = tx.prepare_cached(AUDIT_INSERT)?;
             for item in batch {
                 let prev = previous.get(&item.user.id).copied();
-                if let (Some(throttle), Some((last, _))) = (throttle, prev) {
+                if let (Some(throttle), Some((Some(last), _))) = (throttle, prev) {
                     let retry_at = last.saturating_add(throttle);
                     if retry_at > now {
                         audit_row.execute(params![
@@ -733,7 +735,7 @@ impl Store {
                     None::<&str>
                 ])?;
                 // A user listed twice in one chunk: the second sees the first's token.
-                previous.insert(item.user.id, (now, true));
+                previous.insert(item.user.id, (Some(now), true));
                 out.push(Issued::Created { expires_at, id });
             }
         }

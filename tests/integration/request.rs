@@ -666,3 +666,30 @@ fn bulk_no_email_prints_links_in_input_order_across_chunks() {
     }
     assert!(env.messages().is_empty());
 }
+
+#[test]
+fn an_undelivered_link_does_not_count_towards_the_throttle() {
+    // A port nothing listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let env = Env::with_toml(|dir| {
+        default_toml(dir).replace("transport = \"file\"", "transport = \"smtp\"")
+            + &format!(
+                "[mail.smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"5s\"\n"
+            )
+    });
+    env.init();
+    env.add_user("alice@example.com");
+    for _ in 0..2 {
+        let a = env
+            .cmd()
+            .args(["request", "--json", "alice@example.com"])
+            .assert()
+            .code(75);
+        let v = &json_lines(&stdout(&a))[0];
+        assert_eq!(v["status"], "failed", "{v}");
+    }
+}
