@@ -119,24 +119,6 @@ pub fn key(addr: &str) -> String {
     folded.nfkc().collect()
 }
 
-/// Make `pwreset_email_key(text)` available in SQL, for matching in an application's users
-/// table, which has no key column of ours.
-pub fn register_sql_function(conn: &rusqlite::Connection) -> anyhow::Result<()> {
-    use rusqlite::functions::FunctionFlags;
-    conn.create_scalar_function(
-        "pwreset_email_key",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(t) => Some(key(&String::from_utf8_lossy(t))),
-                _ => None,
-            })
-        },
-    )?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -370,7 +370,7 @@ impl Store {
                 .execute_batch("PRAGMA synchronous = NORMAL")
                 .map_err(|e| store.ctx.err(e))?;
         }
-        crate::email::register_sql_function(&store.conn)?;
+        register_sql_function(&store.conn)?;
         Ok(store)
     }
 
@@ -1102,6 +1102,26 @@ fn text_lossy(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<String> {
         rusqlite::types::ValueRef::Real(f) => f.to_string(),
         rusqlite::types::ValueRef::Null => String::new(),
     })
+}
+
+/// Make `pwreset_email_key(text)` available in SQL, for matching in an application's users
+/// table, which has no key column of ours.
+fn register_sql_function(conn: &rusqlite::Connection) -> anyhow::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "pwreset_email_key",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(crate::email::key(&String::from_utf8_lossy(t)))
+                }
+                _ => None,
+            })
+        },
+    )?;
+    Ok(())
 }
 
 /// Create the database file with mode 0600, and its folder (0700) when missing.
