@@ -170,9 +170,27 @@ pub fn hash(password: &str, params: &Argon2Config) -> Result<String> {
 /// Whether `password` matches a stored PHC hash. Anything that is not a hash we understand
 /// (another scheme, garbage) does not match.
 pub fn verify(password: &str, phc: &str) -> bool {
+    // The stored hash may come from an application's table: refuse to spend more than the
+    // largest cost pwreset itself would configure just to compare against it.
+    if !affordable(phc) {
+        return false;
+    }
     Argon2::default()
         .verify_password(password.as_bytes(), phc)
         .is_ok()
+}
+
+/// Whether the m, t and p of a PHC string are within what `[password.argon2]` accepts.
+fn affordable(phc: &str) -> bool {
+    let Some(params) = phc.split('$').find(|part| part.starts_with("m=")) else {
+        return true; // not an argon2 hash: the verifier rejects it cheaply
+    };
+    params.split(',').all(|kv| match kv.split_once('=') {
+        Some(("m", v)) => v.parse::<u64>().is_ok_and(|m| m <= 4 * 1024 * 1024),
+        Some(("t", v)) => v.parse::<u64>().is_ok_and(|t| t <= 100),
+        Some(("p", v)) => v.parse::<u64>().is_ok_and(|p| p <= 64),
+        _ => true,
+    })
 }
 
 fn hasher(p: &Argon2Config) -> Result<Argon2<'static>> {
@@ -255,6 +273,9 @@ mod tests {
         assert!(verify("correct horse battery staple", &h));
         assert!(!verify("correct horse battery stapler", &h));
         assert!(!verify("x", "not a hash"));
+        // An absurd cost in a stored hash is not worth computing: treated as no match.
+        let greedy = h.replace("m=8192", "m=999999999");
+        assert!(!verify("correct horse battery staple", &greedy));
         let p = policy();
         assert_eq!(
             check(
