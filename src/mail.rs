@@ -13,8 +13,8 @@ use anyhow::{Context, Result};
 use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::SmtpConnection;
 use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
-use lettre::transport::smtp::{PoolConfig, SmtpTransport};
 use lettre::{FileTransport, SendmailTransport, Transport as _};
 use minijinja::Environment;
 use std::io::Write;
@@ -48,7 +48,7 @@ impl header::Header for AutoSubmitted {
 #[derive(Clone)]
 pub enum Transport {
     Smtp {
-        transport: SmtpTransport,
+        pool: std::sync::Arc<SmtpPool>,
         server: String,
         /// The password and its encodings on the wire, scrubbed from any error text (a server
         /// may echo what it was sent).
@@ -274,7 +274,7 @@ impl Mailer {
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
         match &self.transport {
             Transport::Smtp {
-                transport,
+                pool,
                 server,
                 secrets,
                 breaker,
@@ -282,8 +282,8 @@ impl Mailer {
                 if let Some(err) = breaker.given_up() {
                     return Err(err);
                 }
-                match transport.send(msg) {
-                    Ok(_) => {
+                match pool.send(msg) {
+                    Ok(()) => {
                         breaker.record(Ok(()));
                         Ok(())
                     }
@@ -338,11 +338,7 @@ impl Mailer {
 fn smtp_transport(config: &Config) -> Result<Transport> {
     let s = &config.mail.smtp;
     let server = format!("{}:{}", s.host, s.port);
-    let mut b = SmtpTransport::builder_dangerous(s.host.clone())
-        .port(s.port)
-        .timeout(Some(s.timeout))
-        .pool_config(PoolConfig::new().max_size(s.connections));
-    if s.tls != Tls::None {
+    let tls = if s.tls != Tls::None {
         // Certificates and host names are always verified: there is no switch to turn that off.
         let mut params =
             TlsParameters::builder(s.host.clone()).certificate_store(CertificateStore::WebpkiRoots);
@@ -379,14 +375,15 @@ fn smtp_transport(config: &Config) -> Result<Transport> {
                 ),
             )
         })?;
-        b = b.tls(match s.tls {
-            Tls::StartTls => lettre::transport::smtp::client::Tls::Required(params),
-            _ => lettre::transport::smtp::client::Tls::Wrapper(params),
-        });
+        match s.tls {
+            Tls::StartTls => SmtpTls::StartTls(params),
+            _ => SmtpTls::Wrapper(params),
+        }
     } else {
-        b = b.tls(lettre::transport::smtp::client::Tls::None);
-    }
+        SmtpTls::None
+    };
     let mut secrets = Vec::new();
+    let mut credentials = None;
     if let Some(user) = &s.username {
         let password = match (&s.password_file, std::env::var("PWRESET_SMTP_PASSWORD")) {
             (Some(file), _) => crate::config::read_secret_file(file, "mail.smtp.password_file")?,
@@ -412,14 +409,223 @@ fn smtp_transport(config: &Config) -> Result<Transport> {
             ))),
             password.clone(),
         ];
-        b = b.credentials(Credentials::new(user.clone(), password.to_string()));
+        credentials = Some(Credentials::new(user.clone(), password.to_string()));
     }
     Ok(Transport::Smtp {
-        transport: b.build(),
+        pool: std::sync::Arc::new(SmtpPool {
+            host: s.host.clone(),
+            port: s.port,
+            timeout: s.timeout,
+            tls,
+            credentials,
+            hello: lettre::transport::smtp::extension::ClientId::default(),
+            idle: std::sync::Mutex::new(Vec::new()),
+            max_idle: s.connections as usize,
+        }),
         server,
         secrets: Secrets(std::sync::Arc::new(secrets)),
         breaker: std::sync::Arc::default(),
     })
+}
+
+/// How the SMTP connection is secured.
+enum SmtpTls {
+    None,
+    /// STARTTLS, required: without it nothing is sent, the login least of all.
+    StartTls(TlsParameters),
+    /// TLS from the first byte.
+    Wrapper(TlsParameters),
+}
+
+/// Pooled SMTP connections, reused from one message to the next and shared by the threads of
+/// a bulk send.
+///
+/// lettre's own `SmtpTransport` writes the end-of-data `.` in a second small write, which
+/// Nagle's algorithm holds back until the server's delayed ACK: 40 ms per message, whatever
+/// the network. This pool speaks through lettre's `SmtpConnection` but sends each message and
+/// its terminator in one write, skips the NOOP before reusing a connection (a connection the
+/// server closed meanwhile is replaced and the message sent again, which is safe before the
+/// server accepted anything), and keeps a connection after a refused recipient (RSET) instead
+/// of reconnecting.
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    timeout: std::time::Duration,
+    tls: SmtpTls,
+    credentials: Option<Credentials>,
+    hello: lettre::transport::smtp::extension::ClientId,
+    idle: std::sync::Mutex<Vec<SmtpConnection>>,
+    max_idle: usize,
+}
+
+/// Where an SMTP transaction failed.
+#[derive(PartialEq, Eq)]
+enum Stage {
+    /// MAIL, RCPT or DATA: the server has not taken the message.
+    Envelope,
+    /// The end of the data: the server may have taken the message.
+    Data,
+}
+
+type SmtpError = lettre::transport::smtp::Error;
+
+impl SmtpPool {
+    fn connect(&self) -> std::result::Result<SmtpConnection, SmtpError> {
+        let wrapper = match &self.tls {
+            SmtpTls::Wrapper(p) => Some(p),
+            _ => None,
+        };
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )?;
+        let setup = (|| {
+            if let SmtpTls::StartTls(p) = &self.tls {
+                conn.starttls(p, &self.hello)?;
+            }
+            if let Some(c) = &self.credentials {
+                conn.auth(
+                    lettre::transport::smtp::authentication::DEFAULT_MECHANISMS,
+                    c,
+                )?;
+            }
+            Ok(())
+        })();
+        match setup {
+            Ok(()) => Ok(conn),
+            Err(e) => {
+                conn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    fn send(&self, msg: &Message) -> std::result::Result<(), SmtpError> {
+        let envelope = msg.envelope();
+        let data = end_data(&msg.formatted());
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        if let Some(mut conn) = idle {
+            match transaction(&mut conn, envelope, &data) {
+                Ok(()) => {
+                    self.recycle(conn, None);
+                    return Ok(());
+                }
+                // The server closed the idle connection: nothing was taken, try a new one.
+                Err((Stage::Envelope, e)) if e.status().is_none() && !e.is_client() => {
+                    conn.abort();
+                }
+                Err((_, e)) => {
+                    self.recycle(conn, Some(&e));
+                    return Err(e);
+                }
+            }
+        }
+        let mut conn = self.connect()?;
+        match transaction(&mut conn, envelope, &data) {
+            Ok(()) => {
+                self.recycle(conn, None);
+                Ok(())
+            }
+            Err((_, e)) => {
+                self.recycle(conn, Some(&e));
+                Err(e)
+            }
+        }
+    }
+
+    /// Keep a connection for the next message, or close it.
+    fn recycle(&self, mut conn: SmtpConnection, failed: Option<&SmtpError>) {
+        // After a reply the session is still in step (RSET clears a half-done transaction);
+        // after anything else (time-out, broken stream) it is not.
+        let usable = !conn.has_broken()
+            && match failed {
+                None => true,
+                Some(e) if e.status().is_some() => conn
+                    .command(lettre::transport::smtp::commands::Rset)
+                    .is_ok(),
+                Some(_) => false,
+            };
+        if usable
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(conn);
+            return;
+        }
+        conn.abort();
+    }
+}
+
+impl Drop for SmtpPool {
+    fn drop(&mut self) {
+        if let Ok(idle) = self.idle.get_mut() {
+            for mut conn in idle.drain(..) {
+                let _ = conn.quit();
+            }
+        }
+    }
+}
+
+/// One SMTP transaction on an open connection.
+fn transaction(
+    conn: &mut SmtpConnection,
+    envelope: &lettre::address::Envelope,
+    data: &EndedData,
+) -> std::result::Result<(), (Stage, SmtpError)> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let env = |e| (Stage::Envelope, e);
+    let mut params = Vec::new();
+    let non_ascii = envelope
+        .to()
+        .iter()
+        .chain(envelope.from())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii && conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !data.0.is_ascii() && conn.server_info().supports_feature(Extension::EightBitMime) {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), params))
+        .map_err(env)?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), Vec::new()))
+            .map_err(env)?;
+    }
+    conn.command(Data).map_err(env)?;
+    conn.command(data).map_err(|e| (Stage::Data, e))?;
+    Ok(())
+}
+
+/// Message data made transparent (RFC 5321 4.5.2: a line that starts with "." gets another)
+/// and ended with CRLF "." CRLF, to go out in one write. (Messages are built from Rust strings
+/// and lettre encodes their bodies, so the formatted message is 7-bit text.)
+struct EndedData(String);
+
+impl std::fmt::Display for EndedData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn end_data(formatted: &[u8]) -> EndedData {
+    let text = String::from_utf8_lossy(formatted);
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+    }
+    if !out.ends_with("\r\n") {
+        out.push_str("\r\n");
+    }
+    out.push_str(".\r\n");
+    EndedData(out)
 }
 
 /// Classify an SMTP failure: its exit code, a message that says which server said what, and
@@ -674,5 +880,37 @@ mod tests {
             .unwrap();
         let text = String::from_utf8(msg.formatted()).unwrap();
         assert!(text.contains("&lt;script&gt;"), "{text}");
+        // '/' needs no escaping: links stay readable in the HTML source.
+        assert!(
+            text.contains("https://e.example/r?token=3D&lt;script&gt;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn data_is_made_transparent_and_ended_once() {
+        let d = end_data(b"A: b\r\n\r\n.\r\n..x\r\n.y\r\nz\r\n");
+        assert_eq!(d.0, "A: b\r\n\r\n..\r\n...x\r\n..y\r\nz\r\n.\r\n");
+        assert_eq!(end_data(b"a\r\nb").0, "a\r\nb\r\n.\r\n");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_and_not_debugged() {
+        let s = Secrets(std::sync::Arc::new(vec![zeroize::Zeroizing::new(
+            "hunter2".to_owned(),
+        )]));
+        assert_eq!(
+            s.scrub("535 bad password hunter2 for you".into()),
+            "535 bad password [password] for you"
+        );
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(
+            escape_html(r#"<a href="x?a=1&b='2'">/</a>"#),
+            "&lt;a href=&quot;x?a=1&amp;b=&#39;2&#39;&quot;&gt;/&lt;/a&gt;"
+        );
     }
 }

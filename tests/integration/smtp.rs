@@ -696,6 +696,53 @@ fn non_ascii_display_name_and_subject_are_encoded() {
     assert_eq!(from.address(), Some("no-reply@example.com"));
 }
 
+#[test]
+fn a_line_with_a_lone_dot_does_not_end_the_message() {
+    // SMTP ends the data at a line holding only "."; the client must double leading dots.
+    let server = Server::start(Options::default());
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let templates = env.dir.path().join("templates");
+    std::fs::create_dir(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("reset.txt"),
+        "Hello,\n.\n..two dots\n.one dot\n{{ link }}\n.\n",
+    )
+    .expect("template");
+    env.set_config(&toml(
+        env.dir.path(),
+        &format!("template_dir = \"{}\"", templates.display()),
+        &plain(&server),
+    ));
+    env.init();
+    env.add_user("sam@example.com");
+    let a = env.cmd().args(["request", "sam@example.com"]).assert();
+    expect_code(&a, 0);
+    let log = server.log();
+    assert_eq!(log.messages.len(), 1);
+    assert!(log.protocol_errors.is_empty(), "{:?}", log.protocol_errors);
+    // Nothing after the lone dot was taken for a command.
+    assert!(
+        !log.verbs
+            .iter()
+            .any(|v| v.starts_with("..") || v == "HELLO,"),
+        "{:?}",
+        log.verbs
+    );
+    let raw = String::from_utf8_lossy(&log.messages[0].data);
+    assert!(
+        raw.contains("\r\n.\r\n..two dots\r\n"),
+        "the dots went over the wire: {raw}"
+    );
+    let msg = parse(&log.messages[0].data);
+    let text = msg.body_text(0).expect("text");
+    assert!(
+        text.replace("\r\n", "\n")
+            .starts_with("Hello,\n.\n..two dots\n.one dot\nhttps://"),
+        "{text}"
+    );
+    assert_eq!(msg.html_body_count(), 1, "the HTML part came through too");
+}
+
 /// Add `n` users `user-0001@example.com` ... straight into the database (quicker than n runs
 /// of `user add`).
 fn add_users(env: &Env, n: usize) -> Vec<String> {
@@ -750,6 +797,9 @@ fn bulk_thousand_users_over_four_pooled_connections() {
         let to = msg.to().and_then(|t| t.first()).and_then(|a| a.address());
         assert_eq!(to, Some(m.rcpt_to[0].as_str()), "To matches the envelope");
     }
+    // Closed politely at the end.
+    let quits = log.verbs.iter().filter(|v| *v == "QUIT").count();
+    assert_eq!(quits, log.connections, "one QUIT per connection");
     // Pooled and reused, not one connection per message.
     assert!(
         (1..=4).contains(&log.connections),
@@ -817,6 +867,9 @@ fn bulk_with_some_recipients_refused() {
     }
     let log = server.log();
     assert_eq!(log.messages.len(), 17);
+    // A refused recipient does not cost the connection (RSET, not a reconnect).
+    assert!(log.connections <= 4, "{} connections", log.connections);
+    assert_eq!(log.verbs.iter().filter(|v| *v == "RSET").count(), 3);
     let mut got: Vec<&str> = log.messages.iter().map(|m| m.rcpt_to[0].as_str()).collect();
     got.sort_unstable();
     let want: Vec<&str> = emails
@@ -869,6 +922,36 @@ fn bulk_gives_up_on_a_server_that_rejects_the_login() {
     assert!(log.messages.is_empty());
     drop(log);
     all_revoked_undelivered(&env, 40);
+}
+
+#[test]
+fn a_pooled_connection_the_server_closed_is_replaced() {
+    // Each message goes out on a connection the server has since closed: the message must be
+    // sent again on a new one, once.
+    let server = Server::start(Options {
+        hang_up_after_message: true,
+        ..Options::default()
+    });
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &format!("{}\nconnections = 1", plain(&server)),
+    ));
+    env.init();
+    let emails = add_users(&env, 10);
+    let a = env.cmd().args(["request", "--all"]).assert();
+    expect_code(&a, 0);
+    assert!(
+        stderr(&a).contains("requested 10: 10 sent"),
+        "{}",
+        stderr(&a)
+    );
+    let log = server.log();
+    let mut got = log.accepted_rcpts.clone();
+    got.sort_unstable();
+    assert_eq!(got, emails, "each once");
+    assert_eq!(log.connections, 10);
 }
 
 /// A sendmail stand-in that keeps its arguments and its input next to itself.

@@ -16,6 +16,9 @@ use std::time::Duration;
 /// A reply chosen by a test, e.g. `"550 5.1.1 no such mailbox"`.
 pub type Reply = String;
 
+/// Chooses the reply to `RCPT TO:<addr>`; None means 250.
+pub type RcptReply = Arc<dyn Fn(&str) -> Option<Reply> + Send + Sync>;
+
 /// How the server behaves.
 #[derive(Clone)]
 pub struct Options {
@@ -30,13 +33,15 @@ pub struct Options {
     /// Reply to every MAIL FROM with this instead of 250.
     pub mail_reply: Option<Reply>,
     /// Reply to RCPT TO:<addr> with this instead of 250, when it returns Some.
-    pub rcpt_reply: Arc<dyn Fn(&str) -> Option<Reply> + Send + Sync>,
+    pub rcpt_reply: RcptReply,
     /// Reply to the end of DATA with this instead of 250 (the data is kept in `Log::refused`).
     pub data_reply: Option<Reply>,
     /// Accept connections and never say a word (for time-outs).
     pub silent: bool,
     /// Keep the message data (the benchmark only counts).
     pub keep_data: bool,
+    /// Hang up after each message, without a word (as a server closing idle connections does).
+    pub hang_up_after_message: bool,
 }
 
 impl Default for Options {
@@ -51,6 +56,7 @@ impl Default for Options {
             data_reply: None,
             silent: false,
             keep_data: true,
+            hang_up_after_message: false,
         }
     }
 }
@@ -113,10 +119,10 @@ impl Server {
                     let (log, opts) = (Arc::clone(&log), Arc::clone(&opts));
                     std::thread::spawn(move || {
                         lock(&log).connections += 1;
-                        if let Err(e) = session(stream, &opts, &log) {
-                            if e.kind() == io::ErrorKind::InvalidData {
-                                lock(&log).tls_failures += 1;
-                            }
+                        if let Err(e) = session(stream, &opts, &log)
+                            && e.kind() == io::ErrorKind::InvalidData
+                        {
+                            lock(&log).tls_failures += 1;
                         }
                     });
                 }
@@ -415,6 +421,9 @@ fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>) -> io::Result<()> {
                         });
                     }
                     reply(&mut r, "250 2.0.0 queued")?;
+                    if opts.hang_up_after_message {
+                        return Ok(());
+                    }
                 }
             }
             "RSET" => {
