@@ -49,7 +49,6 @@ impl Outcome {
 
 /// One user of a chunk, on its way through.
 struct Item {
-    input: String,
     user: Option<User>,
     outcome: Option<Outcome>,
 }
@@ -113,7 +112,6 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             let items = users
                 .into_iter()
                 .map(|u| Item {
-                    input: u.email.clone(),
                     user: Some(u),
                     outcome: None,
                 })
@@ -225,7 +223,6 @@ impl Run<'_> {
             let item = match crate::email::validate(&input) {
                 Err(e) => Item {
                     outcome: Some(Outcome::failed(input.clone(), Exit::DataErr, render(&e))),
-                    input,
                     user: None,
                 },
                 Ok(addr) => match self.store.find_user(addr) {
@@ -240,7 +237,6 @@ impl Run<'_> {
                         continue;
                     }
                     Ok(Some(user)) => Item {
-                        input,
                         user: Some(user),
                         outcome: None,
                     },
@@ -253,12 +249,10 @@ impl Run<'_> {
                             link: None,
                             error: Some(format!("no user with address {}", ui::escape(addr))),
                         }),
-                        input,
                         user: None,
                     },
                     Err(e) if crate::error::exit_of(&e) == Exit::DataErr => Item {
                         outcome: Some(Outcome::failed(addr.to_owned(), Exit::DataErr, render(&e))),
-                        input,
                         user: None,
                     },
                     Err(e) => return Err(e),
@@ -405,7 +399,7 @@ impl Run<'_> {
 
         for item in items {
             let Some(o) = item.outcome else { continue };
-            self.report(&item.input, o)?;
+            self.report(o)?;
         }
         self.flush()
     }
@@ -423,7 +417,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn report(&mut self, input: &str, o: Outcome) -> Result<()> {
+    fn report(&mut self, o: Outcome) -> Result<()> {
         self.worst = self.worst.worst(o.exit);
         match o.status {
             "sent" => self.counts.sent += 1,
@@ -460,7 +454,6 @@ impl Run<'_> {
             (status, _, Some(err)) => format!("{status}: {err}"),
             (status, _, None) => format!("{status}: {email}"),
         };
-        let _ = input;
         if self.print_link {
             // stdout carries only the links, one per line, so scripts can use them as they are.
             if let Some(l) = &o.link {
