@@ -704,7 +704,6 @@ pub fn read_secret_file(path: &Path, key: &str) -> Result<zeroize::Zeroizing<Str
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::error::exit_of;
@@ -720,7 +719,7 @@ mod tests {
 
     #[test]
     fn defaults_are_sensible() {
-        let c = load("").unwrap();
+        let c = load("").expect("should succeed");
         assert_eq!(c.token_ttl, Duration::from_secs(3600));
         assert_eq!(c.request_throttle, Duration::from_secs(60));
         assert_eq!(c.password.argon2, Argon2::default());
@@ -734,7 +733,7 @@ mod tests {
         assert!(load("base_url = \"http://127.0.0.1:8080/r\"").is_ok());
         assert!(load("base_url = \"http://[::1]/r\"").is_ok());
         assert!(load("base_url = \"http://localhost/r\"").is_ok());
-        let err = load("base_url = \"http://a.example.com/r\"").unwrap_err();
+        let err = load("base_url = \"http://a.example.com/r\"").expect_err("should fail");
         assert_eq!(exit_of(&err), Exit::Config);
         let msg = crate::error::render(&err);
         assert!(
@@ -744,7 +743,7 @@ mod tests {
         assert!(load("base_url = \"http://localhost.evil.com/r\"").is_err());
         // Found by fuzzing: a base_url so long its links were refused as malformed.
         let long = format!("https://a.example.com/{}", "x".repeat(MAX_BASE_URL_LEN));
-        let err = load(&format!("base_url = \"{long}\"")).unwrap_err();
+        let err = load(&format!("base_url = \"{long}\"")).expect_err("should fail");
         assert_eq!(exit_of(&err), Exit::Config);
         let longest = format!(
             "https://a.example.com/{}",
@@ -774,7 +773,7 @@ mod tests {
             ("nonsense = 1", "nonsense"),
             ("[mail]\nfrom = \"not an address\"", "mail.from"),
         ] {
-            let err = load(text).unwrap_err();
+            let err = load(text).expect_err("should fail");
             assert_eq!(exit_of(&err), Exit::Config, "{text}");
             let msg = crate::error::render(&err);
             assert!(msg.contains(key), "{text}: {msg}");

@@ -206,7 +206,6 @@ fn hasher(p: &Argon2Config) -> Result<Argon2<'static>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -268,7 +267,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
         };
-        let h = hash("correct horse battery staple", &cfg).unwrap();
+        let h = hash("correct horse battery staple", &cfg).expect("should succeed");
         assert!(h.starts_with("$argon2id$v=19$m=8192,t=1,p=1$"), "{h}");
         assert!(verify("correct horse battery staple", &h));
         assert!(!verify("correct horse battery stapler", &h));

@@ -251,7 +251,6 @@ impl Digest {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -267,17 +266,35 @@ mod tests {
     #[test]
     fn ids_round_trip_and_are_bounded() {
         for id in [1, 255, 1 << 40, MAX_ID] {
-            let t = Token::generate().unwrap().with_id(id).unwrap();
-            assert_eq!(Token::parse(&t.text()).unwrap().id(), id);
+            let t = Token::generate()
+                .expect("should succeed")
+                .with_id(id)
+                .expect("should succeed");
+            assert_eq!(Token::parse(&t.text()).expect("should succeed").id(), id);
         }
-        assert!(Token::generate().unwrap().with_id(0).is_err());
-        assert!(Token::generate().unwrap().with_id(MAX_ID + 1).is_err());
-        assert!(Token::generate().unwrap().with_id(-1).is_err());
+        assert!(
+            Token::generate()
+                .expect("should succeed")
+                .with_id(0)
+                .is_err()
+        );
+        assert!(
+            Token::generate()
+                .expect("should succeed")
+                .with_id(MAX_ID + 1)
+                .is_err()
+        );
+        assert!(
+            Token::generate()
+                .expect("should succeed")
+                .with_id(-1)
+                .is_err()
+        );
     }
 
     #[test]
     fn text_has_prefix_and_fixed_length() {
-        let t = Token::generate().unwrap();
+        let t = Token::generate().expect("should succeed");
         let text = t.text();
         assert!(text.starts_with(PREFIX));
         assert_eq!(text.len(), TEXT_LEN);
@@ -286,7 +303,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let t = Token::generate().unwrap();
+        let t = Token::generate().expect("should succeed");
         let text = t.text();
         let dbg = format!("{t:?}");
         assert!(!dbg.contains(&text[PREFIX.len()..PREFIX.len() + 8]));
@@ -294,38 +311,59 @@ mod tests {
 
     #[test]
     fn links_round_trip() {
-        let t = Token::generate().unwrap();
+        let t = Token::generate().expect("should succeed");
         let l = link("https://example.com/reset", &t);
         assert!(l.starts_with("https://example.com/reset?token=pwr_"));
-        let back = Token::parse_input(&l).unwrap();
+        let back = Token::parse_input(&l).expect("should succeed");
         assert_eq!(back.digest(), t.digest());
         let l2 = link("https://example.com/reset?lang=de", &t);
         assert!(l2.contains("?lang=de&token=pwr_"));
-        assert_eq!(Token::parse_input(&l2).unwrap().digest(), t.digest());
         assert_eq!(
-            Token::parse_input("https://example.com/reset?x=1").unwrap_err(),
+            Token::parse_input(&l2).expect("should succeed").digest(),
+            t.digest()
+        );
+        assert_eq!(
+            Token::parse_input("https://example.com/reset?x=1").expect_err("should fail"),
             Malformed::NoTokenInLink
         );
     }
 
     #[test]
     fn hostile_inputs_are_malformed() {
-        assert_eq!(Token::parse("").unwrap_err(), Malformed::Length);
+        assert_eq!(
+            Token::parse("").expect_err("should fail"),
+            Malformed::Length
+        );
         let huge = "a".repeat(10 << 20);
-        assert_eq!(Token::parse_input(&huge).unwrap_err(), Malformed::TooLong);
-        let mut wrong_prefix = Token::generate().unwrap().text().to_string();
+        assert_eq!(
+            Token::parse_input(&huge).expect_err("should fail"),
+            Malformed::TooLong
+        );
+        let mut wrong_prefix = Token::generate()
+            .expect("should succeed")
+            .text()
+            .to_string();
         wrong_prefix.replace_range(0..4, "pwx_");
-        assert_eq!(Token::parse(&wrong_prefix).unwrap_err(), Malformed::Prefix);
-        let t = Token::generate().unwrap().text().to_string();
+        assert_eq!(
+            Token::parse(&wrong_prefix).expect_err("should fail"),
+            Malformed::Prefix
+        );
+        let t = Token::generate()
+            .expect("should succeed")
+            .text()
+            .to_string();
         let with_nul = format!("{}\0{}", &t[..10], &t[11..]);
-        assert_eq!(Token::parse(&with_nul).unwrap_err(), Malformed::Character);
+        assert_eq!(
+            Token::parse(&with_nul).expect_err("should fail"),
+            Malformed::Character
+        );
     }
 
     proptest! {
         #[test]
         fn round_trip(bytes in any::<[u8; 32]>()) {
             let t = token_from(bytes);
-            let parsed = Token::parse(&t.text()).unwrap();
+            let parsed = Token::parse(&t.text()).expect("should succeed");
             prop_assert_eq!(parsed.digest(), t.digest());
             prop_assert_eq!(parsed.id(), t.id());
         }
@@ -358,14 +396,14 @@ mod tests {
             let mut text = token_from(bytes).text().as_bytes().to_vec();
             prop_assume!(text[pos] != ALPHABET[idx]);
             text[pos] = ALPHABET[idx];
-            let changed = String::from_utf8(text).unwrap();
+            let changed = String::from_utf8(text).expect("should succeed");
             prop_assert!(Token::parse(&changed).is_err());
         }
 
         #[test]
         fn every_truncation_is_detected(bytes in any::<[u8; 32]>(), len in 0usize..TEXT_LEN) {
             let text = token_from(bytes).text().to_string();
-            prop_assert_eq!(Token::parse(&text[..len]).unwrap_err(), Malformed::Length);
+            prop_assert_eq!(Token::parse(&text[..len]).expect_err("should fail"), Malformed::Length);
         }
 
         #[test]
@@ -400,7 +438,7 @@ mod tests {
             let _ = link_token(&s);
             if let Ok(t) = Token::parse_input(&s) {
                 // Whatever parses is a real token: its text parses back to it.
-                prop_assert_eq!(Token::parse(&t.text()).unwrap().digest(), t.digest());
+                prop_assert_eq!(Token::parse(&t.text()).expect("should succeed").digest(), t.digest());
             }
         }
 
@@ -422,10 +460,10 @@ mod tests {
             let text = t.text();
             prop_assert_eq!(link_token(&l), Some(text.as_str()));
             let pasted = format!("{space}{}{space}", l.as_str());
-            prop_assert_eq!(Token::parse_input(&pasted).unwrap().digest(), t.digest());
+            prop_assert_eq!(Token::parse_input(&pasted).expect("should succeed").digest(), t.digest());
             // Parameters after the token, or a fragment, do not disturb it.
             let more = format!("{}&utm_source=mail#top", l.as_str());
-            prop_assert_eq!(Token::parse_input(&more).unwrap().digest(), t.digest());
+            prop_assert_eq!(Token::parse_input(&more).expect("should succeed").digest(), t.digest());
         }
 
         #[test]
@@ -444,7 +482,11 @@ mod tests {
     fn all_single_alphabet_changes_of_one_token() {
         // Exhaustive over one token: every position, every other alphabet character.
         const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let text = Token::generate().unwrap().text().as_bytes().to_vec();
+        let text = Token::generate()
+            .expect("should succeed")
+            .text()
+            .as_bytes()
+            .to_vec();
         for pos in PREFIX.len()..TEXT_LEN {
             for &c in ALPHABET {
                 if text[pos] == c {
@@ -452,7 +494,7 @@ mod tests {
                 }
                 let mut changed = text.clone();
                 changed[pos] = c;
-                let changed = String::from_utf8(changed).unwrap();
+                let changed = String::from_utf8(changed).expect("should succeed");
                 assert!(
                     Token::parse(&changed).is_err(),
                     "pos {pos} char {}",

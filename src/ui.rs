@@ -134,7 +134,7 @@ mod tests {
             text.contains("\\u009b") && text.contains("\\u202e"),
             "{text}"
         );
-        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).expect("should succeed");
         assert_eq!(back, v);
         assert_eq!(json(&serde_json::json!({"a": 1})), "{\"a\":1}");
     }

@@ -366,15 +366,14 @@ fn create_outbox(dir: &std::path::Path) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn mailer() -> Mailer {
         let dir = std::env::temp_dir();
-        let mut c = Config::defaults_with(dir.join("x.db")).unwrap();
+        let mut c = Config::defaults_with(dir.join("x.db")).expect("should succeed");
         c.mail.transport = TransportKind::Stdout;
-        Mailer::new(&c).unwrap()
+        Mailer::new(&c).expect("should succeed")
     }
 
     #[test]
@@ -387,8 +386,8 @@ mod tests {
                 1_795_671_600,
                 1_795_668_000,
             )
-            .unwrap();
-        let text = String::from_utf8(msg.formatted()).unwrap();
+            .expect("should succeed");
+        let text = String::from_utf8(msg.formatted()).expect("should succeed");
         for needle in [
             "To: bob@example.com",
             "Auto-Submitted: auto-generated",
@@ -413,8 +412,8 @@ mod tests {
                 1_795_671_600,
                 1_795_668_000,
             )
-            .unwrap();
-        let text = String::from_utf8(msg.formatted()).unwrap();
+            .expect("should succeed");
+        let text = String::from_utf8(msg.formatted()).expect("should succeed");
         assert!(text.contains("&lt;script&gt;"), "{text}");
         // '/' needs no escaping: links stay readable in the HTML source.
         assert!(
