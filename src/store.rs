@@ -283,6 +283,34 @@ struct Quoted {
     id: String,
     email: String,
     password: String,
+    /// `SELECT id, email, password FROM users`, mapped: the start of every user query.
+    select_users: String,
+    /// A token by id and digest, with its user's current email and password hash.
+    select_token: String,
+}
+
+impl Quoted {
+    fn new(users: &UsersTable) -> Quoted {
+        let (table, id, email, password) = (
+            quote(&users.table),
+            quote(&users.id_column),
+            quote(&users.email_column),
+            quote(&users.password_column),
+        );
+        Quoted {
+            select_users: format!("SELECT {id}, {email}, {password} FROM {table}"),
+            select_token: format!(
+                "SELECT t.user_id, u.{email}, u.{password}, t.binding, t.created_at, t.expires_at,
+                        t.used_at, t.revoked_at, t.revoked_reason
+                   FROM pwreset_tokens t LEFT JOIN {table} u ON u.{id} = t.user_id
+                  WHERE t.id = ?1 AND t.digest = ?2"
+            ),
+            table,
+            id,
+            email,
+            password,
+        }
+    }
 }
 
 fn quote(ident: &str) -> String {
@@ -316,12 +344,7 @@ impl Store {
         };
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
         let users = config.users.clone();
-        let q = Quoted {
-            table: quote(&users.table),
-            id: quote(&users.id_column),
-            email: quote(&users.email_column),
-            password: quote(&users.password_column),
-        };
+        let q = Quoted::new(&users);
         let store = Store {
             conn,
             ctx: ErrCtx {
@@ -536,34 +559,16 @@ impl Store {
     /// an application's table) is an error rather than a guess.
     pub fn find_user(&self, email: &str) -> Result<Option<User>> {
         let key = crate::email::key(email);
-        let q = &self.q;
         let sql = if self.owns_users_table()? {
-            format!(
-                "SELECT {id}, {email}, {pw} FROM {t} WHERE email_key = ?1 LIMIT 2",
-                id = q.id,
-                email = q.email,
-                pw = q.password,
-                t = q.table
-            )
+            format!("{} WHERE email_key = ?1 LIMIT 2", self.q.select_users)
         } else {
             // An application's table has no key column; fold in SQL (a scan, see README).
             format!(
-                "SELECT {id}, {email}, {pw} FROM {t} WHERE pwreset_email_key({email}) = ?1 LIMIT 2",
-                id = q.id,
-                email = q.email,
-                pw = q.password,
-                t = q.table
+                "{} WHERE pwreset_email_key({}) = ?1 LIMIT 2",
+                self.q.select_users, self.q.email
             )
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(|e| self.ctx.err(e))?;
-        let mut rows = stmt.query([&key]).map_err(|e| self.ctx.err(e))?;
-        let mut found = Vec::with_capacity(2);
-        while let Some(r) = rows.next().map_err(|e| self.ctx.err(e))? {
-            found.push(user_from_row(r)?);
-        }
+        let mut found = self.users(&sql, params![key])?;
         match found.len() {
             0 => Ok(None),
             1 => Ok(found.pop()),
@@ -581,26 +586,22 @@ impl Store {
     /// Up to `limit` users with id greater than `after`, in id order: bulk runs page through
     /// the table with this, so memory stays bounded however many users there are.
     pub fn users_after(&self, after: i64, limit: usize) -> Result<Vec<User>> {
-        let q = &self.q;
         let sql = format!(
-            "SELECT {id}, {email}, {pw} FROM {t} WHERE {id} > ?1 ORDER BY {id} LIMIT ?2",
-            id = q.id,
-            email = q.email,
-            pw = q.password,
-            t = q.table
+            "{} WHERE {id} > ?1 ORDER BY {id} LIMIT ?2",
+            self.q.select_users,
+            id = self.q.id
         );
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
+        self.users(&sql, params![after, limit as i64])
+    }
+
+    /// The users a query on the users table returns.
+    fn users(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<User>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.ctx.err(e))?;
+        let rows = stmt
+            .query_map(params, user_from_row)
             .map_err(|e| self.ctx.err(e))?;
-        let mut rows = stmt
-            .query(params![after, limit as i64])
-            .map_err(|e| self.ctx.err(e))?;
-        let mut out = Vec::with_capacity(limit.min(4096));
-        while let Some(r) = rows.next().map_err(|e| self.ctx.err(e))? {
-            out.push(user_from_row(r)?);
-        }
-        Ok(out)
+        rows.collect::<rusqlite::Result<Vec<User>>>()
+            .map_err(|e| self.ctx.err(e))
     }
 
     /// How many users there are (for the progress bar of `request --all`).
@@ -790,18 +791,8 @@ impl Store {
     /// Look a token up by id and secret digest, with its user's current address. A row whose
     /// digest differs is as good as no row: the secret is wrong.
     pub fn lookup_token(&self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
-        let q = &self.q;
-        let sql = format!(
-            "SELECT t.user_id, u.{email}, u.{pw}, t.binding, t.created_at, t.expires_at,
-                    t.used_at, t.revoked_at, t.revoked_reason
-               FROM pwreset_tokens t LEFT JOIN {table} u ON u.{id} = t.user_id
-              WHERE t.id = ?1 AND t.digest = ?2",
-            email = q.email,
-            pw = q.password,
-            table = q.table,
-            id = q.id
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.ctx.err(e))?;
+        let sql = &self.q.select_token;
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.ctx.err(e))?;
         stmt.query_row(params![token_id, digest.as_bytes()], token_from_row)
             .optional()
             .map_err(|e| self.ctx.err(e))
@@ -820,16 +811,6 @@ impl Store {
         actor: &str,
     ) -> Result<Consumed> {
         let q = &self.q;
-        let select = format!(
-            "SELECT t.user_id, u.{email}, u.{pw}, t.binding, t.created_at, t.expires_at,
-                    t.used_at, t.revoked_at, t.revoked_reason
-               FROM pwreset_tokens t LEFT JOIN {table} u ON u.{id} = t.user_id
-              WHERE t.id = ?1 AND t.digest = ?2",
-            email = q.email,
-            pw = q.password,
-            table = q.table,
-            id = q.id
-        );
         let update_user = format!(
             "UPDATE {table} SET {pw} = ?2 WHERE {id} = ?1",
             table = q.table,
@@ -839,7 +820,7 @@ impl Store {
         let tx = begin(&mut self.conn, &self.ctx)?;
         let Some(rec) = tx
             .query_row(
-                &select,
+                &q.select_token,
                 params![token_id, digest.as_bytes()],
                 token_from_row,
             )
@@ -911,20 +892,8 @@ impl Store {
 
     /// The current password hash of a user, for "not the same as the current password".
     pub fn user_by_id(&self, id: i64) -> Result<Option<User>> {
-        let q = &self.q;
-        let sql = format!(
-            "SELECT {id}, {email}, {pw} FROM {t} WHERE {id} = ?1",
-            id = q.id,
-            email = q.email,
-            pw = q.password,
-            t = q.table
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.ctx.err(e))?;
-        let mut rows = stmt.query([id]).map_err(|e| self.ctx.err(e))?;
-        match rows.next().map_err(|e| self.ctx.err(e))? {
-            Some(r) => Ok(Some(user_from_row(r)?)),
-            None => Ok(None),
-        }
+        let sql = format!("{} WHERE {} = ?1", self.q.select_users, self.q.id);
+        Ok(self.users(&sql, params![id])?.pop())
     }
 
     // ---- purge ---------------------------------------------------------------------------

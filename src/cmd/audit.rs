@@ -34,33 +34,26 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
         limit: args.limit,
     };
     if args.json {
-        let mut first = true;
-        super::out_raw("[")?;
+        let mut array = super::JsonArray::new();
         store.audit_entries(&filter, &mut |e| {
-            let obj = serde_json::json!({
+            array.push(&serde_json::json!({
                 "at": ui::rfc3339(e.at),
                 "actor": e.actor,
                 "action": e.action,
                 "email": e.email,
                 "outcome": e.outcome,
                 "detail": e.detail,
-            });
-            super::out_raw(&format!(
-                "{}{}",
-                if first { "" } else { ",\n" },
-                ui::json(&obj)
-            ))?;
-            first = false;
-            Ok(())
+            }))
         })?;
-        super::out("]")?;
+        array.finish()?;
     } else {
-        super::out(&format!(
+        let mut lines = super::Lines::new();
+        lines.line(&format!(
             "{:<20}  {:<16}  {:<12}  {:<32}  {:<10}  {}",
             "TIME", "ACTOR", "ACTION", "USER", "OUTCOME", "DETAIL"
         ))?;
         store.audit_entries(&filter, &mut |e| {
-            super::out(&format!(
+            lines.line(&format!(
                 "{:<20}  {:<16}  {:<12}  {:<32}  {:<10}  {}",
                 ui::rfc3339(e.at),
                 ui::escape(&e.actor),
@@ -70,6 +63,7 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
                 ui::escape(e.detail.as_deref().unwrap_or(""))
             ))
         })?;
+        lines.finish()?;
     }
     Ok(Exit::Ok)
 }

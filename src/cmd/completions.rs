@@ -3,10 +3,13 @@
 use crate::cli::Shell;
 use crate::error::Exit;
 use anyhow::Result;
+use std::io::Write;
 
 pub fn run(shell: Shell) -> Result<Exit> {
-    let mut out = Vec::new();
-    crate::docs::completion(shell, &mut out);
-    super::out_raw(&String::from_utf8_lossy(&out))?;
+    let mut script = Vec::new();
+    crate::docs::completion(shell, &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()?;
     Ok(Exit::Ok)
 }

@@ -20,9 +20,58 @@ pub(crate) fn out(line: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write to stdout without a newline.
-pub(crate) fn out_raw(text: &str) -> anyhow::Result<()> {
-    let mut o = std::io::stdout().lock();
-    o.write_all(text.as_bytes())?;
-    Ok(())
+/// Lines for stdout through one buffer: a table of a million rows is a few hundred writes,
+/// not a million.
+pub(crate) struct Lines {
+    out: std::io::BufWriter<std::io::StdoutLock<'static>>,
+}
+
+impl Lines {
+    pub(crate) fn new() -> Lines {
+        Lines {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock()),
+        }
+    }
+
+    pub(crate) fn line(&mut self, line: &str) -> anyhow::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// A JSON array written one element per line as the rows stream by, so a large table never
+/// sits in memory. Strings are escaped for terminals (see [`crate::ui::json`]).
+pub(crate) struct JsonArray {
+    lines: Lines,
+    first: bool,
+}
+
+impl JsonArray {
+    pub(crate) fn new() -> JsonArray {
+        JsonArray {
+            lines: Lines::new(),
+            first: true,
+        }
+    }
+
+    pub(crate) fn push(&mut self, value: &serde_json::Value) -> anyhow::Result<()> {
+        let sep: &[u8] = if self.first { b"[\n" } else { b",\n" };
+        self.first = false;
+        self.lines.out.write_all(sep)?;
+        self.lines
+            .out
+            .write_all(crate::ui::json(value).as_bytes())?;
+        Ok(())
+    }
+
+    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
+        self.lines.line(if self.first { "[]" } else { "\n]" })?;
+        self.lines.finish()
+    }
 }

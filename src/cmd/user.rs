@@ -49,31 +49,23 @@ fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
     let store = Store::open(&config, Access::Read)?;
     let now = ui::now();
     if json {
-        // Streamed, so a large table does not sit in memory.
-        let mut first = true;
-        super::out_raw("[")?;
+        let mut array = super::JsonArray::new();
         store.list_users(now, &mut |u| {
-            let obj = serde_json::json!({
+            array.push(&serde_json::json!({
                 "id": u.id, "email": u.email, "has_password": u.has_password, "open_tokens": u.open_tokens,
-            });
-            super::out_raw(&format!(
-                "{}{}",
-                if first { "" } else { ",\n" },
-                ui::json(&obj)
-            ))?;
-            first = false;
-            Ok(())
+            }))
         })?;
-        super::out("]")?;
+        array.finish()?;
     } else {
+        let mut lines = super::Lines::new();
         let mut n = 0u64;
-        super::out(&format!(
+        lines.line(&format!(
             "{:>8}  {:<40}  {:<8}  {}",
             "ID", "EMAIL", "PASSWORD", "OPEN TOKENS"
         ))?;
         store.list_users(now, &mut |u| {
             n += 1;
-            super::out(&format!(
+            lines.line(&format!(
                 "{:>8}  {:<40}  {:<8}  {}",
                 u.id,
                 ui::escape(&u.email),
@@ -81,6 +73,7 @@ fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
                 u.open_tokens
             ))
         })?;
+        lines.finish()?;
         ctx.debug(format!("{n} users"));
     }
     Ok(Exit::Ok)
