@@ -149,7 +149,18 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
         Exit::NotUsable,
         "reset with a used token",
     )?;
-    say("(exit status 1)")?;
+    say("(reset refused it with exit status 1; verify says why:)")?;
+    expect(
+        super::verify::run(
+            &ctx,
+            VerifyArgs {
+                token: Some(OsString::from(&token)),
+                json: false,
+            },
+        )?,
+        Exit::NotUsable,
+        "verify of the used token",
+    )?;
 
     step(
         8,
