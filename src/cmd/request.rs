@@ -345,13 +345,22 @@ impl Run<'_> {
                         match m.reset_message(&user.email, &link, expires_at, now) {
                             Ok(msg) => to_send.push((i, msg)),
                             Err(e) => {
+                                // No message, so no one may hold this link: revoke it.
+                                let why = render(&e);
+                                self.store.revoke_undelivered(
+                                    id,
+                                    &user,
+                                    &why,
+                                    now,
+                                    &self.ctx.actor,
+                                )?;
                                 outcome.status = "failed";
                                 outcome.exit = crate::error::exit_of(&e);
-                                outcome.error = Some(render(&e));
+                                outcome.error = Some(why);
                             }
                         }
                     }
-                    if self.print_link {
+                    if self.print_link && outcome.exit == Exit::Ok {
                         outcome.link = Some(link);
                     }
                     items[i].outcome = Some(outcome);

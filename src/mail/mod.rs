@@ -139,6 +139,32 @@ impl Mailer {
                     )
                 })?;
         }
+        // Render each template once with sample values, so a misspelt variable in an
+        // admin's template stops the run here (78) instead of failing user by user.
+        let reset = minijinja::context! {
+            email => "alice@example.com",
+            link => "https://accounts.example.com/reset_password?token=pwr_sample",
+            expires_at => "2026-01-01T01:00:00Z",
+            expires_in => "60 minutes",
+            requested_at => "2026-01-01T00:00:00Z",
+        };
+        let changed = minijinja::context! {
+            email => "alice@example.com",
+            changed_at => "2026-01-01T00:00:00Z",
+        };
+        for name in TEMPLATE_NAMES {
+            let (sample, vars) = if name.starts_with("reset") {
+                (&reset, "email, link, expires_at, expires_in, requested_at")
+            } else {
+                (&changed, "email, changed_at")
+            };
+            if let Err(e) = env.get_template(name).and_then(|t| t.render(sample)) {
+                return Err(fail(
+                    Exit::Config,
+                    format!("mail template {name}: {e}; it can use {vars}"),
+                ));
+            }
+        }
         let domain = m.from.email.domain().to_owned();
         let transport = match m.transport {
             TransportKind::Smtp => smtp::transport(config)?,

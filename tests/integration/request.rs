@@ -693,3 +693,60 @@ fn an_undelivered_link_does_not_count_towards_the_throttle() {
         assert_eq!(v["status"], "failed", "{v}");
     }
 }
+
+/// An env whose config points `template_dir` at a folder holding `files`.
+fn env_with_templates(files: &[(&str, &str)]) -> Env {
+    let env = Env::with_toml(|dir| {
+        let templates = dir.join("templates");
+        std::fs::create_dir_all(&templates).expect("mkdir");
+        for (name, text) in files {
+            std::fs::write(templates.join(name), text).expect("template");
+        }
+        default_toml(dir).replace(
+            "[mail]\n",
+            &format!("[mail]\ntemplate_dir = \"{}\"\n", templates.display()),
+        )
+    });
+    env.init();
+    env.add_user("alice@example.com");
+    env
+}
+
+#[test]
+fn templates_in_template_dir_override_the_built_in_ones() {
+    let env = env_with_templates(&[(
+        "reset.txt",
+        "Bonjour {{ email }}, votre lien : {{ link }} (valable jusqu'au {{ expires_at }})\n",
+    )]);
+    env.cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+    let msg = decode(&env.messages()[0]);
+    assert!(msg.contains("Bonjour alice@example.com, votre lien : https://accounts.example.com/reset_password?token=pwr_"), "{msg}");
+    // reset.html was not overridden: the built-in one is used.
+    assert!(msg.contains("Choose a new password"), "{msg}");
+}
+
+#[test]
+fn a_template_with_an_unknown_variable_stops_before_any_token() {
+    for (name, text) in [
+        ("reset.txt", "Your link: {{ lnk }}\n"),
+        ("changed.html", "<p>{{ expires_at }}</p>\n"),
+        ("reset.html", "{% if %}broken\n"),
+    ] {
+        let env = env_with_templates(&[(name, text)]);
+        let a = env
+            .cmd()
+            .args(["request", "alice@example.com"])
+            .assert()
+            .code(78);
+        assert!(stderr(&a).contains(name), "{name}: {}", stderr(&a));
+        let tokens: i64 = env
+            .sql()
+            .query_row("SELECT count(*) FROM pwreset_tokens", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(tokens, 0, "{name}: no token without a message");
+        assert!(env.messages().is_empty());
+    }
+}
