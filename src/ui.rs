@@ -68,14 +68,11 @@ pub fn progress(len: Option<u64>, verbosity: Verbosity, what: &str) -> ProgressB
     if verbosity == Verbosity::Quiet || !stderr_is_fancy() {
         return ProgressBar::hidden();
     }
-    let bar = match len {
-        Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-    };
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
     let template = if len.is_some() {
-        "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)"
+        "{msg} [{bar:30}] {human_pos}/{human_len} ({elapsed}, {eta} left)"
     } else {
-        "{msg} {spinner} {pos} ({per_sec})"
+        "{msg} {spinner} {human_pos} ({elapsed})"
     };
     if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
