@@ -65,7 +65,15 @@ impl std::fmt::Display for Refusal {
             Refusal::TooWeak { score, min, hint } => {
                 write!(f, "too easy to guess (min_strength): strength {score} of 4, at least {min} needed")?;
                 match hint {
-                    Some(h) => write!(f, "; {h}"),
+                    // zxcvbn's warnings are sentences; they continue ours here.
+                    Some(h) => {
+                        let h = h.trim_end_matches('.');
+                        let mut chars = h.chars();
+                        match chars.next() {
+                            Some(c) => write!(f, "; {}{}", c.to_lowercase(), chars.as_str()),
+                            None => Ok(()),
+                        }
+                    }
                     None => f.write_str("; add more unrelated words or characters"),
                 }
             }
