@@ -5,8 +5,6 @@
 //! carries its [`Exit`] code; `main` finds the first `Failure` in the chain and exits with it.
 //! Anything else is an internal error (70), except I/O errors (74).
 
-use std::fmt;
-
 /// Process exit status, as listed in the contract's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Exit {
@@ -90,19 +88,12 @@ impl Exit {
 
 /// An error that knows which exit code it stands for. Its message is shown to the user as is,
 /// so it must say what went wrong and what to do, and never contain a secret.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Failure {
     pub exit: Exit,
     pub message: String,
 }
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Failure {}
 
 impl Failure {
     pub fn new(exit: Exit, message: impl Into<String>) -> Self {
