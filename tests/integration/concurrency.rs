@@ -2,7 +2,7 @@
 //! nothing sent, nothing written), SIGKILL in the middle of a reset (old state or new, never a
 //! mix), and verify / request / reset working side by side with a big purge and a bulk request.
 
-use crate::harness::{BIN, Env, default_toml};
+use crate::harness::{Env, default_toml};
 use std::io::Write;
 use std::process::{Child, Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,17 +25,7 @@ fn env_with_busy_timeout(timeout: &str) -> Env {
 
 /// `pwreset --config <env>` as a std Command, for children that run side by side or get killed.
 fn pwreset(env: &Env) -> StdCommand {
-    let mut c = StdCommand::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.dir.path())
-        .env("XDG_CONFIG_HOME", env.dir.path().join("xdg-config"))
-        .env("XDG_DATA_HOME", env.dir.path().join("xdg-data"))
-        .env("USER", "tester")
-        .env("TERM", "dumb")
-        .arg("--config")
-        .arg(&env.config);
-    c
+    env.std_cmd()
 }
 
 /// Run to completion with `input` on stdin (none: /dev/null).

@@ -1,19 +1,11 @@
 //! Integration tests for configuration: files, environment and flags.
 
-use crate::harness::{BIN, Env, default_toml, stderr, stdout};
+use crate::harness::{Env, default_toml, stderr, stdout};
 use assert_cmd::Command;
 
 /// Like `env.cmd()` but without `--config`: the caller decides where the config comes from.
 fn bare(env: &Env) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.dir.path())
-        .env("XDG_CONFIG_HOME", env.dir.path().join("xdg-config"))
-        .env("XDG_DATA_HOME", env.dir.path().join("xdg-data"))
-        .env("USER", "tester")
-        .env("TERM", "dumb");
-    c
+    env.bare()
 }
 
 /// A config error: exit 78, and stderr names every one of `words`.

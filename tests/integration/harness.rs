@@ -69,20 +69,41 @@ impl Env {
         std::fs::write(&self.config, text).expect("write config");
     }
 
-    /// `pwreset --config <this env's config>`, with an environment that cannot reach the
-    /// machine's own config or database.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
+    /// `pwreset` with no arguments, in an environment that cannot reach the machine's own
+    /// config or database: for children that run side by side, get killed or get a terminal.
+    pub fn bare_std(&self) -> std::process::Command {
+        self.isolated(BIN)
+    }
+
+    /// `program` in the isolated environment (`sh` for the pty tests).
+    pub fn isolated(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let dir = self.dir.path();
+        let mut c = std::process::Command::new(program);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path())
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
-            .env("XDG_DATA_HOME", self.dir.path().join("xdg-data"))
+            .env("HOME", dir)
+            .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+            .env("XDG_DATA_HOME", dir.join("xdg-data"))
             .env("USER", "tester")
-            .env("TERM", "dumb")
-            .arg("--config")
-            .arg(&self.config);
+            .env("TERM", "dumb");
         c
+    }
+
+    /// `pwreset --config <this env's config>` as a std Command.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = self.bare_std();
+        c.arg("--config").arg(&self.config);
+        c
+    }
+
+    /// `pwreset` without `--config`: the caller decides where the config comes from.
+    pub fn bare(&self) -> Command {
+        Command::from_std(self.bare_std())
+    }
+
+    /// `pwreset --config <this env's config>`.
+    pub fn cmd(&self) -> Command {
+        Command::from_std(self.std_cmd())
     }
 
     /// `pwreset init`, asserting success.

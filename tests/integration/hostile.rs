@@ -618,15 +618,8 @@ fn config_files_that_are_not_config_exit_78() {
 
 /// Like [`run`], without the environment's own `--config`.
 fn run_bare(env: &Env, args: &[&OsStr]) -> std::process::Output {
-    let mut c = assert_cmd::Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.dir.path())
-        .env("XDG_CONFIG_HOME", env.dir.path().join("xdg-config"))
-        .env("XDG_DATA_HOME", env.dir.path().join("xdg-data"))
-        .env("USER", "tester")
-        .args(args)
-        .timeout(TIMEOUT);
+    let mut c = env.bare();
+    c.args(args).timeout(TIMEOUT);
     c.output().expect("run pwreset")
 }
 

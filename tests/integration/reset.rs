@@ -73,21 +73,7 @@ fn argon2_accepts(password: &str, phc: &str) -> bool {
 
 /// `std::process::Command` for the binary with the same isolated environment as `Env::cmd`.
 fn std_cmd(env: &Env) -> Command {
-    let mut c = Command::new(BIN);
-    isolate(&mut c, env);
-    c.arg("--config").arg(&env.config);
-    c
-}
-
-fn isolate(c: &mut Command, env: &Env) {
-    let dir = env.dir.path();
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("XDG_DATA_HOME", dir.join("xdg-data"))
-        .env("USER", "tester")
-        .env("TERM", "dumb");
+    env.std_cmd()
 }
 
 /// `reset --password-stdin TOKEN` with `input` on stdin.
@@ -133,8 +119,7 @@ impl Pty {
     /// starts with it off), as on a user's terminal: so a password that is not hidden would
     /// show up in the output.
     fn spawn(env: &Env, args: &[&str]) -> Pty {
-        let mut c = Command::new("sh");
-        isolate(&mut c, env);
+        let mut c = env.isolated("sh");
         c.arg("-c")
             .arg(r#"stty echo && exec "$0" "$@""#)
             .arg(BIN)
