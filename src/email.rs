@@ -113,6 +113,14 @@ fn mixes_scripts(part: &str) -> bool {
 
 /// The matching key of an address: NFKC, then case folded, then NFKC again (folding can
 /// un-normalise).
+///
+/// ```
+/// use pwreset::email::key;
+///
+/// assert_eq!(key("ALICE@Example.com"), key("alice@example.com"));
+/// assert_eq!(key("\u{ff41}lice@example.com"), "alice@example.com"); // full-width a
+/// assert_eq!(key("STRASSE@example.com"), key("straße@example.com"));
+/// ```
 pub fn key(addr: &str) -> String {
     let nfkc: String = addr.trim().nfkc().collect();
     let folded = caseless::default_case_fold_str(&nfkc);

@@ -188,6 +188,23 @@ impl Token {
 
     /// Parse what a user typed or pasted: a token, or a whole reset link whose `token` query
     /// parameter holds one. Surrounding white space is ignored.
+    ///
+    /// ```
+    /// use pwreset::token::{Malformed, Token, link};
+    ///
+    /// let token = Token::generate()?.with_id(7)?;
+    /// let url = link("https://accounts.example.com/reset_password", &token);
+    /// let back = Token::parse_input(&format!("  {}\n", url.as_str())).expect("a link parses");
+    /// assert_eq!((back.id(), back.digest()), (7, token.digest()));
+    ///
+    /// // One mistyped character is caught by the checksum, without a database.
+    /// let mut typo = token.text().to_string();
+    /// let last = if typo.ends_with('A') { "B" } else { "A" };
+    /// typo.replace_range(typo.len() - 1.., last);
+    /// assert!(Token::parse_input(&typo).is_err());
+    /// assert_eq!(Token::parse_input("pwr_short").err(), Some(Malformed::Length));
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
     pub fn parse_input(input: &str) -> Result<Token, Malformed> {
         if input.len() > MAX_INPUT_LEN {
             return Err(Malformed::TooLong);
