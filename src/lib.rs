@@ -34,8 +34,8 @@ use error::Exit;
 pub struct Ctx {
     pub global: cli::Global,
     pub verbosity: ui::Verbosity,
-    /// Who is acting, for the audit trail: the login behind sudo where there is one.
-    pub actor: String,
+    /// Who is acting, for the audit trail; looked up on first use (verify never needs it).
+    actor: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
@@ -50,8 +50,13 @@ impl Ctx {
         Ctx {
             global,
             verbosity,
-            actor: actor(),
+            actor: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Who is acting, for the audit trail: the login behind sudo where there is one.
+    pub fn actor(&self) -> &str {
+        self.actor.get_or_init(actor)
     }
 
     /// Load the configuration (flags > environment > file > defaults).

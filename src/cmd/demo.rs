@@ -30,16 +30,14 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
          dir = {outbox:?}\n"
     );
     std::fs::write(&config_path, &config).context("writing the demo config")?;
-    let ctx = Ctx {
-        global: Global {
-            config: Some(config_path.clone()),
-            db: Some(db.clone()),
-            quiet: false,
-            verbose: false,
-        },
-        verbosity: outer.verbosity.max(ui::Verbosity::Normal),
-        actor: outer.actor.clone(),
-    };
+    let mut ctx = Ctx::new(Global {
+        config: Some(config_path.clone()),
+        db: Some(db.clone()),
+        quiet: false,
+        verbose: false,
+    });
+    // -q on the demo would hide the steps it exists to show.
+    ctx.verbosity = outer.verbosity.max(ui::Verbosity::Normal);
 
     step(
         1,

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         }
         bar.finish_and_clear();
         store.checkpoint()?;
-        store.audit_purge(total, start.elapsed(), false, ui::now(), &ctx.actor)?;
+        store.audit_purge(total, start.elapsed(), false, ui::now(), ctx.actor())?;
         total
     };
     let elapsed = start.elapsed();

@@ -299,7 +299,7 @@ impl Run<'_> {
         };
         let issued = self
             .store
-            .issue_tokens(&batch, now, self.ttl, throttle, &self.ctx.actor)?;
+            .issue_tokens(&batch, now, self.ttl, throttle, self.ctx.actor())?;
         drop(batch);
 
         // Build links and messages for the created tokens.
@@ -352,7 +352,7 @@ impl Run<'_> {
                                     &user,
                                     &why,
                                     now,
-                                    &self.ctx.actor,
+                                    self.ctx.actor(),
                                 )?;
                                 outcome.status = "failed";
                                 outcome.exit = crate::error::exit_of(&e);
@@ -389,7 +389,7 @@ impl Run<'_> {
                         &user,
                         &e.message,
                         ui::now(),
-                        &self.ctx.actor,
+                        self.ctx.actor(),
                     )?;
                     if let Some(o) = items[*i].outcome.as_mut() {
                         o.status = "failed";

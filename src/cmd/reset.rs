@@ -69,7 +69,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
                 "refused",
                 &render(e),
                 ui::now(),
-                &ctx.actor,
+                ctx.actor(),
             );
         })?
     } else {
@@ -82,7 +82,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
                     "refused",
                     "password refused 3 times at the prompt",
                     ui::now(),
-                    &ctx.actor,
+                    ctx.actor(),
                 )?;
                 return Err(fail(
                     Exit::DataErr,
@@ -97,7 +97,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     let hash = password::hash(new_password.expose(), &config.password.argon2)?;
     drop(new_password);
     let when = ui::now();
-    match store.consume_token(token.id(), &token.digest(), &hash, when, &ctx.actor)? {
+    match store.consume_token(token.id(), &token.digest(), &hash, when, ctx.actor())? {
         Consumed::Changed { .. } => {}
         Consumed::NotUsable(status) => {
             store.audit_reset_failed(
@@ -106,7 +106,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
                 status.as_str(),
                 "the token stopped being valid before the password was stored",
                 ui::now(),
-                &ctx.actor,
+                ctx.actor(),
             )?;
             let now = ui::now();
             let record = store.lookup_token(token.id(), &token.digest())?;

@@ -35,7 +35,7 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
             ),
         ));
     }
-    let id = store.add_user(email, name, ui::now(), &ctx.actor)?;
+    let id = store.add_user(email, name, ui::now(), ctx.actor())?;
     ctx.note(format!(
         "added user {id} <{}>; send them a reset link with: pwreset request {}",
         ui::escape(email),
