@@ -661,6 +661,27 @@ pub fn is_loopback_host(host: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Create a folder only its owner can enter (0700), with its parents: the database's folder and
+/// the outbox hold secrets. `what` names it in the error ("the database", "mail.file.dir").
+pub fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            let exit = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Exit::NoPerm
+            } else {
+                Exit::CantCreate
+            };
+            fail(
+                exit,
+                format!("cannot create folder {} for {what}: {e}", dir.display()),
+            )
+        })
+}
+
 /// Read a secret file that must not be readable by group or others.
 pub fn read_secret_file(path: &Path, key: &str) -> Result<zeroize::Zeroizing<String>> {
     use std::os::unix::fs::PermissionsExt;

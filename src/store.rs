@@ -1095,25 +1095,9 @@ fn register_sql_function(conn: &rusqlite::Connection) -> anyhow::Result<()> {
 
 /// Create the database file with mode 0600, and its folder (0700) when missing.
 fn create_file(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| {
-                fail(
-                    if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        Exit::NoPerm
-                    } else {
-                        Exit::CantCreate
-                    },
-                    format!(
-                        "cannot create folder {} for the database: {e}",
-                        dir.display()
-                    ),
-                )
-            })?;
+        crate::config::create_private_dir(dir, "the database")?;
     }
     match std::fs::OpenOptions::new()
         .write(true)

@@ -173,7 +173,7 @@ impl Mailer {
                 command: m.sendmail_command.clone(),
             },
             TransportKind::File => {
-                create_outbox(&m.file_dir)?;
+                crate::config::create_private_dir(&m.file_dir, "mail.file.dir")?;
                 Transport::File {
                     transport: FileTransport::new(&m.file_dir),
                     dir: m.file_dir.clone(),
@@ -375,20 +375,6 @@ fn message_id_part() -> Result<String> {
         .fill(&mut b)
         .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-fn create_outbox(dir: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            fail(
-                Exit::CantCreate,
-                format!("mail.file.dir: cannot create {}: {e}", dir.display()),
-            )
-        })
 }
 
 #[cfg(test)]
