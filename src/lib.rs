@@ -30,25 +30,20 @@ use anyhow::Result;
 use cli::{Cli, Command};
 use error::Exit;
 
-/// What every command gets: the global options, resolved.
+/// What every command gets: where the configuration comes from, how chatty to be, and who is
+/// acting. Built from the command line by [`run`], or directly by a program that drives the
+/// library without one.
 pub struct Ctx {
-    pub global: cli::Global,
+    pub overrides: config::Overrides,
     pub verbosity: ui::Verbosity,
     /// Who is acting, for the audit trail; looked up on first use (verify never needs it).
     actor: std::sync::OnceLock<String>,
 }
 
 impl Ctx {
-    pub fn new(global: cli::Global) -> Ctx {
-        let verbosity = if global.quiet {
-            ui::Verbosity::Quiet
-        } else if global.verbose {
-            ui::Verbosity::Verbose
-        } else {
-            ui::Verbosity::Normal
-        };
+    pub fn new(overrides: config::Overrides, verbosity: ui::Verbosity) -> Ctx {
         Ctx {
-            global,
+            overrides,
             verbosity,
             actor: std::sync::OnceLock::new(),
         }
@@ -61,10 +56,7 @@ impl Ctx {
 
     /// Load the configuration (flags > environment > file > defaults).
     pub fn config(&self) -> Result<config::Config> {
-        config::Config::load(&config::Overrides {
-            config: self.global.config.clone(),
-            database: self.global.db.clone(),
-        })
+        config::Config::load(&self.overrides)
     }
 
     /// A diagnostic line on stderr, unless -q.
@@ -82,32 +74,47 @@ impl Ctx {
     }
 }
 
-/// The login name of the real user, from the password database (not from $USER, which anyone
-/// can set), and the login behind sudo when there is one.
+/// The login name of the real user, from the system's user database (getpwuid_r, so users from
+/// LDAP or SSSD resolve too; not $USER, which anyone can set), and the login behind sudo when
+/// there is one. `SUDO_USER` is believed only when the real uid is root: sudo sets it, and any
+/// other user could set it to anything.
 fn actor() -> String {
-    let uid = rustix::process::getuid().as_raw();
-    let user = login_name(uid).unwrap_or_else(|| format!("uid {uid}"));
-    let actor = match std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty()) {
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| format!("uid {uid}"));
+    let sudo = uid
+        .is_root()
+        .then(|| std::env::var("SUDO_USER").ok())
+        .flatten()
+        .filter(|v| !v.is_empty());
+    let actor = match sudo {
         Some(sudo) if sudo != user => format!("{sudo} (as {user})"),
         _ => user,
     };
     ui::escape(&actor.chars().take(100).collect::<String>())
 }
 
-fn login_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let _password = fields.next()?;
-        (fields.next()?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
-    })
-}
-
 /// Run a parsed command line. Returns the exit status for commands that report one (verify,
 /// request); errors carry theirs.
 pub fn run(cli: Cli) -> Result<Exit> {
-    let ctx = Ctx::new(cli.global);
+    let g = cli.global;
+    let verbosity = if g.quiet {
+        ui::Verbosity::Quiet
+    } else if g.verbose {
+        ui::Verbosity::Verbose
+    } else {
+        ui::Verbosity::Normal
+    };
+    let ctx = Ctx::new(
+        config::Overrides {
+            config: g.config,
+            database: g.db,
+        },
+        verbosity,
+    );
     match cli.command {
         Command::Init => cmd::init::run(&ctx),
         Command::User(c) => cmd::user::run(&ctx, c),

@@ -215,7 +215,7 @@ impl Token {
         }
         if input.contains("://") || input.contains('?') {
             return match link_token(input) {
-                Some(t) => Token::parse(t),
+                Some(t) => Token::parse(&zeroize::Zeroizing::new(t)),
                 None => Err(Malformed::NoTokenInLink),
             };
         }
@@ -223,20 +223,26 @@ impl Token {
     }
 }
 
-/// The value of the `token` query parameter of a link, if it has one.
-pub fn link_token(link: &str) -> Option<&str> {
+/// The value of the `token` query parameter of a link, if it has one, decoded as a browser
+/// would (`url`'s form-urlencoded parser).
+pub fn link_token(link: &str) -> Option<String> {
     let query = link.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or(query);
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The reset link for a token: `base_url` with `token=` added to its query.
 pub fn link(base_url: &str, token: &Token) -> Zeroizing<String> {
     let sep = if base_url.contains('?') { '&' } else { '?' };
     let text = token.text();
-    Zeroizing::new(format!("{base_url}{sep}token={}", text.as_str()))
+    let pair = Zeroizing::new(
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", text.as_str())
+            .finish(),
+    );
+    Zeroizing::new(format!("{base_url}{sep}{}", pair.as_str()))
 }
 
 /// A fingerprint of the account state a token was issued for: the address and the password
@@ -475,7 +481,8 @@ mod tests {
             let t = token_from(bytes);
             let l = link(&base, &t);
             let text = t.text();
-            prop_assert_eq!(link_token(&l), Some(text.as_str()));
+            let found = link_token(&l);
+            prop_assert_eq!(found.as_deref(), Some(text.as_str()));
             let pasted = format!("{space}{}{space}", l.as_str());
             prop_assert_eq!(Token::parse_input(&pasted).expect("should succeed").digest(), t.digest());
             // Parameters after the token, or a fragment, do not disturb it.

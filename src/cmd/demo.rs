@@ -1,6 +1,6 @@
 //! `pwreset demo`: the whole flow on a throwaway database, through the real commands.
 
-use crate::cli::{Global, PurgeArgs, RequestArgs, ResetArgs, UserCommand, VerifyArgs};
+use crate::cli::{PurgeArgs, RequestArgs, ResetArgs, UserCommand, VerifyArgs};
 use crate::error::Exit;
 use crate::{Ctx, ui};
 use anyhow::{Context, Result, bail};
@@ -30,14 +30,14 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
          dir = {outbox:?}\n"
     );
     std::fs::write(&config_path, &config).context("writing the demo config")?;
-    let mut ctx = Ctx::new(Global {
-        config: Some(config_path.clone()),
-        db: Some(db.clone()),
-        quiet: false,
-        verbose: false,
-    });
     // -q on the demo would hide the steps it exists to show.
-    ctx.verbosity = outer.verbosity.max(ui::Verbosity::Normal);
+    let ctx = Ctx::new(
+        crate::config::Overrides {
+            config: Some(config_path.clone()),
+            database: Some(db.clone()),
+        },
+        outer.verbosity.max(ui::Verbosity::Normal),
+    );
 
     step(
         1,

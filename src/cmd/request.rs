@@ -56,7 +56,7 @@ struct Item {
 pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     let config = ctx.config()?;
     let ttl = args.ttl.unwrap_or(config.token_ttl);
-    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86400) {
+    if ttl < crate::config::MIN_TTL || ttl > crate::config::MAX_TTL {
         return Err(fail(Exit::Usage, "--ttl must be between 1m and 30days"));
     }
     let base_url = config.base_url.clone().ok_or_else(|| {

@@ -1,0 +1,219 @@
+//! `[mail]`, `[mail.smtp]`, `[mail.file]`, `[mail.sendmail]`: how messages are made and sent.
+
+use super::{Problem, duration, is_loopback_host};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Smtp,
+    Sendmail,
+    File,
+    Stdout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    StartTls,
+    Tls,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub transport: TransportKind,
+    pub from: lettre::message::Mailbox,
+    pub subject: String,
+    pub changed_subject: String,
+    pub template_dir: Option<PathBuf>,
+    pub smtp: Smtp,
+    pub file_dir: PathBuf,
+    pub sendmail_command: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub connections: u32,
+}
+
+/// `[mail]` as written, with its defaults.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawMail {
+    transport: String,
+    from: String,
+    subject: String,
+    changed_subject: String,
+    template_dir: Option<PathBuf>,
+    smtp: RawSmtp,
+    file: RawFile,
+    sendmail: RawSendmail,
+}
+
+impl Default for RawMail {
+    fn default() -> Self {
+        RawMail {
+            transport: "smtp".into(),
+            from: "pwreset <no-reply@localhost>".into(),
+            subject: "Reset your password".into(),
+            changed_subject: "Your password was changed".into(),
+            template_dir: None,
+            smtp: RawSmtp::default(),
+            file: RawFile::default(),
+            sendmail: RawSendmail::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    /// Default: from `tls` (587, 465 or 25).
+    port: Option<u16>,
+    /// Default: none to a loopback host, else starttls.
+    tls: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    timeout: String,
+    ca_file: Option<PathBuf>,
+    connections: u32,
+}
+
+impl Default for RawSmtp {
+    fn default() -> Self {
+        RawSmtp {
+            host: "localhost".into(),
+            port: None,
+            tls: None,
+            username: None,
+            password_file: None,
+            timeout: "30s".into(),
+            ca_file: None,
+            connections: 4,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawFile {
+    dir: PathBuf,
+}
+
+impl Default for RawFile {
+    fn default() -> Self {
+        RawFile {
+            dir: PathBuf::from("/var/spool/pwreset/outbox"),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawSendmail {
+    command: PathBuf,
+}
+
+impl Default for RawSendmail {
+    fn default() -> Self {
+        RawSendmail {
+            command: PathBuf::from("/usr/sbin/sendmail"),
+        }
+    }
+}
+
+impl RawMail {
+    pub(super) fn resolve(self) -> Result<Mail, Problem> {
+        let transport = match self.transport.as_str() {
+            "smtp" => TransportKind::Smtp,
+            "sendmail" => TransportKind::Sendmail,
+            "file" => TransportKind::File,
+            "stdout" => TransportKind::Stdout,
+            other => {
+                return Err(Problem::new(
+                    "mail.transport",
+                    format!("unknown transport {other:?}; use smtp, sendmail, file or stdout"),
+                ));
+            }
+        };
+        let from: lettre::message::Mailbox = self.from.parse().map_err(|e| {
+            Problem::new(
+                "mail.from",
+                format!(
+                    "{e} (got {:?}; write it like \"Accounts <no-reply@example.com>\")",
+                    self.from
+                ),
+            )
+        })?;
+        for (key, s) in [
+            ("mail.subject", &self.subject),
+            ("mail.changed_subject", &self.changed_subject),
+        ] {
+            if s.chars().any(char::is_control) || s.len() > 200 {
+                return Err(Problem::new(key, "must be one line of at most 200 bytes"));
+            }
+        }
+        let s = self.smtp;
+        let tls = match s.tls.as_deref() {
+            Some("starttls") => Tls::StartTls,
+            Some("tls") => Tls::Tls,
+            Some("none") => Tls::None,
+            None if is_loopback_host(&s.host) => Tls::None,
+            None => Tls::StartTls,
+            Some(other) => {
+                return Err(Problem::new(
+                    "mail.smtp.tls",
+                    format!("unknown value {other:?}; use starttls, tls or none"),
+                ));
+            }
+        };
+        if tls == Tls::None && transport == TransportKind::Smtp && !is_loopback_host(&s.host) {
+            return Err(Problem::new(
+                "mail.smtp.tls",
+                format!(
+                    "\"none\" would send reset links in clear text to {}; it is only allowed to a loopback address. Use \"starttls\" or \"tls\"",
+                    s.host
+                ),
+            ));
+        }
+        let port = s.port.unwrap_or(match tls {
+            Tls::StartTls => 587,
+            Tls::Tls => 465,
+            Tls::None => 25,
+        });
+        if !(1..=64).contains(&s.connections) {
+            return Err(Problem::new(
+                "mail.smtp.connections",
+                "must be between 1 and 64",
+            ));
+        }
+        Ok(Mail {
+            transport,
+            from,
+            subject: self.subject,
+            changed_subject: self.changed_subject,
+            template_dir: self.template_dir,
+            smtp: Smtp {
+                host: s.host,
+                port,
+                tls,
+                username: s.username,
+                password_file: s.password_file,
+                timeout: duration("mail.smtp.timeout", &s.timeout)?,
+                ca_file: s.ca_file,
+                connections: s.connections,
+            },
+            file_dir: self.file.dir,
+            sendmail_command: self.sendmail.command,
+        })
+    }
+}

@@ -1,0 +1,578 @@
+//! Configuration: command-line flag > environment > config file > built-in default, resolved once
+//! into one validated [`Config`]. Every error names the key and the file, and exits 78.
+//!
+//! One file per section; each section's defaults are written once, in its `Default` impl, and
+//! serde fills in what the file leaves out.
+
+mod fs;
+mod mail;
+mod password;
+mod users;
+
+pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
+pub use mail::{Mail, Smtp, Tls, TransportKind};
+pub use password::{
+    ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Password,
+};
+pub use users::{UsersTable, is_identifier};
+
+use crate::error::{Exit, fail};
+use anyhow::Result;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the config came from, for messages.
+#[derive(Debug, Clone)]
+pub enum Source {
+    File(PathBuf),
+    Defaults,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "config {}", p.display()),
+            Source::Defaults => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// The resolved, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Source,
+    pub database: PathBuf,
+    pub base_url: Option<String>,
+    pub token_ttl: Duration,
+    pub request_throttle: Duration,
+    pub busy_timeout: Duration,
+    pub notify_on_reset: bool,
+    pub users: UsersTable,
+    pub mail: Mail,
+    pub password: Password,
+}
+
+/// A value the config file got wrong: the key, and why. Turned into a 78 that also names the
+/// file.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    key: String,
+    why: String,
+}
+
+impl Problem {
+    pub(crate) fn new(key: impl Into<String>, why: impl Into<String>) -> Problem {
+        Problem {
+            key: key.into(),
+            why: why.into(),
+        }
+    }
+}
+
+/// The file as written: the top-level keys, and each section with its own defaults.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    database: Option<PathBuf>,
+    base_url: Option<String>,
+    token_ttl: String,
+    request_throttle: String,
+    busy_timeout: String,
+    notify_on_reset: bool,
+    users: UsersTable,
+    mail: mail::RawMail,
+    password: Password,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            database: None,
+            base_url: None,
+            token_ttl: "1h".into(),
+            request_throttle: "60s".into(),
+            busy_timeout: "5s".into(),
+            notify_on_reset: true,
+            users: UsersTable::default(),
+            mail: mail::RawMail::default(),
+            password: Password::default(),
+        }
+    }
+}
+
+/// What the command line and the environment say, before the file is read.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config` / `PWRESET_CONFIG`: a file that must exist.
+    pub config: Option<PathBuf>,
+    /// `--db` / `PWRESET_DB`.
+    pub database: Option<PathBuf>,
+}
+
+/// Longest config file read; a config is a few hundred bytes.
+const MAX_CONFIG_LEN: u64 = 1 << 20;
+
+impl Config {
+    /// Resolve the configuration: find and read the file, apply the overrides, validate.
+    pub fn load(over: &Overrides) -> Result<Config> {
+        let (raw, source) = match &over.config {
+            Some(path) => (
+                read_file(path, true)?.unwrap_or_default(),
+                Source::File(path.clone()),
+            ),
+            None => {
+                let mut found = None;
+                for path in default_config_paths() {
+                    if let Some(raw) = read_file(&path, false)? {
+                        found = Some((raw, Source::File(path)));
+                        break;
+                    }
+                }
+                found.unwrap_or((RawConfig::default(), Source::Defaults))
+            }
+        };
+        resolve(raw, &source, over)
+            .map_err(|p| fail(Exit::Config, format!("{source}: {}: {}", p.key, p.why)))
+    }
+
+    /// Parse a config from TOML text (for tests and fuzzing); `name` is used in messages.
+    pub fn from_toml(text: &str, name: &Path, over: &Overrides) -> Result<Config> {
+        let raw = parse(text, name)?;
+        let source = Source::File(name.to_owned());
+        resolve(raw, &source, over)
+            .map_err(|p| fail(Exit::Config, format!("{source}: {}: {}", p.key, p.why)))
+    }
+
+    /// The built-in defaults with a database path, for `demo`.
+    pub fn defaults_with(database: PathBuf) -> Result<Config> {
+        let over = Overrides {
+            config: None,
+            database: Some(database),
+        };
+        resolve(RawConfig::default(), &Source::Defaults, &over).map_err(|p| {
+            fail(
+                Exit::Config,
+                format!("built-in defaults: {}: {}", p.key, p.why),
+            )
+        })
+    }
+}
+
+fn read_file(path: &Path, required: bool) -> Result<Option<RawConfig>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(
+                Exit::Config,
+                format!(
+                    "config file {} does not exist; create it or point --config/PWRESET_CONFIG at an existing file",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(fail(
+                Exit::NoPerm,
+                format!(
+                    "cannot read config file {}: permission denied",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot read config file {}", path.display())));
+        }
+    };
+    use std::io::Read;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            fail(
+                Exit::Config,
+                format!(
+                    "config file {} is not readable UTF-8 text: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+    if text.len() as u64 > MAX_CONFIG_LEN {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "config file {} is larger than 1 MiB; is it the right file?",
+                path.display()
+            ),
+        ));
+    }
+    parse(&text, path).map(Some)
+}
+
+/// Parse the file, naming the key of a value of the wrong type (serde_path_to_error: toml's own
+/// message gives only the line).
+fn parse(text: &str, path: &Path) -> Result<RawConfig> {
+    let located = |e: &toml::de::Error, key: Option<String>| {
+        let place = e
+            .span()
+            .map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            })
+            .unwrap_or_default();
+        let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
+        fail(
+            Exit::Config,
+            format!("config {}{place}: {key}{}", path.display(), e.message()),
+        )
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| located(&e, None))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let key = (key != "." && !key.is_empty()).then_some(key);
+        located(e.inner(), key)
+    })
+}
+
+/// A humantime duration from the config.
+pub(crate) fn duration(key: &str, text: &str) -> Result<Duration, Problem> {
+    humantime::parse_duration(text).map_err(|e| {
+        Problem::new(
+            key,
+            format!("{e} (got {text:?}; write it like \"90s\", \"30m\", \"1h\")"),
+        )
+    })
+}
+
+fn resolve(raw: RawConfig, source: &Source, over: &Overrides) -> Result<Config, Problem> {
+    let database = over
+        .database
+        .clone()
+        .or(raw.database)
+        .unwrap_or_else(default_database);
+    if database.as_os_str().is_empty() {
+        return Err(Problem::new("database", "is empty"));
+    }
+    let base_url = match raw.base_url {
+        Some(url) => Some(check_base_url(&url).map_err(|why| Problem::new("base_url", why))?),
+        None => None,
+    };
+    let token_ttl = duration("token_ttl", &raw.token_ttl)?;
+    if token_ttl < MIN_TTL || token_ttl > MAX_TTL {
+        return Err(Problem::new("token_ttl", "must be between 1m and 30days"));
+    }
+    let request_throttle = duration("request_throttle", &raw.request_throttle)?;
+    let busy_timeout = duration("busy_timeout", &raw.busy_timeout)?;
+    if busy_timeout > Duration::from_secs(3600) {
+        return Err(Problem::new("busy_timeout", "must be at most 1h"));
+    }
+    raw.users.validate()?;
+    raw.password.validate()?;
+    Ok(Config {
+        source: source.clone(),
+        database,
+        base_url,
+        token_ttl,
+        request_throttle,
+        busy_timeout,
+        notify_on_reset: raw.notify_on_reset,
+        users: raw.users,
+        mail: raw.mail.resolve()?,
+        password: raw.password,
+    })
+}
+
+/// Shortest and longest token lifetime, in the config and for `request --ttl`.
+pub const MIN_TTL: Duration = Duration::from_secs(60);
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 86400);
+
+/// Longest `base_url`: a link (base, `?token=`, token) must stay well under the longest input
+/// `verify` and `reset` read, [`crate::token::MAX_INPUT_LEN`].
+pub const MAX_BASE_URL_LEN: usize = 2048;
+
+/// Check a `base_url` as a browser would read it (WHATWG URL parsing, through the `url` crate):
+/// https, or http to a loopback host; no user name or password; no fragment; no token already;
+/// at most [`MAX_BASE_URL_LEN`] bytes. Returns the URL as the parser writes it.
+pub fn check_base_url(text: &str) -> std::result::Result<String, String> {
+    if text.len() > MAX_BASE_URL_LEN {
+        return Err(format!(
+            "is {} bytes long; at most {MAX_BASE_URL_LEN}, so that the links it makes can be pasted back into verify and reset",
+            text.len()
+        ));
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{text:?} is not an absolute URL ({e}); write it like \"https://accounts.example.com/reset_password\"")
+    })?;
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{text:?} has no host")),
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} has a user name or password before the host; remove it"
+        ));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&host) => {}
+        "http" => {
+            return Err(format!(
+                "{text:?} is http://; reset links must use https:// (plain http is only allowed for a loopback host)"
+            ));
+        }
+        _ => return Err(format!("{text:?} must start with https://")),
+    }
+    if url.fragment().is_some() {
+        return Err("must not contain a #fragment (the token goes in the query)".into());
+    }
+    if url.query_pairs().any(|(k, _)| k == "token") {
+        return Err("must not already contain token=".into());
+    }
+    let out = url.to_string();
+    if out.len() > MAX_BASE_URL_LEN {
+        return Err(format!(
+            "is {} bytes long once written out; at most {MAX_BASE_URL_LEN}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+/// True for `localhost` and loopback IP addresses.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.to_ascii_lowercase().ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::exit_of;
+    use proptest::prelude::*;
+
+    fn load(text: &str) -> Result<Config> {
+        Config::from_toml(
+            text,
+            Path::new("/etc/pwreset/config.toml"),
+            &Overrides::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let c = load("").expect("should succeed");
+        assert_eq!(c.token_ttl, Duration::from_secs(3600));
+        assert_eq!(c.request_throttle, Duration::from_secs(60));
+        assert_eq!(c.password.argon2, Argon2::default());
+        assert_eq!(c.mail.smtp.tls, Tls::None);
+        assert_eq!(c.mail.smtp.port, 25);
+    }
+
+    #[test]
+    fn base_url_must_be_https_unless_loopback() {
+        assert!(load("base_url = \"https://a.example.com/r\"").is_ok());
+        assert!(load("base_url = \"http://127.0.0.1:8080/r\"").is_ok());
+        assert!(load("base_url = \"http://[::1]/r\"").is_ok());
+        assert!(load("base_url = \"http://localhost/r\"").is_ok());
+        let err = load("base_url = \"http://a.example.com/r\"").expect_err("should fail");
+        assert_eq!(exit_of(&err), Exit::Config);
+        let msg = crate::error::render(&err);
+        assert!(
+            msg.contains("base_url") && msg.contains("/etc/pwreset/config.toml"),
+            "{msg}"
+        );
+        assert!(load("base_url = \"http://localhost.evil.com/r\"").is_err());
+        // Found by fuzzing: a base_url so long its links were refused as malformed.
+        let long = format!("https://a.example.com/{}", "x".repeat(MAX_BASE_URL_LEN));
+        let err = load(&format!("base_url = \"{long}\"")).expect_err("should fail");
+        assert_eq!(exit_of(&err), Exit::Config);
+        let longest = format!(
+            "https://a.example.com/{}",
+            "x".repeat(MAX_BASE_URL_LEN - "https://a.example.com/".len())
+        );
+        assert!(load(&format!("base_url = \"{longest}\"")).is_ok());
+        const _: () = assert!(
+            MAX_BASE_URL_LEN + "&token=".len() + crate::token::TEXT_LEN
+                <= crate::token::MAX_INPUT_LEN
+        );
+        assert!(load("base_url = \"http://127.0.0.1@evil.com/r\"").is_err());
+        // WHATWG parsers (browsers, the url crate) read the host of this as evil.example.
+        let err = load(r#"base_url = 'http://evil.example\@localhost/reset'"#)
+            .expect_err("a backslash before @ must not pass as loopback");
+        assert!(crate::error::render(&err).contains("https"), "{err}");
+        assert!(load("base_url = \"https://user:pw@a.example.com/r\"").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("token_ttl = \"soon\"", "token_ttl"),
+            ("[users]\ntable = \"users; drop\"", "users.table"),
+            (
+                "[password.argon2]\nmemory_kib = 1",
+                "password.argon2.memory_kib",
+            ),
+            (
+                "[mail.smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"",
+                "mail.smtp.tls",
+            ),
+            ("nonsense = 1", "nonsense"),
+            ("[mail]\nfrom = \"not an address\"", "mail.from"),
+            ("token_ttl = 3600", "token_ttl"),
+            ("[mail.smtp]\nport = \"x\"", "mail.smtp.port"),
+        ] {
+            let err = load(text).expect_err("should fail");
+            assert_eq!(exit_of(&err), Exit::Config, "{text}");
+            let msg = crate::error::render(&err);
+            assert!(msg.contains(key), "{text}: {msg}");
+        }
+    }
+
+    /// Keys and section headers of the real config, so generated files get past the TOML
+    /// parser and exercise the checks behind it.
+    const KEYS: &[&str] = &[
+        "database",
+        "base_url",
+        "token_ttl",
+        "request_throttle",
+        "busy_timeout",
+        "notify_on_reset",
+        "[users]",
+        "table",
+        "id_column",
+        "email_column",
+        "password_column",
+        "[mail]",
+        "transport",
+        "from",
+        "subject",
+        "changed_subject",
+        "template_dir",
+        "[mail.smtp]",
+        "host",
+        "port",
+        "tls",
+        "username",
+        "password_file",
+        "timeout",
+        "ca_file",
+        "connections",
+        "[mail.file]",
+        "dir",
+        "[mail.sendmail]",
+        "command",
+        "[password]",
+        "min_length",
+        "max_length",
+        "min_strength",
+        "[password.argon2]",
+        "memory_kib",
+        "iterations",
+        "parallelism",
+        "unknown_key",
+    ];
+
+    /// A TOML basic string holding `s`.
+    fn toml_string(s: &str) -> String {
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..5_000_000).prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[0-9]{1,25} ?(ns|ms|s|m|h|d|days|weeks|y)?".prop_map(|s| toml_string(&s)),
+            "(https?|ftp)://[a-z0-9.:@\\[\\]-]{0,30}(/[a-z?=&#%]{0,10})?"
+                .prop_map(|s| toml_string(&s)),
+            "\\PC{0,40}".prop_map(|s| toml_string(&s)),
+            proptest::sample::select(vec![
+                "\"smtp\"",
+                "\"file\"",
+                "\"stdout\"",
+                "\"sendmail\"",
+                "\"none\"",
+                "\"tls\"",
+                "\"starttls\"",
+                "\"localhost\"",
+                "\"users\"",
+                "\"A <a@example.com>\"",
+                "[]",
+                "{}",
+                "1.5",
+                "-0",
+                "nan",
+                "inf",
+            ])
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn from_toml_never_panics_on_any_text(text in "\\PC{0,300}") {
+            if let Err(e) = load(&text) {
+                proptest::prop_assert_eq!(exit_of(&e), Exit::Config);
+            }
+        }
+
+        #[test]
+        fn from_toml_never_panics_on_config_like_files(
+            lines in proptest::collection::vec((0..KEYS.len(), toml_value()), 0..14),
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(k, v)| {
+                    let key = KEYS[*k];
+                    if key.starts_with('[') {
+                        format!("{key}\n")
+                    } else {
+                        format!("{key} = {v}\n")
+                    }
+                })
+                .collect();
+            match load(&text) {
+                Ok(c) => {
+                    // Whatever is accepted keeps the promises the rest of the code relies on.
+                    proptest::prop_assert!(c.password.min_length >= 1);
+                    proptest::prop_assert!(c.password.max_length <= 4096);
+                    proptest::prop_assert!(is_identifier(&c.users.table));
+                    if let Some(url) = &c.base_url {
+                        proptest::prop_assert!(check_base_url(url).is_ok());
+                    }
+                }
+                Err(e) => proptest::prop_assert_eq!(exit_of(&e), Exit::Config, "{}", text),
+            }
+        }
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!(is_identifier("users"));
+        assert!(is_identifier("_a1"));
+        assert!(!is_identifier("1a"));
+        assert!(!is_identifier("a-b"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier("a\"b"));
+    }
+}

@@ -1,0 +1,67 @@
+//! `[users]`: where the users live, and the columns pwreset reads and writes.
+
+use super::Problem;
+use serde::Deserialize;
+
+/// Where the users live, and the names of the columns pwreset reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersTable {
+    pub table: String,
+    pub id_column: String,
+    pub email_column: String,
+    pub password_column: String,
+}
+
+impl Default for UsersTable {
+    fn default() -> Self {
+        UsersTable {
+            table: "users".into(),
+            id_column: "id".into(),
+            email_column: "email".into(),
+            password_column: "password_hash".into(),
+        }
+    }
+}
+
+impl UsersTable {
+    pub(super) fn validate(&self) -> Result<(), Problem> {
+        for (key, v) in [
+            ("users.table", &self.table),
+            ("users.id_column", &self.id_column),
+            ("users.email_column", &self.email_column),
+            ("users.password_column", &self.password_column),
+        ] {
+            if !is_identifier(v) {
+                return Err(Problem::new(
+                    key,
+                    format!(
+                        "{v:?} is not a plain SQL name (letters, digits and _, not starting with a digit)"
+                    ),
+                ));
+            }
+        }
+        // The same column for both would have a reset write the hash over the address.
+        if self
+            .email_column
+            .eq_ignore_ascii_case(&self.password_column)
+        {
+            return Err(Problem::new(
+                "users.password_column",
+                format!(
+                    "is the same column as users.email_column ({:?}); a reset would overwrite the address with the hash",
+                    self.email_column
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters.
+pub fn is_identifier(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && s.len() <= 64
+}
