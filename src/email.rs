@@ -122,6 +122,10 @@ fn mixes_scripts(part: &str) -> bool {
 /// assert_eq!(key("STRASSE@example.com"), key("straße@example.com"));
 /// ```
 pub fn key(addr: &str) -> String {
+    // NFKC leaves ASCII as it is, and case folding ASCII is lowercasing.
+    if addr.is_ascii() {
+        return addr.trim().to_ascii_lowercase();
+    }
     let nfkc: String = addr.trim().nfkc().collect();
     let folded = caseless::default_case_fold_str(&nfkc);
     folded.nfkc().collect()

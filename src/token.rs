@@ -245,15 +245,127 @@ pub fn link(base_url: &str, token: &Token) -> Zeroizing<String> {
     Zeroizing::new(format!("{base_url}{sep}{}", pair.as_str()))
 }
 
-/// A fingerprint of the account state a token was issued for: the address and the password
-/// hash. A token whose user's fingerprint has changed since (by any route, including the
-/// application writing its own table) is revoked.
-pub fn binding(email: &str, password_hash: Option<&str>) -> [u8; 16] {
+/// Token status, as `verify` and `reset` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Valid,
+    Expired,
+    Used,
+    /// Superseded by a newer request, revoked by a reset, by hand, or because the account it was
+    /// issued for changed or went away.
+    Revoked,
+    /// Well-formed, but not in the database.
+    Unknown,
+    /// Fails the token's own format or checksum.
+    Malformed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::Expired => "expired",
+            Status::Used => "used",
+            Status::Revoked => "revoked",
+            Status::Unknown => "unknown",
+            Status::Malformed => "malformed",
+        }
+    }
+}
+
+/// What decides a stored token's status: its times, and whether the account it was issued for
+/// is still there and unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    /// The user row still exists.
+    pub user_exists: bool,
+    /// The user's address and password are what they were when the token was issued.
+    pub binding_ok: bool,
+}
+
+impl Lifecycle {
+    /// The status rules, in order: a used token stays `used` (so support can see it was
+    /// spent); anything revoked, orphaned or issued for a since-changed account is `revoked`;
+    /// then time decides.
+    pub fn status(&self, now: i64) -> Status {
+        if self.used_at.is_some() {
+            Status::Used
+        } else if self.revoked_at.is_some() || !self.user_exists || !self.binding_ok {
+            Status::Revoked
+        } else if self.expires_at <= now {
+            Status::Expired
+        } else {
+            Status::Valid
+        }
+    }
+}
+
+/// A stored password value as the binding sees it: the type and the bytes, whatever the column
+/// holds (text, a BLOB, a number or NULL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredValue {
+    Null,
+    Text(String),
+    Blob(Vec<u8>),
+    /// An integer or a real, in its text form.
+    Number(String),
+}
+
+impl StoredValue {
+    /// The value as text, when it is text and not empty: what a password hash can be.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            StoredValue::Text(t) if !t.is_empty() => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether a password is set: anything but NULL or empty.
+    pub fn is_set(&self) -> bool {
+        match self {
+            StoredValue::Null => false,
+            StoredValue::Text(t) => !t.is_empty(),
+            StoredValue::Blob(b) => !b.is_empty(),
+            StoredValue::Number(_) => true,
+        }
+    }
+
+    /// The value's raw bytes (hash formats stored as BLOBs are compared as bytes).
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            StoredValue::Null => b"",
+            StoredValue::Text(t) | StoredValue::Number(t) => t.as_bytes(),
+            StoredValue::Blob(b) => b,
+        }
+    }
+}
+
+/// A fingerprint of the account state a token was issued for: the address and the stored
+/// password value. A token whose user's fingerprint has changed since (by any route, including
+/// the application writing its own table) is revoked. Text and NULL hash as they always have, so
+/// tokens issued before non-text values were covered stay valid; other types are tagged, so a
+/// BLOB, a number and text with the same bytes differ.
+pub fn binding(email: &str, password: &StoredValue) -> [u8; 16] {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(b"pwreset-binding-v1\0");
     ctx.update(&(email.len() as u64).to_le_bytes());
     ctx.update(email.as_bytes());
-    ctx.update(password_hash.unwrap_or("").as_bytes());
+    match password {
+        StoredValue::Null => {}
+        StoredValue::Text(t) => ctx.update(t.as_bytes()),
+        StoredValue::Blob(b) => {
+            ctx.update(b"\0pwreset-blob\0");
+            ctx.update(b);
+        }
+        StoredValue::Number(n) => {
+            ctx.update(b"\0pwreset-number\0");
+            ctx.update(n.as_bytes());
+        }
+    }
     let mut out = [0u8; 16];
     out.copy_from_slice(&ctx.finish().as_ref()[..16]);
     out

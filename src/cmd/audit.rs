@@ -3,19 +3,21 @@
 use crate::Ctx;
 use crate::cli::AuditArgs;
 use crate::error::{Exit, fail};
-use crate::store::{Access, AuditFilter, Store};
+use crate::lookup::{self, Found};
+use crate::store::{Access, AuditFilter};
 use crate::ui;
 use anyhow::Result;
 
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
     let config = ctx.config()?;
-    let store = Store::open(&config, Access::Read)?;
+    let store = crate::store::open(&config, Access::Read)?;
     let user_id = match &args.user {
         Some(email) => {
             let addr = crate::email::validate(email)?;
-            match store.find_user(addr)? {
-                Some(u) => Some(u.id),
-                None => {
+            match lookup::find(store.as_ref(), addr)? {
+                Found::User(u) => Some(u.id),
+                Found::Ambiguous => return Err(Found::ambiguous_error(addr, &config.users.table)),
+                Found::Unknown => {
                     return Err(fail(
                         Exit::NoUser,
                         format!("no user with address {}", ui::escape(addr)),

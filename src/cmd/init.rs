@@ -2,25 +2,26 @@
 
 use crate::Ctx;
 use crate::error::Exit;
-use crate::store::{Access, Store};
-use anyhow::Result;
+use crate::store::Access;
+use anyhow::{Context, Result};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let config = ctx.config()?;
-    let existed = config.database.exists();
-    let mut store = Store::open(&config, Access::Create)?;
-    let (before, after) = store.migrate()?;
-    store.check_users_mapping(&config.source)?;
-    let path = store.path().display().to_string();
-    let what = match (existed, before == after) {
-        (false, _) => format!("created database {path} (schema version {after})"),
-        (true, true) => format!("database {path} is up to date (schema version {after})"),
-        (true, false) => {
-            format!("migrated database {path} from schema version {before} to {after}")
-        }
-    };
-    ctx.note(what);
-    if store.owns_users_table()? {
+    let mut store = crate::store::open(&config, Access::Create)?;
+    let m = store.migrate()?;
+    store
+        .check_users_mapping()
+        .with_context(|| config.source.to_string())?;
+    let what = store.describe();
+    ctx.note(match (m.created, m.before == m.after) {
+        (true, _) => format!("created {what} (schema version {})", m.after),
+        (false, true) => format!("{what} is up to date (schema version {})", m.after),
+        (false, false) => format!(
+            "migrated {what} from schema version {} to {}",
+            m.before, m.after
+        ),
+    });
+    if store.owns_users_table() {
         ctx.debug("users live in pwreset's own table `users`; add them with `pwreset user add`");
     } else {
         ctx.debug(format!(

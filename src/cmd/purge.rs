@@ -3,7 +3,7 @@
 use crate::Ctx;
 use crate::cli::PurgeArgs;
 use crate::error::Exit;
-use crate::store::{Access, PurgeCounts, Store};
+use crate::store::{Access, AuditAction, AuditEvent, AuditOutcome, Hint, PurgeCounts};
 use crate::ui;
 use anyhow::Result;
 use std::time::Instant;
@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
     } else {
         Access::Write
     };
-    let mut store = Store::open(&config, access)?;
+    let mut store = crate::store::open(&config, access)?;
     let now = ui::now();
     let cutoff = now.saturating_sub(i64::try_from(args.older_than.as_secs()).unwrap_or(i64::MAX));
     let start = Instant::now();
@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        store.tune_for_bulk()?;
+        store.hint(Hint::BulkStart)?;
         let mut total = PurgeCounts::default();
         loop {
             // Each batch is its own short write transaction, so verify, request and reset from
@@ -44,8 +44,24 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
             }
         }
         bar.finish_and_clear();
-        store.checkpoint()?;
-        store.audit_purge(total, start.elapsed(), false, ui::now(), ctx.actor())?;
+        store.hint(Hint::BulkEnd)?;
+        let detail = format!(
+            "purged {} ({} expired, {} used, {} revoked) in {:.1}s",
+            total.total(),
+            total.expired,
+            total.used,
+            total.revoked,
+            start.elapsed().as_secs_f64(),
+        );
+        store.record(&AuditEvent {
+            at: ui::now(),
+            actor: ctx.actor(),
+            action: AuditAction::Purge,
+            user_id: None,
+            email: None,
+            outcome: AuditOutcome::Ok,
+            detail: Some(&detail),
+        })?;
         total
     };
     let elapsed = start.elapsed();

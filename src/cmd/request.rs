@@ -8,8 +8,9 @@ use crate::Ctx;
 use crate::cli::RequestArgs;
 use crate::config::{Config, TransportKind};
 use crate::error::{Exit, fail, render};
+use crate::lookup::{self, Found};
 use crate::mail::{Mailer, SendError};
-use crate::store::{Access, Issued, NewToken, Store, User};
+use crate::store::{Access, Hint, Issued, NewToken, Store, User, UserId};
 use crate::token::{self, Token};
 use crate::ui;
 use anyhow::{Context, Result};
@@ -24,10 +25,40 @@ const CHUNK: usize = 2000;
 /// Longest line read from --from-file; an address is at most 254 characters.
 const MAX_LINE: usize = 1024;
 
+/// What became of one address or user: the same words in the human lines, `--json`, the
+/// summary and the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    /// The link was mailed.
+    Sent,
+    /// The link was made and printed, not mailed.
+    Created,
+    Throttled,
+    UnknownUser,
+    /// Bad input: not a valid address, or one that matches several users.
+    Invalid,
+    /// Delivery failed.
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Created => "created",
+            Status::Throttled => "throttled",
+            Status::UnknownUser => "unknown_user",
+            Status::Invalid => "invalid",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// What happened for one user.
 struct Outcome {
     email: String,
-    status: &'static str,
+    status: Status,
     exit: Exit,
     expires_at: Option<i64>,
     link: Option<Zeroizing<String>>,
@@ -35,14 +66,25 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn failed(email: String, exit: Exit, error: String) -> Outcome {
+    fn invalid(email: String, error: String) -> Outcome {
         Outcome {
             email,
-            status: "failed",
-            exit,
+            status: Status::Invalid,
+            exit: Exit::DataErr,
             expires_at: None,
             link: None,
             error: Some(error),
+        }
+    }
+
+    fn unknown(email: &str) -> Outcome {
+        Outcome {
+            email: email.to_owned(),
+            status: Status::UnknownUser,
+            exit: Exit::NoUser,
+            expires_at: None,
+            link: None,
+            error: Some(format!("no user with address {}", ui::escape(email))),
         }
     }
 }
@@ -68,7 +110,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             ),
         )
     })?;
-    let mut store = Store::open(&config, Access::Write)?;
+    let mut store = crate::store::open(&config, Access::Write)?;
     let mailer = if args.no_email {
         None
     } else {
@@ -79,12 +121,12 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     }
     let bulk = args.all || args.from_file.is_some() || args.emails.len() > 5;
     if bulk {
-        store.tune_for_bulk()?;
+        store.hint(Hint::BulkStart)?;
     }
     let mut run = Run {
         ctx,
         config: &config,
-        store: &mut store,
+        store: store.as_mut(),
         mailer: mailer.as_ref(),
         base_url,
         ttl,
@@ -99,16 +141,17 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         // --all walks distinct rows; typed and listed addresses may name a user twice.
         seen: (!args.all).then(std::collections::HashSet::new),
         out: Vec::with_capacity(64 * 1024),
+        deferred: Vec::new(),
     };
 
     if args.all {
         let total = run.store.count_users()?;
         run.bar = ui::progress(Some(total), ctx.verbosity, "requesting");
-        let mut after = i64::MIN;
+        let mut after: Option<UserId> = None;
         loop {
-            let users = run.store.users_after(after, CHUNK)?;
+            let users = run.store.users_after(after.as_ref(), CHUNK)?;
             let Some(last) = users.last() else { break };
-            after = last.id;
+            after = Some(last.id.clone());
             let items = users
                 .into_iter()
                 .map(|u| Item {
@@ -156,7 +199,16 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         let items = run.resolve(args.emails.clone())?;
         run.chunk(items)?;
     }
+    // Addresses the users table's index could not answer: one pass over the table for all.
+    let deferred = std::mem::take(&mut run.deferred);
+    for part in deferred.chunks(CHUNK) {
+        let items = run.resolve_by_scan(part)?;
+        run.chunk(items)?;
+    }
     run.bar.finish_and_clear();
+    if bulk {
+        run.store.hint(Hint::BulkEnd)?;
+    }
     if run.bulk || run.counts.total() > 1 {
         ctx.note(run.counts.summary(args.no_email));
     }
@@ -170,11 +222,12 @@ struct Counts {
     failed: u64,
     throttled: u64,
     unknown: u64,
+    invalid: u64,
 }
 
 impl Counts {
     fn total(&self) -> u64 {
-        self.sent + self.created + self.failed + self.throttled + self.unknown
+        self.sent + self.created + self.failed + self.throttled + self.unknown + self.invalid
     }
     fn summary(&self, no_email: bool) -> String {
         let mut parts = vec![if no_email {
@@ -184,7 +237,8 @@ impl Counts {
         }];
         for (n, what) in [
             (self.throttled, "throttled"),
-            (self.unknown, "unknown"),
+            (self.unknown, "unknown_user"),
+            (self.invalid, "invalid"),
             (self.failed, "failed"),
         ] {
             if n > 0 {
@@ -198,7 +252,7 @@ impl Counts {
 struct Run<'a> {
     ctx: &'a Ctx,
     config: &'a Config,
-    store: &'a mut Store,
+    store: &'a mut dyn Store,
     mailer: Option<&'a Mailer>,
     base_url: String,
     ttl: Duration,
@@ -210,57 +264,84 @@ struct Run<'a> {
     counts: Counts,
     bar: indicatif::ProgressBar,
     bulk: bool,
-    seen: Option<std::collections::HashSet<i64>>,
+    seen: Option<std::collections::HashSet<UserId>>,
     /// stdout for the current chunk: written once per chunk, not once per line.
     out: Vec<u8>,
+    /// Valid addresses the index did not answer, for the scan at the end.
+    deferred: Vec<String>,
 }
 
 impl Run<'_> {
-    /// Validate and look up typed addresses.
+    /// Validate and look up typed addresses through the users table's index. Addresses it
+    /// cannot answer wait in `deferred` for one scan at the end of the run.
     fn resolve(&mut self, inputs: Vec<String>) -> Result<Vec<Item>> {
         let mut items = Vec::with_capacity(inputs.len());
         for input in inputs {
-            let item = match crate::email::validate(&input) {
-                Err(e) => Item {
-                    outcome: Some(Outcome::failed(input.clone(), Exit::DataErr, render(&e))),
-                    user: None,
-                },
-                Ok(addr) => match self.store.find_user(addr) {
-                    Ok(Some(user))
-                        if self.seen.as_mut().is_some_and(|seen| !seen.insert(user.id)) =>
-                    {
-                        // One link per user and run: a second would revoke the first.
-                        self.ctx.note(format!(
-                            "{} is listed more than once; it gets one link",
-                            ui::escape(addr)
-                        ));
-                        continue;
-                    }
-                    Ok(Some(user)) => Item {
-                        user: Some(user),
-                        outcome: None,
-                    },
-                    Ok(None) => Item {
-                        outcome: Some(Outcome {
-                            email: addr.to_owned(),
-                            status: "unknown_user",
-                            exit: Exit::NoUser,
-                            expires_at: None,
-                            link: None,
-                            error: Some(format!("no user with address {}", ui::escape(addr))),
-                        }),
+            let addr = match crate::email::validate(&input) {
+                Err(e) => {
+                    items.push(Item {
+                        outcome: Some(Outcome::invalid(input.clone(), render(&e))),
                         user: None,
-                    },
-                    Err(e) if crate::error::exit_of(&e) == Exit::DataErr => Item {
-                        outcome: Some(Outcome::failed(addr.to_owned(), Exit::DataErr, render(&e))),
-                        user: None,
-                    },
-                    Err(e) => return Err(e),
-                },
+                    });
+                    continue;
+                }
+                Ok(addr) => addr,
             };
-            items.push(item);
+            match lookup::by_index(&*self.store, addr)? {
+                Some(found) => {
+                    if let Some(item) = self.item(addr, found) {
+                        items.push(item);
+                    }
+                }
+                None => self.deferred.push(addr.to_owned()),
+            }
         }
         Ok(items)
+    }
+
+    /// Look addresses up by folding every stored address, in one pass.
+    fn resolve_by_scan(&mut self, addrs: &[String]) -> Result<Vec<Item>> {
+        let found = lookup::by_scan(&*self.store, addrs)?;
+        Ok(addrs
+            .iter()
+            .zip(found)
+            .filter_map(|(addr, found)| self.item(addr, found))
+            .collect())
+    }
+
+    /// The item for a looked-up address; None for a user already served in this run.
+    fn item(&mut self, addr: &str, found: Found) -> Option<Item> {
+        Some(match found {
+            Found::User(user) => {
+                if self
+                    .seen
+                    .as_mut()
+                    .is_some_and(|seen| !seen.insert(user.id.clone()))
+                {
+                    // One link per user and run: a second would revoke the first.
+                    self.ctx.note(format!(
+                        "{} is listed more than once; it gets one link",
+                        ui::escape(addr)
+                    ));
+                    return None;
+                }
+                Item {
+                    user: Some(user),
+                    outcome: None,
+                }
+            }
+            Found::Unknown => Item {
+                outcome: Some(Outcome::unknown(addr)),
+                user: None,
+            },
+            Found::Ambiguous => Item {
+                outcome: Some(Outcome::invalid(
+                    addr.to_owned(),
+                    crate::error::render(&Found::ambiguous_error(addr, &self.config.users.table)),
+                )),
+                user: None,
+            },
+        })
     }
 
     /// Store tokens for a chunk, send its mail, print its results.
@@ -313,7 +394,7 @@ impl Run<'_> {
                 Issued::Throttled { retry_at } => {
                     items[i].outcome = Some(Outcome {
                         email: user.email.clone(),
-                        status: "throttled",
+                        status: Status::Throttled,
                         exit: Exit::TempFail,
                         expires_at: None,
                         link: None,
@@ -332,9 +413,9 @@ impl Run<'_> {
                     let mut outcome = Outcome {
                         email: user.email.clone(),
                         status: if self.mailer.is_some() {
-                            "sent"
+                            Status::Sent
                         } else {
-                            "created"
+                            Status::Created
                         },
                         exit: Exit::Ok,
                         expires_at: Some(expires_at),
@@ -354,7 +435,7 @@ impl Run<'_> {
                                     now,
                                     self.ctx.actor(),
                                 )?;
-                                outcome.status = "failed";
+                                outcome.status = Status::Failed;
                                 outcome.exit = crate::error::exit_of(&e);
                                 outcome.error = Some(why);
                             }
@@ -392,7 +473,7 @@ impl Run<'_> {
                         self.ctx.actor(),
                     )?;
                     if let Some(o) = items[*i].outcome.as_mut() {
-                        o.status = "failed";
+                        o.status = Status::Failed;
                         o.exit = e.exit;
                         o.error = Some(format!(
                             "mail to {} was not delivered: {}",
@@ -429,15 +510,16 @@ impl Run<'_> {
     fn report(&mut self, o: Outcome) -> Result<()> {
         self.worst = self.worst.worst(o.exit);
         match o.status {
-            "sent" => self.counts.sent += 1,
-            "created" => self.counts.created += 1,
-            "throttled" => self.counts.throttled += 1,
-            "unknown_user" => self.counts.unknown += 1,
-            _ => self.counts.failed += 1,
+            Status::Sent => self.counts.sent += 1,
+            Status::Created => self.counts.created += 1,
+            Status::Throttled => self.counts.throttled += 1,
+            Status::UnknownUser => self.counts.unknown += 1,
+            Status::Invalid => self.counts.invalid += 1,
+            Status::Failed => self.counts.failed += 1,
         }
         self.bar.inc(1);
         if self.json {
-            let mut obj = serde_json::json!({ "email": o.email, "status": o.status });
+            let mut obj = serde_json::json!({ "email": o.email, "status": o.status.as_str() });
             if let Some(t) = o.expires_at {
                 obj["expires_at"] = serde_json::json!(ui::rfc3339(t));
             }
@@ -453,15 +535,15 @@ impl Run<'_> {
         }
         let email = ui::escape(&o.email);
         let line = match (o.status, o.expires_at, &o.error) {
-            ("sent", Some(t), _) => {
+            (Status::Sent, Some(t), _) => {
                 format!("sent: reset link for {email} (expires {})", ui::rfc3339(t))
             }
-            ("created", Some(t), _) => format!(
+            (Status::Created, Some(t), _) => format!(
                 "created: reset link for {email} (expires {})",
                 ui::rfc3339(t)
             ),
-            (status, _, Some(err)) => format!("{status}: {err}"),
-            (status, _, None) => format!("{status}: {email}"),
+            (status, _, Some(err)) => format!("{}: {err}", status.as_str()),
+            (status, _, None) => format!("{}: {email}", status.as_str()),
         };
         if self.print_link {
             // stdout carries only the links, one per line, so scripts can use them as they are.

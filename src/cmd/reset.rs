@@ -6,8 +6,10 @@ use crate::cli::ResetArgs;
 use crate::cmd::verify;
 use crate::config::Config;
 use crate::error::{Exit, fail, render};
-use crate::password::{self, Refusal, Secret};
-use crate::store::{Access, Consumed, Status, Store, User};
+use crate::password::{Refusal, Secret};
+use crate::reset::{self, Accepted, Checked, Outcome, Service};
+use crate::store::{Access, AuditOutcome, User};
+use crate::token::Status;
 use crate::ui;
 use anyhow::{Context, Result};
 use std::io::IsTerminal;
@@ -42,13 +44,13 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     let token = match verify::parse(input.as_deref()) {
         Ok(t) => t,
         Err(m) => {
-            eprintln!("{}", verify::describe(&verify::Checked::malformed(m), now));
+            eprintln!("{}", verify::describe(&Checked::malformed(m), now));
             return Ok(Exit::NotUsable);
         }
     };
     let config = ctx.config()?;
-    let mut store = Store::open(&config, Access::Write)?;
-    let checked = verify::lookup(&store, token, now)?;
+    let mut store = crate::store::open(&config, Access::Write)?;
+    let checked = reset::check(store.as_ref(), token, now)?;
     let (Some(record), Some(token)) = (&checked.record, &checked.token) else {
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
@@ -57,32 +59,25 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
     }
-    let user = store
-        .user_by_id(record.user_id)?
-        .context("the token's user disappeared while it was being checked")?;
+    let mut service = Service::new(store.as_mut(), &config, ctx.actor());
+    let user = service.user_of(record)?;
 
-    let new_password = if args.password_stdin {
-        from_stdin(&config, &user, stdin).inspect_err(|e| {
-            let _ = store.audit_reset_failed(
-                Some(user.id),
-                Some(&user.email),
-                "refused",
-                &render(e),
-                ui::now(),
-                ctx.actor(),
-            );
-        })?
+    let accepted = if args.password_stdin {
+        match from_stdin(&config, &service, &user, stdin) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = service.record_failure(&user, AuditOutcome::Refused, &render(&e));
+                return Err(e);
+            }
+        }
     } else {
-        match prompt(ctx, &config, &user)? {
-            Some(p) => p,
+        match prompt(ctx, &config, &service, &user)? {
+            Some(a) => a,
             None => {
-                store.audit_reset_failed(
-                    Some(user.id),
-                    Some(&user.email),
-                    "refused",
+                service.record_failure(
+                    &user,
+                    AuditOutcome::Refused,
                     "password refused 3 times at the prompt",
-                    ui::now(),
-                    ctx.actor(),
                 )?;
                 return Err(fail(
                     Exit::DataErr,
@@ -94,57 +89,50 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         }
     };
 
-    let hash = password::hash(new_password.expose(), &config.password.argon2)?;
-    drop(new_password);
-    let when = ui::now();
-    match store.consume_token(token.id(), &token.digest(), &hash, when, ctx.actor())? {
-        Consumed::Changed { .. } => {}
-        Consumed::NotUsable(status) => {
-            store.audit_reset_failed(
-                Some(user.id),
-                Some(&user.email),
-                status.as_str(),
-                "the token stopped being valid before the password was stored",
-                ui::now(),
-                ctx.actor(),
-            )?;
-            let now = ui::now();
-            let record = store.lookup_token(token.id(), &token.digest())?;
-            let again = verify::Checked {
+    let when = match service.set_password(token, &user, accepted)? {
+        Outcome::Changed { at } => at,
+        Outcome::NotUsable(status) => {
+            let record = service.store().lookup_token(token.id(), &token.digest())?;
+            let again = Checked {
                 status,
                 record,
                 token: None,
                 malformed: None,
             };
-            eprintln!("{}", verify::describe(&again, now));
+            eprintln!("{}", verify::describe(&again, ui::now()));
             return Ok(Exit::NotUsable);
         }
-    }
+        Outcome::Busy(why) => {
+            return Err(fail(
+                Exit::TempFail,
+                format!("{why}; nothing was changed and the link still works"),
+            ));
+        }
+        Outcome::Refused(r) => return Err(fail(Exit::DataErr, format!("password refused: {r}"))),
+    };
     super::out(&format!(
         "password changed for {} at {}; the link is used up and the user's other open links are revoked",
         ui::escape(&user.email),
         ui::rfc3339(when)
     ))?;
 
-    if config.notify_on_reset {
-        let sent = crate::mail::Mailer::new(&config).and_then(|m| {
-            let msg = m.changed_message(&user.email, when)?;
-            m.send(&msg)?;
-            Ok(())
-        });
-        if let Err(e) = sent {
-            eprintln!(
-                "warning: the password was changed, but the \"your password was changed\" notice was not sent: {}",
-                render(&e)
-            );
-        }
+    if let Err(e) = reset::send_notice(&config, &user, when) {
+        eprintln!(
+            "warning: the password was changed, but the \"your password was changed\" notice was not sent: {}",
+            render(&e)
+        );
     }
     Ok(Exit::Ok)
 }
 
 /// One line from stdin: the password. Only one trailing newline is stripped, so passwords
 /// that end in spaces or `\r` survive as typed.
-fn from_stdin(config: &Config, user: &User, stdin: &mut dyn std::io::BufRead) -> Result<Secret> {
+fn from_stdin(
+    config: &Config,
+    service: &Service<'_>,
+    user: &User,
+    stdin: &mut dyn std::io::BufRead,
+) -> Result<Accepted> {
     use std::io::{BufRead, Read};
     let max = config.password.max_length * 4 + 1;
     let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(128));
@@ -170,19 +158,18 @@ fn from_stdin(config: &Config, user: &User, stdin: &mut dyn std::io::BufRead) ->
     }
     let text = std::str::from_utf8(&buf)
         .map_err(|_| fail(Exit::DataErr, "the password on stdin is not UTF-8 text"))?;
-    let normalised = password::normalise(text);
-    password::check(
-        &config.password,
-        &normalised,
-        &user.email,
-        user.password_hash.as_deref(),
-    )
-    .map_err(|r| fail(Exit::DataErr, format!("password refused: {r}")))?;
-    Ok(Secret::new(normalised.to_string()))
+    service
+        .accept(user, text)
+        .map_err(|r| fail(Exit::DataErr, format!("password refused: {r}")))
 }
 
 /// Ask twice on the terminal, up to three times. `None` after three refusals.
-fn prompt(ctx: &Ctx, config: &Config, user: &User) -> Result<Option<Secret>> {
+fn prompt(
+    ctx: &Ctx,
+    config: &Config,
+    service: &Service<'_>,
+    user: &User,
+) -> Result<Option<Accepted>> {
     if !std::io::stdin().is_terminal() {
         return Err(fail(
             Exit::Usage,
@@ -209,11 +196,10 @@ fn prompt(ctx: &Ctx, config: &Config, user: &User) -> Result<Option<Secret>> {
             eprintln!("The two passwords do not match; type the same password twice.{again}");
             continue;
         }
-        let normalised = password::normalise(first.expose());
-        match password::check(p, &normalised, &user.email, user.password_hash.as_deref()) {
-            Ok(()) => {
+        match service.accept(user, first.expose()) {
+            Ok(accepted) => {
                 drop(guard);
-                return Ok(Some(Secret::new(normalised.to_string())));
+                return Ok(Some(accepted));
             }
             Err(r) => eprintln!("Password refused: {r}.{again}"),
         }

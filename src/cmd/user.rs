@@ -3,7 +3,7 @@
 use crate::Ctx;
 use crate::cli::UserCommand;
 use crate::error::{Exit, fail};
-use crate::store::{Access, Store};
+use crate::store::Access;
 use crate::ui;
 use anyhow::Result;
 
@@ -25,8 +25,8 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
         ));
     }
     let config = ctx.config()?;
-    let mut store = Store::open(&config, Access::Write)?;
-    if !store.owns_users_table()? {
+    let mut store = crate::store::open(&config, Access::Write)?;
+    if !store.owns_users_table() {
         return Err(fail(
             Exit::Usage,
             format!(
@@ -46,7 +46,7 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
 
 fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
     let config = ctx.config()?;
-    let store = Store::open(&config, Access::Read)?;
+    let store = crate::store::open(&config, Access::Read)?;
     let now = ui::now();
     if json {
         let mut array = super::JsonArray::new();

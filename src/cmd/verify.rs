@@ -3,21 +3,13 @@
 use crate::Ctx;
 use crate::cli::VerifyArgs;
 use crate::error::Exit;
-use crate::store::{Access, Status, Store, TokenRecord};
-use crate::token::{self, Malformed, Token};
+use crate::reset::Checked;
+use crate::store::Access;
+use crate::token::{self, Malformed, Status, Token};
 use crate::ui;
 use anyhow::Result;
 use std::ffi::OsString;
 use std::io::{BufRead, Read};
-
-/// The outcome of checking token input.
-pub struct Checked {
-    pub status: Status,
-    pub record: Option<TokenRecord>,
-    /// The parsed token, when the input was well-formed.
-    pub token: Option<Token>,
-    pub malformed: Option<Malformed>,
-}
 
 /// Token input as given: an argument, or (None or `-`) one line of stdin. Input that is not
 /// UTF-8 or is far too long comes back as `None`: it is malformed whatever it holds.
@@ -62,29 +54,6 @@ pub fn parse(input: Option<&str>) -> Result<Token, Malformed> {
     }
 }
 
-impl Checked {
-    pub fn malformed(m: Malformed) -> Checked {
-        Checked {
-            status: Status::Malformed,
-            record: None,
-            token: None,
-            malformed: Some(m),
-        }
-    }
-}
-
-/// Look a well-formed token up.
-pub fn lookup(store: &Store, token: Token, now: i64) -> Result<Checked> {
-    let record = store.lookup_token(token.id(), &token.digest())?;
-    let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
-    Ok(Checked {
-        status,
-        record,
-        token: Some(token),
-        malformed: None,
-    })
-}
-
 /// One human line about a token: its status, whose it is, and what to do.
 pub fn describe(c: &Checked, now: i64) -> String {
     let status = c.status.as_str();
@@ -98,36 +67,37 @@ pub fn describe(c: &Checked, now: i64) -> String {
         };
     };
     let who = match &r.email {
-        Some(e) => format!("{} (user {})", ui::escape(e), r.user_id),
-        None => format!("user {} (no longer in the users table)", r.user_id),
+        Some(e) => format!(
+            "{} (user {})",
+            ui::escape(e),
+            ui::escape(&r.user_id.to_string())
+        ),
+        None => format!(
+            "user {} (no longer in the users table)",
+            ui::escape(&r.user_id.to_string())
+        ),
     };
     let at = |t: i64| ui::rfc3339(t);
     match c.status {
         Status::Valid => format!(
             "valid: token of {who}, expires in {}, at {}",
-            ui::rough_span(r.expires_at - now),
-            at(r.expires_at)
+            ui::rough_span(r.expires_at() - now),
+            at(r.expires_at())
         ),
         Status::Expired => format!(
             "expired: token of {who} expired {} ago, at {}; ask for a new reset",
-            ui::rough_span(now - r.expires_at),
-            at(r.expires_at)
+            ui::rough_span(now - r.expires_at()),
+            at(r.expires_at())
         ),
         Status::Used => format!(
             "used: token of {who} was used to set a password at {}; ask for a new reset if needed",
-            r.used_at.map_or_else(|| "?".into(), at)
+            r.used_at().map_or_else(|| "?".into(), at)
         ),
         Status::Revoked => {
             let why = if r.email.is_none() {
                 "its user was deleted".to_string()
-            } else if let (Some(t), Some(reason)) = (r.revoked_at, r.revoked_reason.as_deref()) {
-                let reason = match reason {
-                    "superseded" => "superseded by a newer request",
-                    "password reset" => "the password was reset with another token",
-                    "undelivered" => "the email with the link could not be delivered",
-                    other => other,
-                };
-                format!("{reason}, at {}", at(t))
+            } else if let (Some(t), Some(reason)) = (r.revoked_at(), &r.revoked_reason) {
+                format!("{}, at {}", ui::escape(reason.describe()), at(t))
             } else {
                 "the account's email or password changed after it was issued".to_string()
             };
@@ -145,8 +115,8 @@ pub fn json(c: &Checked) -> serde_json::Value {
             "user_id": r.user_id,
             "email": r.email,
             "created_at": ui::rfc3339(r.created_at),
-            "expires_at": ui::rfc3339(r.expires_at),
-            "used_at": r.used_at.map(ui::rfc3339),
+            "expires_at": ui::rfc3339(r.expires_at()),
+            "used_at": r.used_at().map(ui::rfc3339),
         }),
         _ => serde_json::json!({ "status": c.status.as_str() }),
     }
@@ -159,8 +129,8 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Exit> {
         Err(m) => Checked::malformed(m),
         Ok(token) => {
             let config = ctx.config()?;
-            let store = Store::open(&config, Access::Read)?;
-            lookup(&store, token, now)?
+            let store = crate::store::open(&config, Access::Read)?;
+            crate::reset::check(store.as_ref(), token, now)?
         }
     };
     let line = if args.json {

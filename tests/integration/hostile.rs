@@ -398,7 +398,7 @@ fn hostile_addresses_are_refused_with_65_and_nothing_is_sent() {
             if sub.contains(&"--json") {
                 let v: serde_json::Value =
                     serde_json::from_slice(&out.stdout).expect("request --json prints JSON");
-                assert_eq!(v["status"], "failed", "{what}: {v}");
+                assert_eq!(v["status"], "invalid", "{what}: {v}");
             }
         }
     }

@@ -35,7 +35,11 @@ fn creates_the_database_and_missing_folders_with_mode_0600() {
         .arg("init")
         .assert()
         .success();
-    assert!(stderr(&a).contains("created database"), "{}", stderr(&a));
+    assert!(
+        stderr(&a).contains("created SQLite database"),
+        "{}",
+        stderr(&a)
+    );
     let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "database mode is {mode:o}");
     // The folder it made is not world-readable either.
@@ -122,7 +126,16 @@ fn uses_wal_and_sets_the_schema_version() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
+    // The ledger records every version applied, on every backend alike.
+    let ledger: Vec<i64> = conn
+        .prepare("SELECT version FROM pwreset_schema ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ledger, [1, 2]);
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn invalid_email_is_65() {
         .assert()
         .code(65);
     let lines = json_lines(&stdout(&a));
-    assert_eq!(lines[0]["status"], "failed");
+    assert_eq!(lines[0]["status"], "invalid");
     assert!(lines[0]["error"].is_string(), "{:?}", lines[0]);
     assert!(env.messages().is_empty());
 }
@@ -352,7 +352,7 @@ fn several_users_one_result_each_and_the_worst_exit() {
         .iter()
         .map(|v| v["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["unknown_user", "sent", "failed"]);
+    assert_eq!(statuses, ["unknown_user", "sent", "invalid"]);
     assert_eq!(env.messages().len(), 2);
 
     // Human output: every user mentioned once.

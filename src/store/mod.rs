@@ -1,0 +1,418 @@
+//! The store: pwreset's state (tokens, audit trail, its own users table) and the users table it
+//! is mapped onto, in domain terms. SQL lives only below this module, one folder per backend.
+//!
+//! The interface is a trait, [`Store`], used as `Box<dyn Store>`: a process talks to one
+//! database, so the cost of dynamic dispatch is nothing next to a query, while each backend
+//! stays in its own module with its own connection type, and the compiler checks that every
+//! backend answers every method. A second backend (PostgreSQL, MySQL) is a new module that
+//! implements the trait, plus one arm in [`open`].
+//!
+//! Every state change is safe on its own, whatever the engine's locking: spending a token is one
+//! conditional `UPDATE` whose row count is checked, the request throttle is a conditional
+//! upsert on a unique key, and `user add` relies on a unique index. Each change writes its audit
+//! row in the same transaction.
+
+pub mod sqlite;
+
+use crate::config::Config;
+use crate::token::{Digest, Lifecycle, Status, StoredValue};
+use anyhow::Result;
+use serde::Serialize;
+use std::time::Duration;
+
+/// How a command uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `init`: create the database, migrate.
+    Create,
+    /// Commands that write: the schema must be current.
+    Write,
+    /// `verify`, `user list`, `audit`: no migration work, no writes.
+    Read,
+}
+
+/// Open the configured database.
+pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
+    Ok(Box::new(sqlite::SqliteStore::open(config, access)?))
+}
+
+/// A user's key in the users table: an integer, or text (a UUID or another text key, as Rails,
+/// Django and Laravel applications use).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UserId {
+    Int(i64),
+    Text(String),
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserId::Int(n) => write!(f, "{n}"),
+            UserId::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            UserId::Int(n) => s.serialize_i64(*n),
+            UserId::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
+/// A user row, as pwreset sees it through the `[users]` mapping.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    /// The stored password value, whatever its type.
+    pub password: StoredValue,
+}
+
+/// One line of `user list`.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub id: UserId,
+    pub email: String,
+    pub has_password: bool,
+    pub open_tokens: i64,
+}
+
+/// Why a token was revoked. Stored as text; the words of older versions are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// A newer request for the same user.
+    Superseded,
+    /// The password was reset with another token.
+    PasswordReset,
+    /// Its email could not be delivered.
+    Undelivered,
+    /// Anything else found in the column (written by hand, or by a newer pwreset).
+    Other(String),
+}
+
+impl RevokeReason {
+    pub fn as_str(&self) -> &str {
+        match self {
+            RevokeReason::Superseded => "superseded",
+            RevokeReason::PasswordReset => "password reset",
+            RevokeReason::Undelivered => "undelivered",
+            RevokeReason::Other(s) => s,
+        }
+    }
+
+    pub fn parse(s: &str) -> RevokeReason {
+        match s {
+            "superseded" => RevokeReason::Superseded,
+            "password reset" => RevokeReason::PasswordReset,
+            "undelivered" => RevokeReason::Undelivered,
+            other => RevokeReason::Other(other.to_owned()),
+        }
+    }
+
+    /// In a sentence: "revoked (…)".
+    pub fn describe(&self) -> &str {
+        match self {
+            RevokeReason::Superseded => "superseded by a newer request",
+            RevokeReason::PasswordReset => "the password was reset with another token",
+            RevokeReason::Undelivered => "the email with the link could not be delivered",
+            RevokeReason::Other(s) => s,
+        }
+    }
+}
+
+/// What the store knows about a token.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub user_id: UserId,
+    /// None when the user row is gone.
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub lifecycle: Lifecycle,
+    pub revoked_reason: Option<RevokeReason>,
+}
+
+impl TokenRecord {
+    pub fn status(&self, now: i64) -> Status {
+        self.lifecycle.status(now)
+    }
+    pub fn expires_at(&self) -> i64 {
+        self.lifecycle.expires_at
+    }
+    pub fn used_at(&self) -> Option<i64> {
+        self.lifecycle.used_at
+    }
+    pub fn revoked_at(&self) -> Option<i64> {
+        self.lifecycle.revoked_at
+    }
+}
+
+/// A token to store for a user.
+pub struct NewToken<'a> {
+    pub user: &'a User,
+    pub digest: Digest,
+}
+
+/// What became of one token request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issued {
+    Created {
+        expires_at: i64,
+        /// The row id: the public half of the token.
+        id: i64,
+    },
+    /// The user had a link made less than `request_throttle` ago.
+    Throttled { retry_at: i64 },
+}
+
+/// A password change with a token.
+pub struct Consume<'a> {
+    pub token_id: i64,
+    pub digest: &'a Digest,
+    /// The user the token was checked for; the change happens only if it still belongs to them.
+    pub user_id: &'a UserId,
+    pub new_hash: &'a str,
+    pub now: i64,
+    pub actor: &'a str,
+}
+
+/// What became of a password change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumed {
+    Changed,
+    /// The token was no longer valid when the transaction looked (another reset won).
+    NotUsable(Status),
+}
+
+/// Counts of one purge step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub expired: u64,
+    pub used: u64,
+    pub revoked: u64,
+}
+
+impl PurgeCounts {
+    pub fn total(&self) -> u64 {
+        self.expired + self.used + self.revoked
+    }
+    pub fn add(&mut self, o: PurgeCounts) {
+        self.expired += o.expired;
+        self.used += o.used;
+        self.revoked += o.revoked;
+    }
+}
+
+/// What the audit trail records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Request,
+    Reset,
+    ResetFailed,
+    Purge,
+    UserAdd,
+    Revoke,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Request => "request",
+            AuditAction::Reset => "reset",
+            AuditAction::ResetFailed => "reset_failed",
+            AuditAction::Purge => "purge",
+            AuditAction::UserAdd => "user_add",
+            AuditAction::Revoke => "revoke",
+        }
+    }
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOutcome {
+    Ok,
+    /// A link was made (request).
+    Created,
+    /// The throttle refused a request.
+    Throttled,
+    /// A link's mail was not delivered.
+    Failed,
+    /// The policy refused the password.
+    Refused,
+    /// The token was not usable when the change was tried.
+    NotUsable(Status),
+}
+
+impl AuditOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOutcome::Ok => "ok",
+            AuditOutcome::Created => "created",
+            AuditOutcome::Throttled => "throttled",
+            AuditOutcome::Failed => "failed",
+            AuditOutcome::Refused => "refused",
+            AuditOutcome::NotUsable(s) => s.as_str(),
+        }
+    }
+}
+
+/// One audit record to write.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: AuditAction,
+    pub user_id: Option<&'a UserId>,
+    pub email: Option<&'a str>,
+    pub outcome: AuditOutcome,
+    pub detail: Option<&'a str>,
+}
+
+/// One audit record as read back. Text, not enums: the table may hold rows written by other
+/// versions, or by hand.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub outcome: String,
+    pub detail: Option<String>,
+}
+
+/// Which audit rows to show.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub user_id: Option<UserId>,
+    pub since: Option<i64>,
+    pub limit: u32,
+}
+
+/// What `init` did to the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// The database did not exist before.
+    pub created: bool,
+    pub before: i64,
+    pub after: i64,
+}
+
+/// Work a command is about to do, so a backend can tune for it. A backend may ignore any hint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hint {
+    /// Many writes follow (purge, `request --all`).
+    BulkStart,
+    /// The bulk work is done.
+    BulkEnd,
+}
+
+/// The store interface. Each method is one unit of work: the ones that change state do it in
+/// one transaction with their audit row.
+pub trait Store {
+    /// The database in words, for messages: "SQLite database /var/lib/pwreset/pwreset.db".
+    fn describe(&self) -> String;
+
+    /// A hint about the work that follows; see [`Hint`].
+    fn hint(&mut self, hint: Hint) -> Result<()>;
+
+    // ---- schema ----
+
+    /// Create or migrate pwreset's tables, and its own users table when the mapping is the
+    /// default one and no such table exists.
+    fn migrate(&mut self) -> Result<Migrated>;
+
+    /// Check that the configured users table and its columns exist; 78 naming what is missing.
+    fn check_users_mapping(&self) -> Result<()>;
+
+    /// Whether the users table is pwreset's own (made by `init`), which `user add` may write.
+    fn owns_users_table(&self) -> bool;
+
+    // ---- users ----
+
+    /// Add a user to pwreset's own table. 65 when the address matches an existing one under
+    /// NFKC and case folding (decided by the table's unique key, not by a look first).
+    fn add_user(
+        &mut self,
+        email: &str,
+        name: Option<&str>,
+        now: i64,
+        actor: &str,
+    ) -> Result<UserId>;
+
+    /// Up to two users whose stored address equals `value` as the users table's own index sees
+    /// it (on pwreset's own table: whose folded key equals `key(value)`).
+    fn users_with_email(&self, value: &str) -> Result<Vec<User>>;
+
+    /// Every user whose stored address `wanted` accepts, in one pass over the table.
+    fn scan_users(&self, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>>;
+
+    /// Up to `limit` users after `after` in key order (all from the first when None): bulk runs
+    /// page through the table with this, so memory stays bounded.
+    fn users_after(&self, after: Option<&UserId>, limit: usize) -> Result<Vec<User>>;
+
+    fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
+
+    fn count_users(&self) -> Result<u64>;
+
+    /// Every user with a summary, in key order, handed to `each` one at a time.
+    fn list_users(&self, now: i64, each: &mut dyn FnMut(UserSummary) -> Result<()>) -> Result<()>;
+
+    // ---- tokens ----
+
+    /// Store tokens for several users in one transaction: for each, the throttle (unless
+    /// `throttle` is None), revoke the user's older open tokens, insert the new digest, write
+    /// the audit row.
+    fn issue_tokens(
+        &mut self,
+        batch: &[NewToken<'_>],
+        now: i64,
+        ttl: Duration,
+        throttle: Option<Duration>,
+        actor: &str,
+    ) -> Result<Vec<Issued>>;
+
+    /// Revoke a token whose email could not be delivered, record why, and give the user's
+    /// throttle back: an undelivered link does not count.
+    fn revoke_undelivered(
+        &mut self,
+        token_id: i64,
+        user: &User,
+        reason: &str,
+        now: i64,
+        actor: &str,
+    ) -> Result<()>;
+
+    /// A token by id and secret digest, with its user's current state. A row whose digest
+    /// differs is as good as no row: the secret is wrong.
+    fn lookup_token(&self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>>;
+
+    /// Set a new password hash with a token, in one transaction: spend the token with a
+    /// conditional update (exactly one of several racing changes wins), write the hash, revoke
+    /// the user's other open tokens, write the audit row.
+    fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed>;
+
+    // ---- purge ----
+
+    /// What a purge with this cutoff would delete (for `--dry-run`).
+    fn count_dead(&self, cutoff: i64) -> Result<PurgeCounts>;
+
+    /// Delete up to `limit` dead tokens with `dead_at <= cutoff` in one short transaction.
+    /// Zero means done.
+    fn purge_batch(&mut self, cutoff: i64, limit: u32) -> Result<PurgeCounts>;
+
+    // ---- audit ----
+
+    /// Write one audit row on its own.
+    fn record(&mut self, event: &AuditEvent<'_>) -> Result<()>;
+
+    /// Audit rows, newest first.
+    fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        each: &mut dyn FnMut(AuditEntry) -> Result<()>,
+    ) -> Result<()>;
+}

@@ -1,0 +1,342 @@
+//! Opening the file, the schema and its migrations, and the check of the users mapping.
+
+use super::{ErrCtx, Quoted, SqliteStore, begin};
+use crate::config::{Config, UsersTable};
+use crate::error::{Exit, fail};
+use crate::store::{Access, Migrated};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::Path;
+
+/// The schema version this build writes. Migrations run forward from the stored version.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1
+    "CREATE TABLE IF NOT EXISTS pwreset_tokens (
+        id             INTEGER PRIMARY KEY,
+        -- SHA-256 of the token's secret; the row is found by id (the token's public half)
+        digest         BLOB    NOT NULL,
+        user_id        INTEGER NOT NULL,
+        binding        BLOB    NOT NULL,
+        created_at     INTEGER NOT NULL,
+        expires_at     INTEGER NOT NULL,
+        used_at        INTEGER,
+        revoked_at     INTEGER,
+        revoked_reason TEXT,
+        -- when the token stopped (or will stop) being usable: min(expires, used, revoked);
+        -- purge-expired walks this index
+        dead_at        INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pwreset_tokens_user ON pwreset_tokens(user_id, created_at);
+    CREATE INDEX IF NOT EXISTS pwreset_tokens_dead ON pwreset_tokens(dead_at);
+    CREATE TABLE IF NOT EXISTS pwreset_audit (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        actor   TEXT    NOT NULL,
+        action  TEXT    NOT NULL,
+        user_id INTEGER,
+        email   TEXT,
+        outcome TEXT    NOT NULL,
+        detail  TEXT
+    );
+    CREATE INDEX IF NOT EXISTS pwreset_audit_at ON pwreset_audit(at);
+    CREATE INDEX IF NOT EXISTS pwreset_audit_user ON pwreset_audit(user_id, at);",
+    // 1 -> 2: the request throttle becomes one row per user, decided by a conditional upsert on
+    // its key rather than by a look at the tokens first; seeded from the tokens so a throttle in
+    // force stays in force.
+    "CREATE TABLE IF NOT EXISTS pwreset_throttle (
+        user_id NOT NULL PRIMARY KEY,
+        last_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT OR REPLACE INTO pwreset_throttle (user_id, last_at)
+        SELECT user_id, max(created_at) FROM pwreset_tokens
+         WHERE revoked_reason IS NOT 'undelivered' GROUP BY user_id;",
+];
+
+/// The ledger of applied migrations: one row per version, the same on every backend.
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS pwreset_schema (
+    version    INTEGER PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+)";
+
+/// The tool's own users table, created by `init` when the default table does not exist.
+/// AUTOINCREMENT: an id is never handed out twice, so a deleted user's old token can never come
+/// to belong to a new user.
+const OWN_USERS_TABLE: &str = "CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    email         TEXT    NOT NULL,
+    email_key     TEXT    NOT NULL UNIQUE,
+    name          TEXT,
+    password_hash TEXT,
+    created_at    INTEGER NOT NULL
+)";
+
+/// Rebuild an own users table made before AUTOINCREMENT, and start its ids after any id a token
+/// was ever issued for.
+const OWN_USERS_AUTOINCREMENT: &str = "
+    CREATE TABLE pwreset_users_v2 (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        email         TEXT    NOT NULL,
+        email_key     TEXT    NOT NULL UNIQUE,
+        name          TEXT,
+        password_hash TEXT,
+        created_at    INTEGER NOT NULL
+    );
+    INSERT INTO pwreset_users_v2 (id, email, email_key, name, password_hash, created_at)
+        SELECT id, email, email_key, name, password_hash, created_at FROM users;
+    DROP TABLE users;
+    ALTER TABLE pwreset_users_v2 RENAME TO users;";
+
+pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
+    let path = config.database.clone();
+    let exists = path.exists();
+    if !exists && access != Access::Create {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "database {} does not exist; run `pwreset init` to create it, or point --db / PWRESET_DB / `database` at the right file",
+                path.display()
+            ),
+        ));
+    }
+    if !exists {
+        create_file(&path)?;
+    }
+    // Readers (verify, user list, audit) open read-only: they cannot write by mistake, and
+    // SQLite skips the work a writer's open needs.
+    let flags = match access {
+        Access::Read => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        _ => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    };
+    let conn = Connection::open_with_flags(&path, flags).map_err(|e| {
+        fail(
+            Exit::CantCreate,
+            format!("cannot open database {}: {e}", path.display()),
+        )
+    })?;
+    let users = config.users.clone();
+    let mut store = SqliteStore {
+        conn,
+        q: Quoted::new(&users),
+        ctx: ErrCtx {
+            path,
+            busy_timeout: config.busy_timeout,
+        },
+        users,
+        own_users: false,
+        created: !exists,
+    };
+    let ctx = &store.ctx;
+    store
+        .conn
+        .busy_timeout(config.busy_timeout)
+        .map_err(|e| ctx.err(e))?;
+    store
+        .conn
+        .execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(|e| ctx.err(e))?;
+
+    let version = stored_version(&store.conn).map_err(|e| ctx.err(e))?;
+    if version > SCHEMA_VERSION {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "database {} has schema version {version}, newer than this pwreset understands ({SCHEMA_VERSION}); upgrade pwreset",
+                ctx.path.display()
+            ),
+        ));
+    }
+    if access != Access::Create && version < SCHEMA_VERSION {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "database {} is not initialised for this version of pwreset (schema {version}, need {SCHEMA_VERSION}); run `pwreset init`",
+                ctx.path.display()
+            ),
+        ));
+    }
+    if access != Access::Read {
+        // Writers use synchronous=NORMAL: in WAL mode it is durable against application
+        // crashes and keeps a commit to one fsync at checkpoint time.
+        store
+            .conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
+            .map_err(|e| ctx.err(e))?;
+    }
+    store.own_users = owns_users_table(&store)?;
+    Ok(store)
+}
+
+/// The schema version: the newest row of the ledger, or for databases from before the ledger,
+/// SQLite's `user_version`.
+fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let ledger: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pwreset_schema'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if ledger.is_some() {
+        return conn.query_row(
+            "SELECT coalesce(max(version), 0) FROM pwreset_schema",
+            [],
+            |r| r.get(0),
+        );
+    }
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
+    // WAL lets readers (verify) run while a writer (purge, bulk request) works.
+    let mode: String = s
+        .conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| s.ctx.err(e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        anyhow::bail!(
+            "database {} could not be switched to WAL mode (got {mode})",
+            s.ctx.path.display()
+        );
+    }
+    let default_mapping = s.users == UsersTable::default();
+    let users_exist = table_exists(&s.conn, &s.users.table).map_err(|e| s.ctx.err(e))?;
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let before = stored_version(&tx)?;
+    tx.execute_batch(LEDGER)?;
+    let now = crate::ui::now();
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(before as usize) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migrating the schema to version {}", i + 1))?;
+    }
+    if !users_exist && default_mapping {
+        tx.execute_batch(OWN_USERS_TABLE)?;
+    } else if default_mapping && has_column(&tx, "users", "email_key")? {
+        let sql: String = tx.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'users'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !sql.to_ascii_uppercase().contains("AUTOINCREMENT") {
+            tx.execute_batch(OWN_USERS_AUTOINCREMENT)
+                .context("rebuilding the users table with AUTOINCREMENT ids")?;
+        }
+    }
+    if default_mapping && has_column(&tx, "users", "email_key")? {
+        // Never hand out an id that a token was issued for, even one whose row is gone.
+        tx.execute(
+            "INSERT OR REPLACE INTO sqlite_sequence (name, seq)
+             SELECT 'users', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0),
+                                 coalesce((SELECT max(id) FROM users), 0),
+                                 coalesce((SELECT max(user_id) FROM pwreset_tokens WHERE typeof(user_id) = 'integer'), 0))",
+            [],
+        )?;
+    }
+    for version in (before + 1)..=SCHEMA_VERSION {
+        tx.execute(
+            "INSERT OR IGNORE INTO pwreset_schema (version, applied_at) VALUES (?1, ?2)",
+            rusqlite::params![version, now],
+        )?;
+    }
+    // Kept in step with the ledger: builds from before the ledger read it, and refuse a newer
+    // file rather than misread it.
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    s.own_users = owns_users_table(s)?;
+    Ok(Migrated {
+        created: s.created,
+        before,
+        after: SCHEMA_VERSION,
+    })
+}
+
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1",
+        [table],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let cols = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(cols)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    Ok(columns(conn, table)?.iter().any(|c| c == column))
+}
+
+fn owns_users_table(s: &SqliteStore) -> Result<bool> {
+    if s.users != UsersTable::default() {
+        return Ok(false);
+    }
+    has_column(&s.conn, &s.users.table, "email_key").map_err(|e| s.ctx.err(e))
+}
+
+pub(super) fn check_users_mapping(s: &SqliteStore) -> Result<()> {
+    let u = &s.users;
+    if !table_exists(&s.conn, &u.table).map_err(|e| s.ctx.err(e))? {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "users.table: table {:?} does not exist in {}; create it, or set [users] table to the application's users table",
+                u.table,
+                s.ctx.path.display()
+            ),
+        ));
+    }
+    let cols = columns(&s.conn, &u.table).map_err(|e| s.ctx.err(e))?;
+    let missing: Vec<String> = [
+        ("users.id_column", &u.id_column),
+        ("users.email_column", &u.email_column),
+        ("users.password_column", &u.password_column),
+    ]
+    .into_iter()
+    .filter(|(_, c)| !cols.iter().any(|have| have.eq_ignore_ascii_case(c)))
+    .map(|(key, c)| format!("{key} = {c:?}"))
+    .collect();
+    if !missing.is_empty() {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "table {:?} has no column for {} (it has: {})",
+                u.table,
+                missing.join(", "),
+                cols.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Create the database file with mode 0600, and its folder (0700) when missing.
+fn create_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::config::create_private_dir(dir, "the database")?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(fail(
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Exit::NoPerm
+            } else {
+                Exit::CantCreate
+            },
+            format!("cannot create database {}: {e}", path.display()),
+        )),
+    }
+}

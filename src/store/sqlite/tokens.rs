@@ -1,0 +1,274 @@
+//! Tokens: issuing (with the throttle), looking up, spending, revoking.
+
+use super::{SqliteStore, begin, stored_value, text_lossy};
+use crate::store::{
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issued, NewToken, RevokeReason,
+    TokenRecord, User,
+};
+use crate::token::{Digest, Lifecycle, Status};
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+use std::collections::HashSet;
+use std::time::Duration;
+
+pub(super) fn issue(
+    s: &mut SqliteStore,
+    batch: &[NewToken<'_>],
+    now: i64,
+    ttl: Duration,
+    throttle: Option<Duration>,
+    actor: &str,
+) -> Result<Vec<Issued>> {
+    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let throttle = throttle
+        .filter(|t| !t.is_zero())
+        .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2));
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut run = || -> rusqlite::Result<()> {
+        // One indexed look at the whole chunk's open tokens: in a bulk run most users have
+        // none, and then the revocation needs no statement.
+        let mut open: HashSet<super::UserId> = HashSet::new();
+        for ids in batch.chunks(500) {
+            let placeholders = vec!["?"; ids.len()].join(",");
+            let mut stmt = tx.prepare(&format!(
+                "SELECT DISTINCT user_id FROM pwreset_tokens
+                  WHERE user_id IN ({placeholders}) AND used_at IS NULL AND revoked_at IS NULL
+                    AND dead_at > ?"
+            ))?;
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(ids.len() + 1);
+            params.extend(ids.iter().map(|t| &t.user.id as &dyn rusqlite::ToSql));
+            params.push(&now);
+            let mut rows = stmt.query(params.as_slice())?;
+            while let Some(r) = rows.next()? {
+                open.insert(r.get(0)?);
+            }
+        }
+        // The throttle: the user's row moves to `now` only if its last request is older than
+        // the cutoff. The unique key makes two racing requests for one user queue on each
+        // other, and the second sees the first's time.
+        let mut throttled = tx.prepare_cached(
+            "INSERT INTO pwreset_throttle (user_id, last_at) VALUES (?1, ?2)
+             ON CONFLICT (user_id) DO UPDATE SET last_at = excluded.last_at
+              WHERE pwreset_throttle.last_at <= ?3",
+        )?;
+        let mut last_at =
+            tx.prepare_cached("SELECT last_at FROM pwreset_throttle WHERE user_id = ?1")?;
+        let mut revoke = tx.prepare_cached(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = 'superseded', dead_at = min(dead_at, ?2)
+              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?2",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?;
+        let mut audit_row = tx.prepare_cached(super::audit::INSERT)?;
+        for item in batch {
+            let user = item.user;
+            // With --force the row is still moved, so the next unforced request waits.
+            let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+            if throttled.execute(params![user.id, now, cutoff])? == 0 {
+                let last: i64 = last_at.query_row([&user.id], |r| r.get(0))?;
+                audit_row.execute(params![
+                    now,
+                    actor,
+                    AuditAction::Request.as_str(),
+                    user.id,
+                    &user.email,
+                    AuditOutcome::Throttled.as_str(),
+                    None::<&str>
+                ])?;
+                out.push(Issued::Throttled {
+                    retry_at: last.saturating_add(throttle.unwrap_or(0)),
+                });
+                continue;
+            }
+            if open.contains(&user.id) {
+                revoke.execute(params![user.id, now])?;
+            }
+            let binding = crate::token::binding(&user.email, &user.password);
+            insert.execute(params![
+                item.digest.as_bytes(),
+                user.id,
+                &binding[..],
+                now,
+                expires_at
+            ])?;
+            let id = tx.last_insert_rowid();
+            audit_row.execute(params![
+                now,
+                actor,
+                AuditAction::Request.as_str(),
+                user.id,
+                &user.email,
+                AuditOutcome::Created.as_str(),
+                None::<&str>
+            ])?;
+            // A user listed twice in one chunk: the second sees the first's token.
+            open.insert(user.id.clone());
+            out.push(Issued::Created { expires_at, id });
+        }
+        Ok(())
+    };
+    run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    Ok(out)
+}
+
+pub(super) fn revoke_undelivered(
+    s: &mut SqliteStore,
+    token_id: i64,
+    user: &User,
+    reason: &str,
+    now: i64,
+    actor: &str,
+) -> Result<()> {
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<()> {
+        let created: Option<i64> = tx
+            .query_row(
+                "UPDATE pwreset_tokens
+                    SET revoked_at = ?2, revoked_reason = 'undelivered', dead_at = min(dead_at, ?2)
+                  WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL
+                 RETURNING created_at",
+                params![token_id, now],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(created) = created {
+            // Only if no later request has moved it since.
+            tx.execute(
+                "DELETE FROM pwreset_throttle WHERE user_id = ?1 AND last_at = ?2",
+                params![user.id, created],
+            )?;
+        }
+        super::audit::insert(
+            &tx,
+            &AuditEvent {
+                at: now,
+                actor,
+                action: AuditAction::Request,
+                user_id: Some(&user.id),
+                email: Some(&user.email),
+                outcome: AuditOutcome::Failed,
+                detail: Some(reason),
+            },
+        )
+    };
+    run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))
+}
+
+pub(super) fn lookup(
+    s: &SqliteStore,
+    token_id: i64,
+    digest: &Digest,
+) -> Result<Option<TokenRecord>> {
+    let mut stmt = s
+        .conn
+        .prepare_cached(&s.q.select_token)
+        .map_err(|e| s.ctx.err(e))?;
+    stmt.query_row(params![token_id, digest.as_bytes()], token_from_row)
+        .optional()
+        .map_err(|e| s.ctx.err(e))
+}
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let user_exists: bool = r.get(1)?;
+    let email = if user_exists {
+        Some(text_lossy(r.get_ref(2)?))
+    } else {
+        None
+    };
+    let password = stored_value(r.get_ref(3)?);
+    let stored: Vec<u8> = r.get(4)?;
+    let binding_ok = match &email {
+        Some(e) => crate::token::binding(e, &password)[..] == stored[..],
+        None => false,
+    };
+    Ok(TokenRecord {
+        user_id: r.get(0)?,
+        email,
+        created_at: r.get(5)?,
+        lifecycle: Lifecycle {
+            expires_at: r.get(6)?,
+            used_at: r.get(7)?,
+            revoked_at: r.get(8)?,
+            user_exists,
+            binding_ok,
+        },
+        revoked_reason: r
+            .get::<_, Option<String>>(9)?
+            .map(|t| RevokeReason::parse(&t)),
+    })
+}
+
+pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> {
+    let q = &s.q;
+    let update_user = format!(
+        "UPDATE {table} SET {pw} = ?2 WHERE {id} = ?1",
+        table = q.table,
+        pw = q.password,
+        id = q.id
+    );
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<Result<Consumed>> {
+        // Re-check inside the transaction: the account binding is computed here, not in SQL.
+        let Some(rec) = tx
+            .query_row(
+                &q.select_token,
+                params![c.token_id, c.digest.as_bytes()],
+                token_from_row,
+            )
+            .optional()?
+        else {
+            return Ok(Ok(Consumed::NotUsable(Status::Unknown)));
+        };
+        let status = rec.status(c.now);
+        if status != Status::Valid || rec.user_id != *c.user_id {
+            return Ok(Ok(Consumed::NotUsable(status)));
+        }
+        // Spend the token with one conditional statement: of several changes racing with one
+        // token, whatever the engine's isolation, exactly one sees a row change.
+        let spent = tx.execute(
+            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2)
+              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
+            params![c.token_id, c.now],
+        )?;
+        if spent != 1 {
+            return Ok(Ok(Consumed::NotUsable(Status::Used)));
+        }
+        let changed = tx.execute(&update_user, params![c.user_id, c.new_hash])?;
+        if changed != 1 {
+            return Ok(Err(anyhow::anyhow!(
+                "updating the password of user {} changed {changed} rows; nothing was committed",
+                c.user_id
+            )));
+        }
+        tx.execute(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = 'password reset', dead_at = min(dead_at, ?2)
+              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
+            params![c.user_id, c.now],
+        )?;
+        super::audit::insert(
+            &tx,
+            &AuditEvent {
+                at: c.now,
+                actor: c.actor,
+                action: AuditAction::Reset,
+                user_id: Some(c.user_id),
+                email: rec.email.as_deref(),
+                outcome: AuditOutcome::Ok,
+                detail: None,
+            },
+        )?;
+        Ok(Ok(Consumed::Changed))
+    };
+    let outcome = run().map_err(|e| s.ctx.err(e))??;
+    if outcome == Consumed::Changed {
+        tx.commit().map_err(|e| s.ctx.err(e))?;
+    }
+    Ok(outcome)
+}
