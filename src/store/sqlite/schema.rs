@@ -226,13 +226,24 @@ pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
     }
     if default_mapping && has_column(&tx, "users", "email_key")? {
         // Never hand out an id that a token was issued for, even one whose row is gone.
-        tx.execute(
-            "INSERT OR REPLACE INTO sqlite_sequence (name, seq)
-             SELECT 'users', max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'users'), 0),
-                                 coalesce((SELECT max(id) FROM users), 0),
-                                 coalesce((SELECT max(user_id) FROM pwreset_tokens WHERE typeof(user_id) = 'integer'), 0))",
+        // (sqlite_sequence has no unique key on name: update the row, or add it.)
+        let floor: i64 = tx.query_row(
+            "SELECT max(coalesce((SELECT max(id) FROM users), 0),
+                        coalesce((SELECT max(user_id) FROM pwreset_tokens
+                                   WHERE typeof(user_id) = 'integer'), 0))",
             [],
+            |r| r.get(0),
         )?;
+        let updated = tx.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'users'",
+            [floor],
+        )?;
+        if updated == 0 && floor > 0 {
+            tx.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('users', ?1)",
+                [floor],
+            )?;
+        }
     }
     for version in (before + 1)..=SCHEMA_VERSION {
         tx.execute(
