@@ -24,6 +24,7 @@ pub mod mail;
 pub mod password;
 pub mod store;
 pub mod token;
+pub mod trust;
 pub mod ui;
 
 use anyhow::Result;

@@ -323,7 +323,12 @@ impl Store {
     /// Open the database at `config.database`.
     pub fn open(config: &Config, access: Access) -> Result<Store> {
         let path = config.database.clone();
-        let exists = path.exists();
+        let usage = match access {
+            Access::Create => crate::trust::DbUse::Create,
+            Access::Write => crate::trust::DbUse::Write,
+            Access::Read => crate::trust::DbUse::Read,
+        };
+        let exists = crate::trust::check_database_path(&path, usage)?.exists;
         if !exists && access != Access::Create {
             return Err(fail(
                 Exit::Config,

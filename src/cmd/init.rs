@@ -7,7 +7,11 @@ use anyhow::Result;
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let config = ctx.config()?;
-    let existed = config.database.exists();
+    let check = crate::trust::check_database_path(&config.database, crate::trust::DbUse::Create)?;
+    for warning in &check.warnings {
+        ctx.note(format!("warning: {warning}"));
+    }
+    let existed = check.exists;
     let mut store = Store::open(&config, Access::Create)?;
     let (before, after) = store.migrate()?;
     store.check_users_mapping(&config.source)?;
