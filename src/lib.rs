@@ -26,6 +26,7 @@ pub mod password;
 pub mod reset;
 pub mod store;
 pub mod token;
+pub mod trust;
 pub mod ui;
 
 use anyhow::Result;

@@ -8,6 +8,9 @@ use anyhow::{Context, Result};
 pub fn run(ctx: &Ctx) -> Result<Exit> {
     let config = ctx.config()?;
     let mut store = crate::store::open(&config, Access::Create)?;
+    for warning in store.warnings() {
+        ctx.note(format!("warning: {warning}"));
+    }
     let m = store.migrate()?;
     store
         .check_users_mapping()

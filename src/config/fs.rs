@@ -38,7 +38,9 @@ fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
 }
 
 /// Create a folder only its owner can enter (0700), with its parents: the database's folder and
-/// the outbox hold secrets. `what` names it in the error ("the database", "mail.file.dir").
+/// the outbox hold secrets. An existing folder must be private already (see
+/// [`crate::trust::check_private_dir`]). `what` names it in the error ("the database",
+/// "mail.file.dir").
 pub fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -55,10 +57,13 @@ pub fn create_private_dir(dir: &Path, what: &str) -> Result<()> {
                 exit,
                 format!("cannot create folder {} for {what}: {e}", dir.display()),
             )
-        })
+        })?;
+    // An existing folder is adopted as it is: it must be as private as one made here.
+    crate::trust::check_private_dir(dir, what)
 }
 
-/// Read a secret file that must not be readable by group or others.
+/// Read a secret file that must not be readable by group or others, and that only root or the
+/// running user may own and write (see [`crate::trust`]).
 pub fn read_secret_file(path: &Path, key: &str) -> Result<zeroize::Zeroizing<String>> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| {
@@ -71,6 +76,7 @@ pub fn read_secret_file(path: &Path, key: &str) -> Result<zeroize::Zeroizing<Str
             format!("{key}: cannot read {}: {e}", path.display()),
         )
     })?;
+    crate::trust::check_trusted_meta(path, &meta, key)?;
     let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(fail(

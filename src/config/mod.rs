@@ -17,7 +17,7 @@ pub use password::{
 pub use users::{UsersTable, is_identifier};
 
 use crate::error::{Exit, fail};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -187,6 +187,12 @@ fn read_file(path: &Path, required: bool) -> Result<Option<RawConfig>> {
                 .context(format!("cannot read config file {}", path.display())));
         }
     };
+    // Checked on the open file, so the file judged is the file read: the config decides which
+    // command runs as sendmail, so it must be as trusted as the binary.
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot examine config file {}", path.display()))?;
+    crate::trust::check_trusted_meta(path, &meta, "config")?;
     use std::io::Read;
     let mut text = String::new();
     file.take(MAX_CONFIG_LEN + 1)

@@ -12,9 +12,10 @@ use crate::error::{Exit, Failure, fail};
 use anyhow::{Context, Result};
 use lettre::message::header::{self, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
-use lettre::{FileTransport, SendmailTransport, Transport as _};
+use lettre::{SendmailTransport, Transport as _};
 use minijinja::Environment;
 
+mod outbox;
 mod smtp;
 use std::io::Write;
 use std::path::PathBuf;
@@ -59,7 +60,6 @@ pub enum Transport {
         command: PathBuf,
     },
     File {
-        transport: FileTransport,
         dir: PathBuf,
     },
     Stdout,
@@ -114,23 +114,18 @@ impl Mailer {
             }
             minijinja::escape_formatter(out, state, value)
         });
+        // A template with nested loops must fail (78) instead of hanging before any token is
+        // made.
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        if let Some(dir) = &m.template_dir {
+            crate::trust::check_private_dir(dir, "mail.template_dir")?;
+        }
         for (name, builtin) in
             TEMPLATE_NAMES
                 .iter()
                 .zip([RESET_TXT, RESET_HTML, CHANGED_TXT, CHANGED_HTML])
         {
-            let source = match &m.template_dir {
-                Some(dir) if dir.join(name).exists() => {
-                    let path = dir.join(name);
-                    std::fs::read_to_string(&path).map_err(|e| {
-                        fail(
-                            Exit::Config,
-                            format!("mail.template_dir: cannot read {}: {e}", path.display()),
-                        )
-                    })?
-                }
-                _ => builtin.to_owned(),
-            };
+            let source = template_source(m.template_dir.as_deref(), name, builtin)?;
             env.add_template_owned(name.to_string(), source)
                 .map_err(|e| {
                     fail(
@@ -175,7 +170,6 @@ impl Mailer {
             TransportKind::File => {
                 crate::config::create_private_dir(&m.file_dir, "mail.file.dir")?;
                 Transport::File {
-                    transport: FileTransport::new(&m.file_dir),
                     dir: m.file_dir.clone(),
                 }
             }
@@ -304,15 +298,17 @@ impl Mailer {
                     message: format!("{} failed: {}", command.display(), chain(&e)),
                 })
             }
-            Transport::File { transport, dir } => {
-                transport.send(msg).map(|_| ()).map_err(|e| SendError {
-                    exit: Exit::CantCreate,
-                    message: format!(
-                        "cannot write the message to {}: {}",
-                        dir.display(),
-                        chain(&e)
-                    ),
-                })
+            Transport::File { dir } => {
+                outbox::write(dir, &msg.formatted())
+                    .map(|_| ())
+                    .map_err(|e| SendError {
+                        exit: Exit::CantCreate,
+                        message: format!(
+                            "cannot write the message to {}: {}",
+                            dir.display(),
+                            chain(&e)
+                        ),
+                    })
             }
             Transport::Stdout => {
                 let mut out = std::io::stdout().lock();
@@ -336,6 +332,24 @@ impl Mailer {
             Transport::Stdout => "stdout".into(),
         }
     }
+}
+
+/// How much work rendering one message may take, in minijinja's fuel (about one unit per
+/// instruction): the built-in templates need a few hundred; nested loops over large ranges run
+/// out instead of hanging.
+const TEMPLATE_FUEL: u64 = 100_000;
+
+/// The text of template `name`: the file in `template_dir` when there is one, read with
+/// [`crate::trust::read_template`]'s limits (a regular file, no symbolic link, at most 256 KiB,
+/// owned by root or the running user), else the built-in one.
+fn template_source(dir: Option<&std::path::Path>, name: &str, builtin: &str) -> Result<String> {
+    let Some(dir) = dir else {
+        return Ok(builtin.to_owned());
+    };
+    Ok(
+        crate::trust::read_template(&dir.join(name), "mail.template_dir")?
+            .unwrap_or_else(|| builtin.to_owned()),
+    )
 }
 
 /// Escape text for HTML: `& < > " '` (not `/`, which needs no escaping).

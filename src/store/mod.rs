@@ -316,6 +316,9 @@ pub trait Store {
     /// The database in words, for messages: "SQLite database /var/lib/pwreset/pwreset.db".
     fn describe(&self) -> String;
 
+    /// What `init` and `doctor` should warn about (a database others can read, ...).
+    fn warnings(&self) -> Vec<String>;
+
     /// A hint about the work that follows; see [`Hint`].
     fn hint(&mut self, hint: Hint) -> Result<()>;
 

@@ -15,5 +15,6 @@ mod request;
 mod reset;
 mod smtp;
 mod store;
+mod trust;
 mod user;
 mod verify;

@@ -33,6 +33,8 @@ pub struct SqliteStore {
     /// The users table is pwreset's own (it has the `email_key` column `init` made).
     own_users: bool,
     created: bool,
+    /// What the checks of the file and its folder found worth a warning.
+    warnings: Vec<String>,
 }
 
 /// What error messages need to know about the database.
@@ -194,6 +196,10 @@ fn text_lossy(v: ValueRef<'_>) -> String {
 impl Store for SqliteStore {
     fn describe(&self) -> String {
         format!("SQLite database {}", self.ctx.path.display())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
     }
 
     fn hint(&mut self, hint: Hint) -> Result<()> {

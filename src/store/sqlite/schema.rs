@@ -91,7 +91,13 @@ const OWN_USERS_AUTOINCREMENT: &str = "
 
 pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
     let path = config.database.clone();
-    let exists = path.exists();
+    let usage = match access {
+        Access::Create => crate::trust::DbUse::Create,
+        Access::Write => crate::trust::DbUse::Write,
+        Access::Read => crate::trust::DbUse::Read,
+    };
+    let check = crate::trust::check_database_path(&path, usage)?;
+    let exists = check.exists;
     if !exists && access != Access::Create {
         return Err(fail(
             Exit::Config,
@@ -127,6 +133,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
         users,
         own_users: false,
         created: !exists,
+        warnings: check.warnings,
     };
     let ctx = &store.ctx;
     store
