@@ -46,7 +46,7 @@ fn one_of(mut users: Vec<User>) -> Found {
 
 /// Look an address up through the table's index. `None`: the index cannot tell, and the
 /// address needs [`by_scan`].
-pub fn by_index(store: &dyn Store, addr: &str) -> Result<Option<Found>> {
+pub fn by_index(store: &mut dyn Store, addr: &str) -> Result<Option<Found>> {
     let exact = store.users_with_email(addr)?;
     if !exact.is_empty() || store.owns_users_table() {
         return Ok(Some(one_of(exact)));
@@ -63,7 +63,7 @@ pub fn by_index(store: &dyn Store, addr: &str) -> Result<Option<Found>> {
 
 /// Look several addresses up by folding every stored address, in one pass over the table.
 /// Results are in the order of `addrs`.
-pub fn by_scan(store: &dyn Store, addrs: &[String]) -> Result<Vec<Found>> {
+pub fn by_scan(store: &mut dyn Store, addrs: &[String]) -> Result<Vec<Found>> {
     if addrs.is_empty() {
         return Ok(Vec::new());
     }
@@ -92,7 +92,7 @@ pub fn by_scan(store: &dyn Store, addrs: &[String]) -> Result<Vec<Found>> {
 }
 
 /// Look one address up: the index first, then a scan.
-pub fn find(store: &dyn Store, addr: &str) -> Result<Found> {
+pub fn find(store: &mut dyn Store, addr: &str) -> Result<Found> {
     match by_index(store, addr)? {
         Some(found) => Ok(found),
         None => Ok(by_scan(store, &[addr.to_owned()])?

@@ -31,7 +31,7 @@ impl Checked {
 }
 
 /// Look a well-formed token up. Never changes anything.
-pub fn check(store: &dyn Store, token: Token, now: i64) -> Result<Checked> {
+pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
     let record = store.lookup_token(token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
     Ok(Checked {
@@ -74,12 +74,12 @@ impl<'a> Service<'a> {
         }
     }
 
-    pub fn store(&self) -> &dyn Store {
-        self.store
+    pub fn store(&mut self) -> &mut dyn Store {
+        &mut *self.store
     }
 
     /// The user a valid token's record belongs to, as the table holds them now.
-    pub fn user_of(&self, record: &TokenRecord) -> Result<User> {
+    pub fn user_of(&mut self, record: &TokenRecord) -> Result<User> {
         self.store
             .user_by_id(&record.user_id)?
             .context("the token's user disappeared while it was being checked")

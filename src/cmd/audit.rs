@@ -10,11 +10,11 @@ use anyhow::Result;
 
 pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
     let config = ctx.config()?;
-    let store = crate::store::open(&config, Access::Read)?;
+    let mut store = crate::store::open(&config, Access::Read)?;
     let user_id = match &args.user {
         Some(email) => {
             let addr = crate::email::validate(email)?;
-            match lookup::find(store.as_ref(), addr)? {
+            match lookup::find(store.as_mut(), addr)? {
                 Found::User(u) => Some(u.id),
                 Found::Ambiguous => return Err(Found::ambiguous_error(addr, &config.users.table)),
                 Found::Unknown => {

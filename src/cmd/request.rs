@@ -287,7 +287,7 @@ impl Run<'_> {
                 }
                 Ok(addr) => addr,
             };
-            match lookup::by_index(&*self.store, addr)? {
+            match lookup::by_index(&mut *self.store, addr)? {
                 Some(found) => {
                     if let Some(item) = self.item(addr, found) {
                         items.push(item);
@@ -301,7 +301,7 @@ impl Run<'_> {
 
     /// Look addresses up by folding every stored address, in one pass.
     fn resolve_by_scan(&mut self, addrs: &[String]) -> Result<Vec<Item>> {
-        let found = lookup::by_scan(&*self.store, addrs)?;
+        let found = lookup::by_scan(&mut *self.store, addrs)?;
         Ok(addrs
             .iter()
             .zip(found)

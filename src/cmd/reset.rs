@@ -50,7 +50,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     };
     let config = ctx.config()?;
     let mut store = crate::store::open(&config, Access::Write)?;
-    let checked = reset::check(store.as_ref(), token, now)?;
+    let checked = reset::check(store.as_mut(), token, now)?;
     let (Some(record), Some(token)) = (&checked.record, &checked.token) else {
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);

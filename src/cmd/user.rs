@@ -46,7 +46,7 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
 
 fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
     let config = ctx.config()?;
-    let store = crate::store::open(&config, Access::Read)?;
+    let mut store = crate::store::open(&config, Access::Read)?;
     let now = ui::now();
     if json {
         let mut array = super::JsonArray::new();

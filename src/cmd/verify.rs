@@ -129,8 +129,8 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Exit> {
         Err(m) => Checked::malformed(m),
         Ok(token) => {
             let config = ctx.config()?;
-            let store = crate::store::open(&config, Access::Read)?;
-            crate::reset::check(store.as_ref(), token, now)?
+            let mut store = crate::store::open(&config, Access::Read)?;
+            crate::reset::check(store.as_mut(), token, now)?
         }
     };
     let line = if args.json {

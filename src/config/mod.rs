@@ -4,11 +4,13 @@
 //! One file per section; each section's defaults are written once, in its `Default` impl, and
 //! serde fills in what the file leaves out.
 
+mod database;
 mod fs;
 mod mail;
 mod password;
 mod users;
 
+pub use database::{Database, Endpoint, Server, ServerKind};
 pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
 pub use mail::{Mail, Smtp, Tls, TransportKind};
 pub use password::{
@@ -43,7 +45,7 @@ impl std::fmt::Display for Source {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: Source,
-    pub database: PathBuf,
+    pub database: Database,
     pub base_url: Option<String>,
     pub token_ttl: Duration,
     pub request_throttle: Duration,
@@ -76,6 +78,9 @@ impl Problem {
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     database: Option<PathBuf>,
+    database_password_file: Option<PathBuf>,
+    database_ca_file: Option<PathBuf>,
+    schema: Option<String>,
     base_url: Option<String>,
     token_ttl: String,
     request_throttle: String,
@@ -90,6 +95,9 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             database: None,
+            database_password_file: None,
+            database_ca_file: None,
+            schema: None,
             base_url: None,
             token_ttl: "1h".into(),
             request_throttle: "60s".into(),
@@ -107,7 +115,7 @@ impl Default for RawConfig {
 pub struct Overrides {
     /// `--config` / `PWRESET_CONFIG`: a file that must exist.
     pub config: Option<PathBuf>,
-    /// `--db` / `PWRESET_DB`.
+    /// `--db` / `PWRESET_DB`: a SQLite path or a server URL.
     pub database: Option<PathBuf>,
 }
 
@@ -259,9 +267,16 @@ fn resolve(raw: RawConfig, source: &Source, over: &Overrides) -> Result<Config, 
         .clone()
         .or(raw.database)
         .unwrap_or_else(default_database);
-    if database.as_os_str().is_empty() {
-        return Err(Problem::new("database", "is empty"));
-    }
+    let extra = database::Companions {
+        password_file: raw.database_password_file,
+        ca_file: raw.database_ca_file,
+        schema: raw.schema,
+    };
+    // A path that is not UTF-8 can only be a SQLite file.
+    let database = match database.to_str() {
+        Some(text) => database::parse(text, extra)?,
+        None => Database::Sqlite(database),
+    };
     let base_url = match raw.base_url {
         Some(url) => Some(check_base_url(&url).map_err(|why| Problem::new("base_url", why))?),
         None => None,

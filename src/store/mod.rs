@@ -14,7 +14,7 @@
 
 pub mod sqlite;
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::token::{Digest, Lifecycle, Status, StoredValue};
 use anyhow::Result;
 use serde::Serialize;
@@ -33,7 +33,17 @@ pub enum Access {
 
 /// Open the configured database.
 pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
-    Ok(Box::new(sqlite::SqliteStore::open(config, access)?))
+    match &config.database {
+        Database::Sqlite(_) => Ok(Box::new(sqlite::SqliteStore::open(config, access)?)),
+        Database::Server(s) => Err(crate::error::fail(
+            crate::error::Exit::Config,
+            format!(
+                "{}: {} support is not in this build of pwreset yet; use a SQLite file for `database`",
+                config.source,
+                s.kind.name()
+            ),
+        )),
+    }
 }
 
 /// A user's key in the users table: an integer, or text (a UUID or another text key, as Rails,
@@ -311,7 +321,8 @@ pub enum Hint {
 }
 
 /// The store interface. Each method is one unit of work: the ones that change state do it in
-/// one transaction with their audit row.
+/// one transaction with their audit row. Reads take `&mut self` too: a network connection is
+/// used mutably even to read.
 pub trait Store {
     /// The database in words, for messages: "SQLite database /var/lib/pwreset/pwreset.db".
     fn describe(&self) -> String;
@@ -329,7 +340,7 @@ pub trait Store {
     fn migrate(&mut self) -> Result<Migrated>;
 
     /// Check that the configured users table and its columns exist; 78 naming what is missing.
-    fn check_users_mapping(&self) -> Result<()>;
+    fn check_users_mapping(&mut self) -> Result<()>;
 
     /// Whether the users table is pwreset's own (made by `init`), which `user add` may write.
     fn owns_users_table(&self) -> bool;
@@ -348,21 +359,25 @@ pub trait Store {
 
     /// Up to two users whose stored address equals `value` as the users table's own index sees
     /// it (on pwreset's own table: whose folded key equals `key(value)`).
-    fn users_with_email(&self, value: &str) -> Result<Vec<User>>;
+    fn users_with_email(&mut self, value: &str) -> Result<Vec<User>>;
 
     /// Every user whose stored address `wanted` accepts, in one pass over the table.
-    fn scan_users(&self, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>>;
+    fn scan_users(&mut self, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>>;
 
     /// Up to `limit` users after `after` in key order (all from the first when None): bulk runs
     /// page through the table with this, so memory stays bounded.
-    fn users_after(&self, after: Option<&UserId>, limit: usize) -> Result<Vec<User>>;
+    fn users_after(&mut self, after: Option<&UserId>, limit: usize) -> Result<Vec<User>>;
 
-    fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
+    fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>>;
 
-    fn count_users(&self) -> Result<u64>;
+    fn count_users(&mut self) -> Result<u64>;
 
     /// Every user with a summary, in key order, handed to `each` one at a time.
-    fn list_users(&self, now: i64, each: &mut dyn FnMut(UserSummary) -> Result<()>) -> Result<()>;
+    fn list_users(
+        &mut self,
+        now: i64,
+        each: &mut dyn FnMut(UserSummary) -> Result<()>,
+    ) -> Result<()>;
 
     // ---- tokens ----
 
@@ -391,7 +406,7 @@ pub trait Store {
 
     /// A token by id and secret digest, with its user's current state. A row whose digest
     /// differs is as good as no row: the secret is wrong.
-    fn lookup_token(&self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>>;
+    fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>>;
 
     /// Set a new password hash with a token, in one transaction: spend the token with a
     /// conditional update (exactly one of several racing changes wins), write the hash, revoke
@@ -401,7 +416,7 @@ pub trait Store {
     // ---- purge ----
 
     /// What a purge with this cutoff would delete (for `--dry-run`).
-    fn count_dead(&self, cutoff: i64) -> Result<PurgeCounts>;
+    fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts>;
 
     /// Delete up to `limit` dead tokens with `dead_at <= cutoff` in one short transaction.
     /// Zero means done.
@@ -414,7 +429,7 @@ pub trait Store {
 
     /// Audit rows, newest first.
     fn audit_entries(
-        &self,
+        &mut self,
         filter: &AuditFilter,
         each: &mut dyn FnMut(AuditEntry) -> Result<()>,
     ) -> Result<()>;

@@ -222,7 +222,7 @@ impl Store for SqliteStore {
         schema::migrate(self)
     }
 
-    fn check_users_mapping(&self) -> Result<()> {
+    fn check_users_mapping(&mut self) -> Result<()> {
         schema::check_users_mapping(self)
     }
 
@@ -240,27 +240,31 @@ impl Store for SqliteStore {
         users::add(self, email, name, now, actor)
     }
 
-    fn users_with_email(&self, value: &str) -> Result<Vec<User>> {
+    fn users_with_email(&mut self, value: &str) -> Result<Vec<User>> {
         users::with_email(self, value)
     }
 
-    fn scan_users(&self, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>> {
+    fn scan_users(&mut self, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>> {
         users::scan(self, wanted)
     }
 
-    fn users_after(&self, after: Option<&UserId>, limit: usize) -> Result<Vec<User>> {
+    fn users_after(&mut self, after: Option<&UserId>, limit: usize) -> Result<Vec<User>> {
         users::after(self, after, limit)
     }
 
-    fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+    fn user_by_id(&mut self, id: &UserId) -> Result<Option<User>> {
         users::by_id(self, id)
     }
 
-    fn count_users(&self) -> Result<u64> {
+    fn count_users(&mut self) -> Result<u64> {
         users::count(self)
     }
 
-    fn list_users(&self, now: i64, each: &mut dyn FnMut(UserSummary) -> Result<()>) -> Result<()> {
+    fn list_users(
+        &mut self,
+        now: i64,
+        each: &mut dyn FnMut(UserSummary) -> Result<()>,
+    ) -> Result<()> {
         users::list(self, now, each)
     }
 
@@ -286,7 +290,7 @@ impl Store for SqliteStore {
         tokens::revoke_undelivered(self, token_id, user, reason, now, actor)
     }
 
-    fn lookup_token(&self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
+    fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
         tokens::lookup(self, token_id, digest)
     }
 
@@ -294,7 +298,7 @@ impl Store for SqliteStore {
         tokens::consume(self, c)
     }
 
-    fn count_dead(&self, cutoff: i64) -> Result<PurgeCounts> {
+    fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {
         purge::count_dead(self, cutoff)
     }
 
@@ -309,7 +313,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_entries(
-        &self,
+        &mut self,
         filter: &AuditFilter,
         each: &mut dyn FnMut(AuditEntry) -> Result<()>,
     ) -> Result<()> {

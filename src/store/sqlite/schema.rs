@@ -90,7 +90,11 @@ const OWN_USERS_AUTOINCREMENT: &str = "
     ALTER TABLE pwreset_users_v2 RENAME TO users;";
 
 pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
-    let path = config.database.clone();
+    let path = config
+        .database
+        .sqlite_path()
+        .context("the SQLite backend was given a server URL")?
+        .to_owned();
     let usage = match access {
         Access::Create => crate::trust::DbUse::Create,
         Access::Write => crate::trust::DbUse::Write,
