@@ -218,7 +218,12 @@ fn delivers_over_plain_smtp_to_loopback() {
     let from = msg.from().and_then(|f| f.first()).expect("From");
     assert_eq!(from.address(), Some("no-reply@example.com"));
     assert_eq!(from.name(), Some("Accounts"));
-    assert_eq!(msg.subject(), Some("Reset your password"));
+    // The service is named: by default the display name of `from`.
+    assert_eq!(msg.subject(), Some("Reset your Accounts password"));
+    assert_eq!(
+        msg.header("Content-Language").and_then(|h| h.as_text()),
+        Some("en")
+    );
     let date = msg.date().expect("Date");
     let now = jiff::Timestamp::now().as_second();
     assert!(
