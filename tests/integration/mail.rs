@@ -285,3 +285,19 @@ fn spamassassin_finds_nothing_in_the_messages() {
         );
     }
 }
+
+#[test]
+fn time_zones_work_without_the_systems_tz_database() {
+    // A fresh container may have no /usr/share/zoneinfo: pwreset carries its own copy.
+    let env = env_mail("timezone = \"Asia/Kolkata\"");
+    let empty = env.dir.path().join("no-zoneinfo");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    env.cmd()
+        .env("TZDIR", &empty)
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+    let eml = env.messages().pop().expect("a message");
+    let text = parse(&eml).body_text(0).expect("text").into_owned();
+    assert!(text.contains(" IST)."), "{text}");
+}
