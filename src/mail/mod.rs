@@ -1,7 +1,13 @@
 //! Mail: building the messages from templates, and the transports that deliver them.
 //!
 //! Messages are multipart/alternative (text + HTML) from minijinja templates; the HTML is
-//! auto-escaped. Built-in templates can be overridden by files in `template_dir`.
+//! auto-escaped. Each message is written in the recipient's language ([`locale`]): for each
+//! template pwreset looks in `template_dir/<lang>/`, then `template_dir/`, then at its built-in
+//! templates for that language, then at the English ones.
+//!
+//! The front ends say who a message is for with a [`Recipient`] (address, name, locale);
+//! `request --locale` is [`Mailer::set_locale_override`], and the web page picks a language
+//! with [`Mailer::language_from_accept`].
 //!
 //! Delivery failures are classified as the contract asks: connection refused, time-outs and 4xx
 //! replies are temporary (75); 5xx replies, TLS and certificate failures and rejected AUTH are
