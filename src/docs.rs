@@ -145,14 +145,14 @@ const EXIT_STATUS: &[(u8, &str)] = &[
     ),
     (
         69,
-        "Mail could not be delivered (permanent failure: 5xx reply, TLS or certificate failure, rejected login).",
+        "Mail could not be delivered (permanent failure: 5xx reply, TLS or certificate failure, rejected login, sendmail exiting with a status other than 71, 74 or 75).",
     ),
     (70, "Internal error."),
     (73, "Cannot create the database or an output file."),
     (74, "I/O error."),
     (
         75,
-        "Temporary failure, retry later: database busy past busy_timeout, SMTP connection or 4xx failure, request throttled.",
+        "Temporary failure, retry later: database busy past busy_timeout, SMTP connection or 4xx failure, sendmail exiting 75, 71 or 74 or killed by a signal, request throttled.",
     ),
     (
         77,

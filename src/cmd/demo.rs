@@ -26,6 +26,8 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
          [mail]\n\
          transport = \"file\"\n\
          from = \"Accounts <no-reply@example.com>\"\n\
+         service_name = \"Example Accounts\"\n\
+         support = \"help@example.com\"\n\
          [mail.file]\n\
          dir = {outbox:?}\n"
     );
@@ -85,12 +87,16 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
         "request",
     )?;
 
-    step(3, "the email as written to the outbox")?;
+    step(
+        3,
+        "the email as its reader sees it (headers and text part, decoded)",
+    )?;
     let eml = newest_message(&outbox)?;
-    for line in eml.lines() {
+    let readable = crate::mail::readable(&eml);
+    for line in readable.lines() {
         say(&format!("    {line}"))?;
     }
-    let link = find_link(&eml)?;
+    let link = find_link(&readable)?;
     let token = link.rsplit("token=").next().unwrap_or_default().to_owned();
 
     step(4, "the token and the link the user receives")?;
@@ -216,7 +222,7 @@ fn expect(got: Exit, want: Exit, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn newest_message(outbox: &std::path::Path) -> Result<String> {
+fn newest_message(outbox: &std::path::Path) -> Result<Vec<u8>> {
     let mut newest = None;
     for entry in
         std::fs::read_dir(outbox).with_context(|| format!("reading {}", outbox.display()))?
@@ -228,14 +234,11 @@ fn newest_message(outbox: &std::path::Path) -> Result<String> {
         }
     }
     let (_, path) = newest.context("the outbox is empty: the request sent no mail")?;
-    Ok(std::fs::read_to_string(&path)?)
+    Ok(std::fs::read(&path)?)
 }
 
-fn find_link(eml: &str) -> Result<String> {
-    // The text part is quoted-printable: undo its soft line breaks before looking.
-    let decoded = quoted_printable::decode(eml.as_bytes(), quoted_printable::ParseMode::Robust)
-        .context("decoding the message")?;
-    String::from_utf8_lossy(&decoded)
+fn find_link(readable: &str) -> Result<String> {
+    readable
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("https://") && l.contains("token="))

@@ -24,9 +24,18 @@ pub enum Tls {
 pub struct Mail {
     pub transport: TransportKind,
     pub from: lettre::message::Mailbox,
-    pub subject: String,
-    pub changed_subject: String,
+    /// Replaces the built-in subjects in every language (a `template_dir` file still wins).
+    pub subject: Option<String>,
+    pub changed_subject: Option<String>,
     pub template_dir: Option<PathBuf>,
+    /// Named in the subjects and bodies: `service_name`, else the display name of `from`, else
+    /// its domain.
+    pub service_name: String,
+    /// An address or a URL people can turn to, as written.
+    pub support: Option<String>,
+    /// `mail.timezone`, for the times written in messages.
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
     pub smtp: Smtp,
     pub file_dir: PathBuf,
     pub sendmail_command: PathBuf,
@@ -50,9 +59,12 @@ pub struct Smtp {
 pub(super) struct RawMail {
     transport: String,
     from: String,
-    subject: String,
-    changed_subject: String,
+    subject: Option<String>,
+    changed_subject: Option<String>,
     template_dir: Option<PathBuf>,
+    service_name: Option<String>,
+    support: Option<String>,
+    timezone: String,
     smtp: RawSmtp,
     file: RawFile,
     sendmail: RawSendmail,
@@ -63,9 +75,13 @@ impl Default for RawMail {
         RawMail {
             transport: "smtp".into(),
             from: "pwreset <no-reply@localhost>".into(),
-            subject: "Reset your password".into(),
-            changed_subject: "Your password was changed".into(),
+            // None: the built-in subject of the recipient's language.
+            subject: None,
+            changed_subject: None,
             template_dir: None,
+            service_name: None,
+            support: None,
+            timezone: "UTC".into(),
             smtp: RawSmtp::default(),
             file: RawFile::default(),
             sendmail: RawSendmail::default(),
@@ -157,11 +173,38 @@ impl RawMail {
         for (key, s) in [
             ("mail.subject", &self.subject),
             ("mail.changed_subject", &self.changed_subject),
+            ("mail.service_name", &self.service_name),
+            ("mail.support", &self.support),
         ] {
-            if s.chars().any(char::is_control) || s.len() > 200 {
-                return Err(Problem::new(key, "must be one line of at most 200 bytes"));
+            if let Some(s) = s
+                && (s.chars().any(char::is_control) || s.len() > 200 || s.trim().is_empty())
+            {
+                return Err(Problem::new(
+                    key,
+                    "must be one non-empty line of at most 200 bytes",
+                ));
             }
         }
+        if let Some(support) = &self.support {
+            support_href(support).map_err(|why| Problem::new("mail.support", why))?;
+        }
+        let service_name = match self.service_name {
+            Some(s) => s.trim().to_owned(),
+            None => from
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| from.email.domain().to_owned()),
+        };
+        let timezone = jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            Problem::new(
+                "mail.timezone",
+                format!(
+                    "unknown time zone {:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\"",
+                    self.timezone
+                ),
+            )
+        })?;
         let s = self.smtp;
         let tls = match s.tls.as_deref() {
             Some("starttls") => Tls::StartTls,
@@ -202,6 +245,10 @@ impl RawMail {
             subject: self.subject,
             changed_subject: self.changed_subject,
             template_dir: self.template_dir,
+            service_name,
+            support: self.support.map(|s| s.trim().to_owned()),
+            timezone,
+            timezone_name: self.timezone,
             smtp: Smtp {
                 host: s.host,
                 port,
@@ -215,5 +262,21 @@ impl RawMail {
             file_dir: self.file.dir,
             sendmail_command: self.sendmail.command,
         })
+    }
+}
+
+/// Where `mail.support` points a reader: `mailto:` for an address, the URL itself for a web
+/// page. Anything else is refused, so that a typo does not ship in every message.
+pub fn support_href(support: &str) -> Result<String, String> {
+    let support = support.trim();
+    if let Ok(addr) = support.parse::<lettre::Address>() {
+        return Ok(format!("mailto:{addr}"));
+    }
+    match url::Url::parse(support) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => Ok(u.to_string()),
+        Ok(u) if u.scheme() == "mailto" => Ok(u.to_string()),
+        _ => Err(format!(
+            "{support:?} is neither an email address nor an http(s) URL; write it like \"help@example.com\" or \"https://help.example.com\""
+        )),
     }
 }

@@ -12,7 +12,7 @@ mod users;
 
 pub use database::{Database, Endpoint, Server, ServerKind};
 pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
-pub use mail::{Mail, Smtp, Tls, TransportKind};
+pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Password,
 };
@@ -451,6 +451,11 @@ mod tests {
             ("[mail]\nfrom = \"not an address\"", "mail.from"),
             ("token_ttl = 3600", "token_ttl"),
             ("[mail.smtp]\nport = \"x\"", "mail.smtp.port"),
+            ("[mail]\ntimezone = \"Mars/Olympus\"", "mail.timezone"),
+            ("[mail]\nsupport = \"call Bob\"", "mail.support"),
+            ("[mail]\nservice_name = \"a\\nb\"", "mail.service_name"),
+            ("[users]\nname_column = \"full name\"", "users.name_column"),
+            ("[users]\nlocale_column = \"1x\"", "users.locale_column"),
         ] {
             let err = load(text).expect_err("should fail");
             assert_eq!(exit_of(&err), Exit::Config, "{text}");
@@ -473,12 +478,17 @@ mod tests {
         "id_column",
         "email_column",
         "password_column",
+        "name_column",
+        "locale_column",
         "[mail]",
         "transport",
         "from",
         "subject",
         "changed_subject",
         "template_dir",
+        "service_name",
+        "support",
+        "timezone",
         "[mail.smtp]",
         "host",
         "port",

@@ -11,6 +11,10 @@ pub struct UsersTable {
     pub id_column: String,
     pub email_column: String,
     pub password_column: String,
+    /// Optional: the column with the name to greet the user by.
+    pub name_column: Option<String>,
+    /// Optional: the column with the user's language (`de`, `de-DE`, `de_DE.UTF-8`).
+    pub locale_column: Option<String>,
 }
 
 impl Default for UsersTable {
@@ -20,6 +24,8 @@ impl Default for UsersTable {
             id_column: "id".into(),
             email_column: "email".into(),
             password_column: "password_hash".into(),
+            name_column: None,
+            locale_column: None,
         }
     }
 }
@@ -31,7 +37,16 @@ impl UsersTable {
             ("users.id_column", &self.id_column),
             ("users.email_column", &self.email_column),
             ("users.password_column", &self.password_column),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            [
+                ("users.name_column", &self.name_column),
+                ("users.locale_column", &self.locale_column),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v))),
+        ) {
             if !is_identifier(v) {
                 return Err(Problem::new(
                     key,

@@ -48,6 +48,21 @@ fn demo_runs_with_no_config_and_cleans_up() {
     }
     // The email itself is shown, with its headers.
     assert!(out.contains("Auto-Submitted: auto-generated"), "{out}");
+    // As its reader sees it: decoded, not quoted-printable, and the link in one piece.
+    assert!(!out.contains("=3D"), "quoted-printable in the demo:\n{out}");
+    assert!(!out.contains("Content-Transfer-Encoding"), "{out}");
+    let link = out
+        .lines()
+        .find_map(|l| l.strip_prefix("link:  "))
+        .expect("the link step");
+    assert!(
+        out.lines().any(|l| l.trim() == link),
+        "the email does not show the link {link} whole:\n{out}"
+    );
+    assert!(
+        out.contains("Subject: Reset your Example Accounts password"),
+        "{out}"
+    );
     // The used token was refused with exit status 1.
     assert!(out.contains("exit status 1"), "{out}");
     assert!(!all.contains("panicked"));

@@ -10,6 +10,7 @@ mod demo;
 mod docs;
 mod hostile;
 mod init;
+mod mail;
 mod purge;
 mod request;
 mod reset;

@@ -549,7 +549,8 @@ fn the_message() {
     assert!(jiff::fmt::rfc2822::parse(&date).is_ok(), "Date: {date}");
     assert_eq!(header("From"), "Accounts <no-reply@example.com>");
     assert_eq!(header("To"), "alice@example.com");
-    assert_eq!(header("Subject"), "Reset your password");
+    assert_eq!(header("Subject"), "Reset your Accounts password");
+    assert_eq!(header("Content-Language"), "en");
     assert!(eml.contains("Content-Type: text/plain"), "no text part");
     assert!(eml.contains("Content-Type: text/html"), "no html part");
 

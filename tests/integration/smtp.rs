@@ -218,7 +218,12 @@ fn delivers_over_plain_smtp_to_loopback() {
     let from = msg.from().and_then(|f| f.first()).expect("From");
     assert_eq!(from.address(), Some("no-reply@example.com"));
     assert_eq!(from.name(), Some("Accounts"));
-    assert_eq!(msg.subject(), Some("Reset your password"));
+    // The service is named: by default the display name of `from`.
+    assert_eq!(msg.subject(), Some("Reset your Accounts password"));
+    assert_eq!(
+        msg.header("Content-Language").and_then(|h| h.as_text()),
+        Some("en")
+    );
     let date = msg.date().expect("Date");
     let now = jiff::Timestamp::now().as_second();
     assert!(
@@ -1015,10 +1020,84 @@ fn a_failing_sendmail_revokes_the_token() {
     env.add_user("rita@example.com");
     let a = env.cmd().args(["request", "rita@example.com"]).assert();
     expect_code(&a, 75);
+    let err = stderr(&a);
+    assert!(err.contains("\"queue directory is full\""), "{err}");
     assert!(
-        stderr(&a).contains("queue directory is full"),
-        "{}",
-        stderr(&a)
+        err.contains("exited with status 75 (EX_TEMPFAIL), temporary failure"),
+        "{err}"
     );
+    all_revoked_undelivered(&env, 1);
+}
+
+/// `request` through a sendmail that runs `body`: the assert, and the env.
+fn sendmail_request(body: &str) -> (assert_cmd::assert::Assert, Env, PathBuf) {
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let script = sendmail_script(&env, body);
+    env.set_config(&sendmail_toml(&env, &script));
+    env.init();
+    env.add_user("sam@example.com");
+    let a = env.cmd().args(["request", "sam@example.com"]).assert();
+    (a, env, script)
+}
+
+#[test]
+fn a_sendmail_that_exits_1_is_permanent_and_quoted() {
+    // The first line of stderr is quoted, escaped; the rest is not (it can be long).
+    let (a, env, script) = sendmail_request(
+        "cat > /dev/null\nprintf 'relay access denied \\033[31m\\n  second line\\n' >&2\nexit 1",
+    );
+    expect_code(&a, 69);
+    let err = stderr(&a);
+    assert!(err.contains(&script.display().to_string()), "{err}");
+    assert!(
+        err.contains(
+            "exited with status 1, permanent failure: \"relay access denied \\u{1b}[31m\""
+        ),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "raw escape on the terminal: {err}");
+    assert!(!err.contains("second line"), "{err}");
+    assert!(!err.contains("internal client error"), "{err}");
+    all_revoked_undelivered(&env, 1);
+}
+
+#[test]
+fn bin_false_as_sendmail_says_what_failed() {
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    env.set_config(&sendmail_toml(&env, Path::new("/bin/false")));
+    env.init();
+    env.add_user("sam@example.com");
+    let a = env.cmd().args(["request", "sam@example.com"]).assert();
+    expect_code(&a, 69);
+    let err = stderr(&a);
+    assert!(
+        err.contains("sendmail command /bin/false exited with status 1, permanent failure (nothing on stderr)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_sendmail_killed_by_a_signal_is_temporary() {
+    let (a, env, _) = sendmail_request("echo 'about to die' >&2\nkill -9 $$");
+    expect_code(&a, 75);
+    let err = stderr(&a);
+    assert!(
+        err.contains("was killed by signal 9 (SIGKILL), temporary failure: \"about to die\""),
+        "{err}"
+    );
+    all_revoked_undelivered(&env, 1);
+}
+
+#[test]
+fn a_sendmail_that_cannot_be_run_is_a_config_error() {
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let missing = env.dir.path().join("no-such-sendmail");
+    env.set_config(&sendmail_toml(&env, &missing));
+    env.init();
+    env.add_user("sam@example.com");
+    let a = env.cmd().args(["request", "sam@example.com"]).assert();
+    expect_code(&a, 78);
+    let err = stderr(&a);
+    assert!(err.contains("mail.sendmail.command: cannot run"), "{err}");
     all_revoked_undelivered(&env, 1);
 }
