@@ -14,5 +14,6 @@ mod purge;
 mod request;
 mod reset;
 mod smtp;
+mod systemd;
 mod user;
 mod verify;
