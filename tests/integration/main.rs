@@ -10,6 +10,7 @@ mod demo;
 mod docs;
 mod hostile;
 mod init;
+mod packaging;
 mod purge;
 mod request;
 mod reset;
