@@ -113,8 +113,9 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             break
         }
         'pwreset;request' {
-            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]')
+            [CompletionResult]::new('--locale', '--locale', [CompletionResultType]::ParameterName, 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user''s locale_column, else English]')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
             [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]')

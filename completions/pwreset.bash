@@ -465,7 +465,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__request)
-            opts="-c -q -v -h --from-file --all --ttl --print-link --no-email --force --json --config --db --quiet --verbose --help"
+            opts="-c -q -v -h --from-file --all --ttl --print-link --no-email --force --locale --json --config --db --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +476,10 @@ _pwreset() {
                     return 0
                     ;;
                 --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --locale)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

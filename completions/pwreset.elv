@@ -101,8 +101,9 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;user;help;help'= {
         }
         &'pwreset;request'= {
-            cand --from-file 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped'
+            cand --from-file 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too'
             cand --ttl 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]'
+            cand --locale 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user''s locale_column, else English]'
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'

@@ -68,8 +68,9 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_su
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a user with no usable password (they set it through a reset link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users: id, email, whether a password is set, open tokens'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l from-file -d 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l from-file -d 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l ttl -d 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l locale -d 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user\'s locale_column, else English]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l all -d 'Every user in the users table'

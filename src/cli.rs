@@ -188,7 +188,7 @@ pub struct RequestArgs {
     pub emails: Vec<String>,
 
     /// Read addresses from a file, one per line (`-` for stdin); blank lines and lines
-    /// starting with # are skipped
+    /// starting with # are skipped. Addresses given as arguments are served too
     #[arg(long, value_name = "PATH", conflicts_with = "all")]
     pub from_file: Option<PathBuf>,
 
@@ -211,6 +211,11 @@ pub struct RequestArgs {
     /// Skip the per-user throttle (request_throttle)
     #[arg(long)]
     pub force: bool,
+
+    /// Write the mail in this language for this run (en, de, fr, es, or a language folder of
+    /// template_dir) [default: each user's locale_column, else English]
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
 
     /// One JSON object per user per line
     #[arg(long)]

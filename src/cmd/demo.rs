@@ -80,6 +80,7 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
                 print_link: false,
                 no_email: false,
                 force: false,
+                locale: None,
                 json: false,
             },
         )?,

@@ -114,7 +114,9 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     let mailer = if args.no_email {
         None
     } else {
-        Some(Mailer::new(&config)?)
+        let mut m = Mailer::new(&config)?;
+        m.set_locale_override(args.locale.as_deref());
+        Some(m)
     };
     if let Some(m) = &mailer {
         ctx.debug(format!("mail goes to {}", m.describe()));
@@ -182,6 +184,11 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             run.chunk(items)?;
         }
     } else if let Some(path) = &args.from_file {
+        // Addresses on the command line are served as well as the file's, never dropped.
+        if !args.emails.is_empty() {
+            let items = run.resolve(args.emails.clone())?;
+            run.chunk(items)?;
+        }
         let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -458,7 +465,7 @@ impl Run<'_> {
                         error: None,
                     };
                     if let Some(m) = self.mailer {
-                        match m.reset_message(&user.email, &link, expires_at, now) {
+                        match m.reset_message_to(&user.recipient(), &link, expires_at, now) {
                             Ok(msg) => to_send.push((i, msg)),
                             Err(e) => {
                                 // No message, so no one may hold this link: revoke it.

@@ -59,7 +59,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
     }
-    let mut service = Service::new(store.as_mut(), &config, ctx.actor());
+    let mut service = Service::new(store.as_mut(), &config, ctx.actor())?;
     let user = service.user_of(record)?;
 
     let accepted = if args.password_stdin {
@@ -89,6 +89,9 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         }
     };
 
+    if let Some(note) = &accepted.note {
+        ctx.debug(note);
+    }
     let when = match service.set_password(token, &user, accepted)? {
         Outcome::Changed { at } => at,
         Outcome::NotUsable(status) => {

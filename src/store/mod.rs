@@ -79,6 +79,21 @@ pub struct User {
     pub email: String,
     /// The stored password value, whatever its type.
     pub password: StoredValue,
+    /// The name to greet them by (`[users] name_column`; `user add --name` on pwreset's table).
+    pub name: Option<String>,
+    /// Their language (`[users] locale_column`).
+    pub locale: Option<String>,
+}
+
+impl User {
+    /// Who a message goes to.
+    pub fn recipient(&self) -> crate::mail::Recipient {
+        crate::mail::Recipient {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            locale: self.locale.clone(),
+        }
+    }
 }
 
 /// One line of `user list`.
@@ -344,6 +359,9 @@ pub trait Store {
 
     /// Whether the users table is pwreset's own (made by `init`), which `user add` may write.
     fn owns_users_table(&self) -> bool;
+
+    /// Up to `limit` stored password values that are set, for `init`'s census of formats.
+    fn sample_passwords(&mut self, limit: usize) -> Result<Vec<StoredValue>>;
 
     // ---- users ----
 

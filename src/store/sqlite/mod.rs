@@ -102,22 +102,32 @@ struct Quoted {
     id: String,
     email: String,
     password: String,
-    /// `SELECT id, email, password FROM users`, mapped: the start of every user query.
+    /// `SELECT id, email, password, name, locale FROM users`, mapped (NULL for a name or locale
+    /// column the mapping has none of): the start of every user query.
     select_users: String,
     /// A token by id and digest, with its user's current email and password.
     select_token: String,
 }
 
 impl Quoted {
-    fn new(users: &UsersTable) -> Quoted {
+    /// `own`: the table is pwreset's own, whose `name` column `user add --name` fills.
+    fn new(users: &UsersTable, own: bool) -> Quoted {
         let (table, id, email, password) = (
             quote(&users.table),
             quote(&users.id_column),
             quote(&users.email_column),
             quote(&users.password_column),
         );
+        let name = match &users.name_column {
+            Some(c) => quote(c),
+            None if own => quote("name"),
+            None => "NULL".into(),
+        };
+        let locale = users.locale_column.as_deref().map_or("NULL".into(), quote);
         Quoted {
-            select_users: format!("SELECT {id}, {email}, {password} FROM {table}"),
+            select_users: format!(
+                "SELECT {id}, {email}, {password}, {name}, {locale} FROM {table}"
+            ),
             select_token: format!(
                 "SELECT t.user_id, u.{id} IS NOT NULL, u.{email}, u.{password}, t.binding,
                         t.created_at, t.expires_at, t.used_at, t.revoked_at, t.revoked_reason
@@ -162,10 +172,18 @@ impl FromSql for UserId {
 }
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let optional = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(match r.get_ref(i)? {
+            ValueRef::Null => None,
+            v => Some(text_lossy(v)).filter(|t| !t.trim().is_empty()),
+        })
+    };
     Ok(User {
         id: r.get(0)?,
         email: text_lossy(r.get_ref(1)?),
         password: stored_value(r.get_ref(2)?),
+        name: optional(3)?,
+        locale: optional(4)?,
     })
 }
 
@@ -228,6 +246,10 @@ impl Store for SqliteStore {
 
     fn owns_users_table(&self) -> bool {
         self.own_users
+    }
+
+    fn sample_passwords(&mut self, limit: usize) -> Result<Vec<StoredValue>> {
+        users::sample_passwords(self, limit)
     }
 
     fn add_user(

@@ -129,7 +129,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
     let users = config.users.clone();
     let mut store = SqliteStore {
         conn,
-        q: Quoted::new(&users),
+        q: Quoted::new(&users, false),
         ctx: ErrCtx {
             path,
             busy_timeout: config.busy_timeout,
@@ -177,6 +177,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
             .map_err(|e| ctx.err(e))?;
     }
     store.own_users = owns_users_table(&store)?;
+    store.q = Quoted::new(&store.users, store.own_users);
     Ok(store)
 }
 
@@ -267,6 +268,7 @@ pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit().map_err(|e| s.ctx.err(e))?;
     s.own_users = owns_users_table(s)?;
+    s.q = Quoted::new(&s.users, s.own_users);
     Ok(Migrated {
         created: s.created,
         before,
@@ -334,6 +336,14 @@ pub(super) fn check_users_mapping(s: &SqliteStore) -> Result<()> {
                 cols.join(", ")
             ),
         ));
+    }
+    for (i, sql) in u.after_reset.iter().enumerate() {
+        prepare_after_reset(&s.conn, sql).map_err(|why| {
+            fail(
+                Exit::Config,
+                format!("users.after_reset[{i}]: {why} (in: {sql})"),
+            )
+        })?;
     }
     check_mapping_works(s).map_err(|why| {
         fail(
@@ -412,6 +422,47 @@ fn check_mapping_works(s: &SqliteStore) -> std::result::Result<(), String> {
             u.id_column
         ));
     }
+    Ok(())
+}
+
+/// Prepare an `after_reset` statement without running it, and check it binds nothing but
+/// `:user_id` and `:email`.
+fn prepare_after_reset<'c>(
+    conn: &'c Connection,
+    sql: &str,
+) -> std::result::Result<rusqlite::Statement<'c>, String> {
+    let stmt = conn
+        .prepare(sql)
+        .map_err(|e| format!("does not prepare: {e}"))?;
+    for i in 1..=stmt.parameter_count() {
+        match stmt.parameter_name(i) {
+            Some(":user_id") | Some(":email") => {}
+            Some(other) => {
+                return Err(format!("binds {other}; only :user_id and :email are bound"));
+            }
+            None => {
+                return Err("has a positional parameter (?); use :user_id or :email".into());
+            }
+        }
+    }
+    Ok(stmt)
+}
+
+/// Run one `after_reset` statement in the reset's transaction.
+pub(super) fn run_after_reset(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    user_id: &crate::store::UserId,
+    email: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = prepare_after_reset(tx, sql).map_err(rusqlite::Error::InvalidParameterName)?;
+    if let Some(i) = stmt.parameter_index(":user_id")? {
+        stmt.raw_bind_parameter(i, user_id)?;
+    }
+    if let Some(i) = stmt.parameter_index(":email")? {
+        stmt.raw_bind_parameter(i, email)?;
+    }
+    stmt.raw_execute()?;
     Ok(())
 }
 

@@ -204,6 +204,24 @@ fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// An `after_reset` statement failed: a busy database is still 75, anything else 70, both
+/// naming the statement.
+fn after_reset_error(i: usize, e: rusqlite::Error) -> anyhow::Error {
+    let busy = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    let msg = format!(
+        "users.after_reset[{i}] failed ({e}); the reset was rolled back, nothing changed and the link still works"
+    );
+    if busy {
+        crate::error::fail(crate::error::Exit::TempFail, msg)
+    } else {
+        anyhow::anyhow!(msg)
+    }
+}
+
 pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> {
     let q = &s.q;
     let update_user = format!(
@@ -212,6 +230,7 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
         pw = q.password,
         id = q.id
     );
+    let after_reset = &s.users.after_reset;
     let tx = begin(&mut s.conn, &s.ctx)?;
     let run = || -> rusqlite::Result<Result<Consumed>> {
         // Re-check inside the transaction: the account binding is computed here, not in SQL.
@@ -252,6 +271,14 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
               WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
             params![c.user_id, c.now],
         )?;
+        // The application's own clean-up (ending sessions), in the same transaction: if one
+        // fails, nothing of the reset happens and the link still works.
+        let email = rec.email.clone().unwrap_or_default();
+        for (i, sql) in after_reset.iter().enumerate() {
+            if let Err(e) = super::schema::run_after_reset(&tx, sql, c.user_id, &email) {
+                return Ok(Err(after_reset_error(i, e)));
+            }
+        }
         super::audit::insert(
             &tx,
             &AuditEvent {
