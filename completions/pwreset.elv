@@ -36,6 +36,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand reset 'Set a new password with a token, at an interactive prompt'
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
+            cand revoke 'Revoke one token, or every open token of a user'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -173,6 +174,19 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'pwreset;revoke'= {
+            cand --user 'Revoke every open token of this user instead'
+            cand --reason 'Why, for the audit trail and for `verify` (one line, at most 200 characters)'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'pwreset;completions'= {
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
@@ -203,6 +217,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand reset 'Set a new password with a token, at an interactive prompt'
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
+            cand revoke 'Revoke one token, or every open token of a user'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -226,6 +241,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;help;purge-expired'= {
         }
         &'pwreset;help;audit'= {
+        }
+        &'pwreset;help;revoke'= {
         }
         &'pwreset;help;completions'= {
         }

@@ -136,6 +136,17 @@ pub enum Command {
   pwreset audit --json --limit 1000")]
     Audit(AuditArgs),
 
+    /// Revoke one token, or every open token of a user
+    ///
+    /// For a user who reports a reset mail they did not ask for: the link stops working at
+    /// once. Audited. Exit 0 when something was revoked, 1 when the token was not usable
+    /// anyway (or the user had no open link), 67 for an unknown user.
+    #[command(after_help = "Examples:
+  pwreset revoke pwr_9bQ... --reason 'user did not ask for it'
+  pwreset revoke --user alice@example.com --reason 'ticket 4711'
+  echo 'https://accounts.example.com/reset_password?token=pwr_9bQ...' | pwreset revoke -")]
+    Revoke(RevokeArgs),
+
     /// Print the completion script for a shell
     #[command(after_help = "Examples:
   pwreset completions bash > /etc/bash_completion.d/pwreset
@@ -262,6 +273,22 @@ pub struct PurgeArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The token or the whole reset link; `-` or nothing reads one line from stdin (not with
+    /// --user)
+    #[arg(value_name = "TOKEN|URL|-", allow_hyphen_values = true, conflicts_with = "user", value_parser = clap::builder::OsStringValueParser::new())]
+    pub token: Option<OsString>,
+
+    /// Revoke every open token of this user instead
+    #[arg(long, value_name = "EMAIL", value_parser = lossy_string())]
+    pub user: Option<String>,
+
+    /// Why, for the audit trail and for `verify` (one line, at most 200 characters)
+    #[arg(long, value_name = "TEXT", value_parser = lossy_string())]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

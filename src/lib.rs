@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Reset(a) => cmd::reset::run(&ctx, a),
         Command::PurgeExpired(a) => cmd::purge::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Revoke(a) => cmd::revoke::run(&ctx, a),
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Demo => cmd::demo::run(&ctx),
     }

@@ -5,7 +5,8 @@ use crate::config::Config;
 use crate::error::{Exit, exit_of, render};
 use crate::password::{self, HashSettings, Refusal, Secret};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Store, TokenRecord, User,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, RevokeReason, Store, TokenRecord,
+    User,
 };
 use crate::token::{Malformed, Status, Token};
 use anyhow::{Context, Result};
@@ -32,8 +33,25 @@ impl Checked {
 
 /// Look a well-formed token up. Never changes anything.
 pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
-    let record = store.lookup_token(token.id(), &token.digest())?;
+    let mut record = store.lookup_token(token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
+    // Revoked because its user is gone or changed, found just now: store it, so the token
+    // stays dead even if a row with the same id and state appears again.
+    if let Some(r) = record.as_mut()
+        && status == Status::Revoked
+        && r.revoked_at().is_none()
+        && r.used_at().is_none()
+    {
+        let reason = if r.lifecycle.user_exists {
+            RevokeReason::AccountChanged
+        } else {
+            RevokeReason::UserDeleted
+        };
+        if store.revoke_token(token.id(), &reason, now, None)? {
+            r.lifecycle.revoked_at = Some(now);
+            r.revoked_reason = Some(reason);
+        }
+    }
     Ok(Checked {
         status,
         record,

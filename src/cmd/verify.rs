@@ -97,7 +97,7 @@ pub fn describe(c: &Checked, now: i64) -> String {
             let why = if r.email.is_none() {
                 "its user was deleted".to_string()
             } else if let (Some(t), Some(reason)) = (r.revoked_at(), &r.revoked_reason) {
-                format!("{}, at {}", ui::escape(reason.describe()), at(t))
+                format!("{}, at {}", ui::escape(&reason.describe()), at(t))
             } else {
                 "the account's email or password changed after it was issued".to_string()
             };

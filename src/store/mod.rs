@@ -114,17 +114,27 @@ pub enum RevokeReason {
     PasswordReset,
     /// Its email could not be delivered.
     Undelivered,
+    /// Its user row was gone when it was looked up.
+    UserDeleted,
+    /// The user's address or password changed after it was issued.
+    AccountChanged,
+    /// By support staff with `pwreset revoke`, with their reason if they gave one.
+    ByHand(Option<String>),
     /// Anything else found in the column (written by hand, or by a newer pwreset).
     Other(String),
 }
 
 impl RevokeReason {
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> String {
         match self {
-            RevokeReason::Superseded => "superseded",
-            RevokeReason::PasswordReset => "password reset",
-            RevokeReason::Undelivered => "undelivered",
-            RevokeReason::Other(s) => s,
+            RevokeReason::Superseded => "superseded".into(),
+            RevokeReason::PasswordReset => "password reset".into(),
+            RevokeReason::Undelivered => "undelivered".into(),
+            RevokeReason::UserDeleted => "user deleted".into(),
+            RevokeReason::AccountChanged => "account changed".into(),
+            RevokeReason::ByHand(None) => "revoked".into(),
+            RevokeReason::ByHand(Some(why)) => format!("revoked: {why}"),
+            RevokeReason::Other(s) => s.clone(),
         }
     }
 
@@ -133,17 +143,29 @@ impl RevokeReason {
             "superseded" => RevokeReason::Superseded,
             "password reset" => RevokeReason::PasswordReset,
             "undelivered" => RevokeReason::Undelivered,
-            other => RevokeReason::Other(other.to_owned()),
+            "user deleted" => RevokeReason::UserDeleted,
+            "account changed" => RevokeReason::AccountChanged,
+            "revoked" => RevokeReason::ByHand(None),
+            other => match other.strip_prefix("revoked: ") {
+                Some(why) => RevokeReason::ByHand(Some(why.to_owned())),
+                None => RevokeReason::Other(other.to_owned()),
+            },
         }
     }
 
     /// In a sentence: "revoked (…)".
-    pub fn describe(&self) -> &str {
+    pub fn describe(&self) -> String {
         match self {
-            RevokeReason::Superseded => "superseded by a newer request",
-            RevokeReason::PasswordReset => "the password was reset with another token",
-            RevokeReason::Undelivered => "the email with the link could not be delivered",
-            RevokeReason::Other(s) => s,
+            RevokeReason::Superseded => "superseded by a newer request".into(),
+            RevokeReason::PasswordReset => "the password was reset with another token".into(),
+            RevokeReason::Undelivered => "the email with the link could not be delivered".into(),
+            RevokeReason::UserDeleted => "its user was deleted".into(),
+            RevokeReason::AccountChanged => {
+                "the account's email or password changed after it was issued".into()
+            }
+            RevokeReason::ByHand(None) => "revoked by support".into(),
+            RevokeReason::ByHand(Some(why)) => format!("revoked by support: {why}"),
+            RevokeReason::Other(s) => s.clone(),
         }
     }
 }
@@ -425,6 +447,28 @@ pub trait Store {
     /// A token by id and secret digest, with its user's current state. A row whose digest
     /// differs is as good as no row: the secret is wrong.
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>>;
+
+    /// Revoke one open token, recording why, with the audit row when `audit` is given (the
+    /// `revoke` command); true when it was open. Without `audit` it stores a revocation found
+    /// when the token was looked up (its user gone or changed), so that it cannot come back;
+    /// a store opened read-only may do that on a connection of its own, and gives up quietly
+    /// when it cannot write.
+    fn revoke_token(
+        &mut self,
+        token_id: i64,
+        reason: &RevokeReason,
+        now: i64,
+        audit: Option<&AuditEvent<'_>>,
+    ) -> Result<bool>;
+
+    /// Revoke every open token of a user, with one audit row; how many there were.
+    fn revoke_user_tokens(
+        &mut self,
+        user: &User,
+        reason: &RevokeReason,
+        now: i64,
+        actor: &str,
+    ) -> Result<u64>;
 
     /// Set a new password hash with a token, in one transaction: spend the token with a
     /// conditional update (exactly one of several racing changes wins), write the hash, revoke

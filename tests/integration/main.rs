@@ -16,6 +16,7 @@ mod packaging;
 mod purge;
 mod request;
 mod reset;
+mod revoke;
 mod smtp;
 mod store;
 mod systemd;

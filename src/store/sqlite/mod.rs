@@ -12,7 +12,7 @@ mod users;
 
 use super::{
     Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issued, Migrated,
-    NewToken, PurgeCounts, Store, TokenRecord, User, UserId, UserSummary,
+    NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId, UserSummary,
 };
 use crate::config::{Config, UsersTable};
 use crate::error::{Exit, fail};
@@ -32,6 +32,8 @@ pub struct SqliteStore {
     q: Quoted,
     /// The users table is pwreset's own (it has the `email_key` column `init` made).
     own_users: bool,
+    /// Opened read-only (verify, user list, audit).
+    read_only: bool,
     created: bool,
     /// What the checks of the file and its folder found worth a warning.
     warnings: Vec<String>,
@@ -314,6 +316,26 @@ impl Store for SqliteStore {
 
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
         tokens::lookup(self, token_id, digest)
+    }
+
+    fn revoke_token(
+        &mut self,
+        token_id: i64,
+        reason: &RevokeReason,
+        now: i64,
+        audit: Option<&AuditEvent<'_>>,
+    ) -> Result<bool> {
+        tokens::revoke_token(self, token_id, reason, now, audit)
+    }
+
+    fn revoke_user_tokens(
+        &mut self,
+        user: &User,
+        reason: &RevokeReason,
+        now: i64,
+        actor: &str,
+    ) -> Result<u64> {
+        tokens::revoke_user_tokens(self, user, reason, now, actor)
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {

@@ -136,6 +136,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
         },
         users,
         own_users: false,
+        read_only: access == Access::Read,
         created: !exists,
         warnings: check.warnings,
     };

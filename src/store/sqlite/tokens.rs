@@ -160,6 +160,81 @@ pub(super) fn revoke_undelivered(
     tx.commit().map_err(|e| s.ctx.err(e))
 }
 
+pub(super) fn revoke_token(
+    s: &mut SqliteStore,
+    token_id: i64,
+    reason: &RevokeReason,
+    now: i64,
+    audit: Option<&AuditEvent<'_>>,
+) -> Result<bool> {
+    const SQL: &str = "UPDATE pwreset_tokens
+        SET revoked_at = ?2, revoked_reason = ?3, dead_at = min(dead_at, ?2)
+      WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL";
+    if s.read_only {
+        // verify opens the file read-only; a revocation it finds is stored on a connection of
+        // its own, and only if this user may write the file (support staff may not).
+        let Ok(conn) = rusqlite::Connection::open_with_flags(
+            &s.ctx.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) else {
+            return Ok(false);
+        };
+        let _ = conn.busy_timeout(s.ctx.busy_timeout);
+        return Ok(conn
+            .execute(SQL, params![token_id, now, reason.as_str()])
+            .map(|n| n == 1)
+            .unwrap_or(false));
+    }
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let changed = tx
+        .execute(SQL, params![token_id, now, reason.as_str()])
+        .map_err(|e| s.ctx.err(e))?;
+    if let Some(event) = audit {
+        super::audit::insert(&tx, event).map_err(|e| s.ctx.err(e))?;
+    }
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    Ok(changed == 1)
+}
+
+pub(super) fn revoke_user_tokens(
+    s: &mut SqliteStore,
+    user: &User,
+    reason: &RevokeReason,
+    now: i64,
+    actor: &str,
+) -> Result<u64> {
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<u64> {
+        let n = tx.execute(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = ?3, dead_at = min(dead_at, ?2)
+              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?2",
+            params![user.id, now, reason.as_str()],
+        )? as u64;
+        let detail = format!("{n} open token(s): {}", reason.describe());
+        super::audit::insert(
+            &tx,
+            &AuditEvent {
+                at: now,
+                actor,
+                action: AuditAction::Revoke,
+                user_id: Some(&user.id),
+                email: Some(&user.email),
+                outcome: if n > 0 {
+                    AuditOutcome::Ok
+                } else {
+                    AuditOutcome::NotUsable(Status::Revoked)
+                },
+                detail: Some(&detail),
+            },
+        )?;
+        Ok(n)
+    };
+    let n = run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    Ok(n)
+}
+
 pub(super) fn lookup(
     s: &SqliteStore,
     token_id: i64,
