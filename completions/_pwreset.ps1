@@ -40,6 +40,7 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('purge-expired', 'purge-expired', [CompletionResultType]::ParameterValue, 'Delete tokens that can no longer be used (expired, used or revoked)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Show the audit trail, newest first')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke one token, or every open token of a user')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the config, the database, the users mapping, mail delivery and the hash cost')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the whole flow on a throwaway database, printing each step')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -205,6 +206,20 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'pwreset;doctor' {
+            [CompletionResult]::new('--send-test', '--send-test', [CompletionResultType]::ParameterName, 'Also send one real test message to this address')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print a JSON array of {"check", "status", "message", "fix"}')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr (nothing but errors)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr (nothing but errors)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'pwreset;completions' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
@@ -238,6 +253,7 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('purge-expired', 'purge-expired', [CompletionResultType]::ParameterValue, 'Delete tokens that can no longer be used (expired, used or revoked)')
             [CompletionResult]::new('audit', 'audit', [CompletionResultType]::ParameterValue, 'Show the audit trail, newest first')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke one token, or every open token of a user')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the config, the database, the users mapping, mail delivery and the hash cost')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the whole flow on a throwaway database, printing each step')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -273,6 +289,9 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             break
         }
         'pwreset;help;revoke' {
+            break
+        }
+        'pwreset;help;doctor' {
             break
         }
         'pwreset;help;completions' {

@@ -25,6 +25,9 @@ _pwreset() {
             pwreset,demo)
                 cmd="pwreset__subcmd__demo"
                 ;;
+            pwreset,doctor)
+                cmd="pwreset__subcmd__doctor"
+                ;;
             pwreset,help)
                 cmd="pwreset__subcmd__help"
                 ;;
@@ -57,6 +60,9 @@ _pwreset() {
                 ;;
             pwreset__subcmd__help,demo)
                 cmd="pwreset__subcmd__help__subcmd__demo"
+                ;;
+            pwreset__subcmd__help,doctor)
+                cmd="pwreset__subcmd__help__subcmd__doctor"
                 ;;
             pwreset__subcmd__help,help)
                 cmd="pwreset__subcmd__help__subcmd__help"
@@ -113,7 +119,7 @@ _pwreset() {
 
     case "${cmd}" in
         pwreset)
-            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke completions demo help"
+            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,8 +234,38 @@ _pwreset() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pwreset__subcmd__doctor)
+            opts="-c -q -v -h --send-test --json --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --send-test)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pwreset__subcmd__help)
-            opts="init user request verify reset purge-expired audit revoke completions demo help"
+            opts="init user request verify reset purge-expired audit revoke doctor completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +307,20 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

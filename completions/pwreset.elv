@@ -37,6 +37,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
             cand revoke 'Revoke one token, or every open token of a user'
+            cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -187,6 +188,19 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'pwreset;doctor'= {
+            cand --send-test 'Also send one real test message to this address'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --json 'Print a JSON array of {"check", "status", "message", "fix"}'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'pwreset;completions'= {
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
@@ -218,6 +232,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
             cand revoke 'Revoke one token, or every open token of a user'
+            cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -243,6 +258,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;help;audit'= {
         }
         &'pwreset;help;revoke'= {
+        }
+        &'pwreset;help;doctor'= {
         }
         &'pwreset;help;completions'= {
         }

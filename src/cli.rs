@@ -147,6 +147,17 @@ pub enum Command {
   echo 'https://accounts.example.com/reset_password?token=pwr_9bQ...' | pwreset revoke -")]
     Revoke(RevokeArgs),
 
+    /// Check the config, the database, the users mapping, mail delivery and the hash cost
+    ///
+    /// One `ok`, `warn` or `fail` line per check, with what was found and how to fix it.
+    /// Sends no mail unless --send-test is given. Exit 0 when nothing failed, else the exit
+    /// code of the worst failure.
+    #[command(after_help = "Examples:
+  pwreset doctor
+  pwreset doctor --send-test me@example.com
+  pwreset doctor --json | jq '.[] | select(.status != \"ok\")'")]
+    Doctor(DoctorArgs),
+
     /// Print the completion script for a shell
     #[command(after_help = "Examples:
   pwreset completions bash > /etc/bash_completion.d/pwreset
@@ -271,6 +282,17 @@ pub struct PurgeArgs {
     pub dry_run: bool,
 
     /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also send one real test message to this address
+    #[arg(long, value_name = "EMAIL", value_parser = lossy_string())]
+    pub send_test: Option<String>,
+
+    /// Print a JSON array of {"check", "status", "message", "fix"}
     #[arg(long)]
     pub json: bool,
 }

@@ -127,6 +127,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::PurgeExpired(a) => cmd::purge::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Revoke(a) => cmd::revoke::run(&ctx, a),
+        Command::Doctor(a) => cmd::doctor::run(&ctx, a),
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Demo => cmd::demo::run(&ctx),
     }

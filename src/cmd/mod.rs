@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod completions;
 pub mod demo;
+pub mod doctor;
 pub mod init;
 pub mod purge;
 pub mod request;

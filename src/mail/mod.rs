@@ -24,7 +24,7 @@ pub mod locale;
 mod outbox;
 mod readable;
 mod sendmail;
-mod smtp;
+pub mod smtp;
 pub use readable::readable;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -527,6 +527,53 @@ impl Mailer {
             )
             .context("building the message")?;
         Ok(msg)
+    }
+
+    /// A plain test message for `doctor --send-test`: no link, nothing to act on.
+    pub fn test_message(&self, to: &str) -> Result<Message> {
+        let addr: lettre::Address = to.parse().map_err(|_| {
+            fail(
+                Exit::DataErr,
+                format!("{} is not a valid email address", crate::ui::escape(to)),
+            )
+        })?;
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "this machine".into());
+        let id = message_id_part()?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, addr))
+            .subject(format!("{}: test message", self.service_name))
+            .date_now()
+            .message_id(Some(format!("<{id}@{}>", self.domain)))
+            .header(AutoSubmitted("auto-generated".into()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!(
+                "This is a test message from `pwreset doctor --send-test` on {host}.\n\nIt shows that {} can deliver mail to this address. There is nothing to do.\n",
+                self.service_name
+            ))
+            .context("building the test message")
+    }
+
+    /// Connect to the SMTP relay as a delivery would (TLS, certificate, AUTH) and send
+    /// nothing: `None` for the other transports.
+    pub fn probe_smtp(&self) -> Option<std::result::Result<smtp::Probe, SendError>> {
+        let Transport::Smtp {
+            pool,
+            server,
+            secrets,
+            ..
+        } = &self.transport
+        else {
+            return None;
+        };
+        Some(pool.probe().map_err(|e| {
+            let (mut err, _) = smtp::classify(server, &e);
+            err.message = secrets.scrub(err.message);
+            err
+        }))
     }
 
     /// Deliver one message.

@@ -156,6 +156,17 @@ pub struct SmtpPool {
     max_idle: usize,
 }
 
+/// What a probe of the relay found.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub encrypted: bool,
+    pub offers_starttls: bool,
+    /// The relay's certificate (DER), when the session is encrypted.
+    pub certificate: Option<Vec<u8>>,
+    /// AUTH was tried and accepted.
+    pub logged_in: bool,
+}
+
 /// Where an SMTP transaction failed.
 #[derive(PartialEq, Eq)]
 enum Stage {
@@ -194,6 +205,55 @@ impl SmtpPool {
         })();
         match setup {
             Ok(()) => Ok(conn),
+            Err(e) => {
+                conn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Connect, secure and log in as a delivery would, send nothing, and say what was found
+    /// (for `doctor`).
+    pub(super) fn probe(&self) -> std::result::Result<Probe, SmtpError> {
+        let wrapper = match &self.tls {
+            SmtpTls::Wrapper(p) => Some(p),
+            _ => None,
+        };
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )?;
+        let offers_starttls = conn.can_starttls();
+        let result = (|| {
+            if let SmtpTls::StartTls(p) = &self.tls {
+                conn.starttls(p, &self.hello)?;
+            }
+            let certificate = if conn.is_encrypted() {
+                conn.peer_certificate().ok()
+            } else {
+                None
+            };
+            if let Some(c) = &self.credentials {
+                conn.auth(
+                    lettre::transport::smtp::authentication::DEFAULT_MECHANISMS,
+                    c,
+                )?;
+            }
+            Ok(Probe {
+                encrypted: conn.is_encrypted(),
+                offers_starttls,
+                certificate,
+                logged_in: self.credentials.is_some(),
+            })
+        })();
+        match result {
+            Ok(p) => {
+                let _ = conn.quit();
+                Ok(p)
+            }
             Err(e) => {
                 conn.abort();
                 Err(e)

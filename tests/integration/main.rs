@@ -8,6 +8,7 @@ mod concurrency;
 mod config;
 mod demo;
 mod docs;
+mod doctor;
 mod hash_formats;
 mod hostile;
 mod init;

@@ -1101,3 +1101,62 @@ fn a_sendmail_that_cannot_be_run_is_a_config_error() {
     assert!(err.contains("mail.sendmail.command: cannot run"), "{err}");
     all_revoked_undelivered(&env, 1);
 }
+
+// ---- doctor against a real relay -----------------------------------------------------------
+
+#[test]
+fn doctor_checks_starttls_the_certificate_and_auth_without_sending() {
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    let server = tls_server(&pki);
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let ca = ca_file(&env, &pki);
+    let pw = secret_file(&env, "smtp-password", &format!("{PASSWORD}\n"), 0o600);
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &starttls(&server, Some(&ca), Some(&pw)),
+    ));
+    env.init();
+    let a = env.cmd().arg("doctor").assert();
+    expect_code(&a, 0);
+    let out = stdout(&a);
+    for line in [
+        "ok    smtp",
+        "ok    certificate",
+        "ok    database",
+        "ok    templates",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(out.contains("AUTH accepted"), "{out}");
+    no_password(&a);
+    {
+        let log = server.log();
+        assert_eq!(log.tls_handshakes, 1);
+        assert_eq!(log.auth_ok, 1);
+        assert!(log.messages.is_empty(), "doctor sent a message");
+    }
+    let a = env
+        .cmd()
+        .args(["doctor", "--json", "--send-test", "me@example.com"])
+        .assert();
+    expect_code(&a, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+    assert!(
+        v.as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c["check"] == "send-test" && c["status"] == "ok"),
+        "{v}"
+    );
+    assert_eq!(server.log().messages.len(), 1);
+    // Without the private CA the certificate fails, and doctor exits with that failure's code.
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &starttls(&server, None, Some(&pw)),
+    ));
+    let a = env.cmd().arg("doctor").assert();
+    expect_code(&a, 69);
+    assert!(stdout(&a).contains("fail  smtp"), "{}", stdout(&a));
+}
