@@ -8,6 +8,7 @@ mod concurrency;
 mod config;
 mod demo;
 mod docs;
+mod harness_sql;
 mod hostile;
 mod init;
 mod mail;
