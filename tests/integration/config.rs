@@ -111,7 +111,7 @@ fn the_default_database_is_under_xdg_data_home() {
     if env.sqlite_only("the default database path under XDG_DATA_HOME") {
         return;
     }
-    std::fs::create_dir_all(env.dir.path().join("xdg-config")).unwrap();
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).expect("mkdir xdg-config");
     bare(&env).arg("init").assert().success();
     let db = env.dir.path().join("xdg-data/pwreset/pwreset.db");
     assert!(db.exists(), "no database at {}", db.display());
@@ -262,7 +262,7 @@ fn a_file_that_is_not_a_database_is_a_config_error() {
         &env.db,
         "this is not an SQLite database, it is a text file of some length\n".repeat(20),
     )
-    .unwrap();
+    .expect("write a text file where the database goes");
     let a = env.cmd().args(["user", "list"]).assert().failure();
     let code = a.get_output().status.code();
     assert_eq!(code, Some(78), "{}", stderr(&a));

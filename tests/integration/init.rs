@@ -23,7 +23,8 @@ fn creates_the_database_and_missing_folders_with_mode_0600() {
         return;
     }
     let db = env.dir.path().join("var/lib/pwreset/pwreset.db");
-    assert!(!db.parent().unwrap().exists());
+    let folder = db.parent().expect("the database has a folder");
+    assert!(!folder.exists());
     let a = env
         .cmd()
         .arg("--db")
@@ -36,11 +37,15 @@ fn creates_the_database_and_missing_folders_with_mode_0600() {
         "{}",
         stderr(&a)
     );
-    let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&db)
+        .expect("the database was created")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600, "database mode is {mode:o}");
     // The folder it made is not world-readable either.
-    let dir_mode = std::fs::metadata(db.parent().unwrap())
-        .unwrap()
+    let dir_mode = std::fs::metadata(folder)
+        .expect("the folder was created")
         .permissions()
         .mode()
         & 0o077;
@@ -56,7 +61,11 @@ fn creates_the_database_named_in_the_config() {
     assert!(!env.db.exists());
     env.init();
     assert!(env.db.exists());
-    let mode = std::fs::metadata(&env.db).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(&env.db)
+        .expect("the database was created")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 }
 
