@@ -65,14 +65,14 @@ impl Ctx {
     /// A diagnostic line on stderr, unless -q.
     pub fn note(&self, msg: impl AsRef<str>) {
         if self.verbosity >= ui::Verbosity::Normal {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", ui::escape(msg.as_ref()));
         }
     }
 
     /// A diagnostic line on stderr with -v only.
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.verbosity >= ui::Verbosity::Verbose {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", ui::escape(msg.as_ref()));
         }
     }
 }

@@ -142,6 +142,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         seen: (!args.all).then(std::collections::HashSet::new),
         out: Vec::with_capacity(64 * 1024),
         deferred: Vec::new(),
+        duplicates: 0,
     };
 
     if args.all {
@@ -154,9 +155,28 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             after = Some(last.id.clone());
             let items = users
                 .into_iter()
-                .map(|u| Item {
-                    user: Some(u),
-                    outcome: None,
+                .map(|u| {
+                    // A row with no address cannot be mailed, and its link would be born
+                    // revoked: report it instead.
+                    if u.email.trim().is_empty() {
+                        Item {
+                            outcome: Some(Outcome::invalid(
+                                String::new(),
+                                format!(
+                                    "user {} has no address in {}.{}; skipped",
+                                    ui::escape(&u.id.to_string()),
+                                    config.users.table,
+                                    config.users.email_column
+                                ),
+                            )),
+                            user: None,
+                        }
+                    } else {
+                        Item {
+                            user: Some(u),
+                            outcome: None,
+                        }
+                    }
                 })
                 .collect();
             run.chunk(items)?;
@@ -206,6 +226,17 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         run.chunk(items)?;
     }
     run.bar.finish_and_clear();
+    if run.duplicates > 0 {
+        ctx.note(format!(
+            "{} skipped: each named a user already served in this run, who gets one link{}",
+            ui::count(run.duplicates, "duplicate line", "duplicate lines"),
+            if ctx.verbosity < ui::Verbosity::Verbose {
+                " (-v lists them)"
+            } else {
+                ""
+            }
+        ));
+    }
     if bulk {
         run.store.hint(Hint::BulkEnd)?;
     }
@@ -269,6 +300,8 @@ struct Run<'a> {
     out: Vec<u8>,
     /// Valid addresses the index did not answer, for the scan at the end.
     deferred: Vec<String>,
+    /// Addresses that named a user already served in this run.
+    duplicates: u64,
 }
 
 impl Run<'_> {
@@ -318,8 +351,10 @@ impl Run<'_> {
                     .as_mut()
                     .is_some_and(|seen| !seen.insert(user.id.clone()))
                 {
-                    // One link per user and run: a second would revoke the first.
-                    self.ctx.note(format!(
+                    // One link per user and run: a second would revoke the first. Counted, and
+                    // summed up in one line at the end; each one under -v.
+                    self.duplicates += 1;
+                    self.ctx.debug(format!(
                         "{} is listed more than once; it gets one link",
                         ui::escape(addr)
                     ));

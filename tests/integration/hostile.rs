@@ -837,3 +837,44 @@ fn token_is_revoked_when_the_password_hash_changes_behind_pwresets_back() {
     let fresh = Env::token_of(&env.link("alice@example.com"));
     env.cmd().args(["verify", &fresh]).assert().code(0);
 }
+
+/// Strings anyone with SQL access can write into pwreset's own tables reach the terminal
+/// escaped: ESC, BEL and C1 controls in a revocation reason, and a newline in an audit row that
+/// would otherwise forge an extra row on screen.
+#[test]
+fn control_characters_from_pwreset_tables_are_escaped_everywhere() {
+    let env = Env::new();
+    if env.sqlite_only("char() to write control characters in SQL") {
+        return;
+    }
+    env.init();
+    env.add_user("alice@example.com");
+    let link = env.link("alice@example.com");
+    env.exec(
+        "UPDATE pwreset_tokens SET revoked_at = 1, dead_at = 1,
+            revoked_reason = 'evil' || char(27) || '[2J' || char(7) || char(155) || '31m'",
+    );
+    let out = run(&env, &[OsStr::new("verify"), OsStr::new(&link)], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_raw_controls("verify", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("evil"),
+        "{out:?}"
+    );
+    env.exec(
+        "UPDATE pwreset_audit SET action = 'request' || char(10) || '2026-01-01T00:00:00Z  root  reset',
+            outcome = 'ok' || char(27) || ']0;owned' || char(7)",
+    );
+    for args in [&["audit"][..], &["audit", "--json"][..]] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = run(&env, &args, None);
+        assert_eq!(out.status.code(), Some(0));
+        assert_no_raw_controls("audit", &out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        // One header plus one line per row: the newline did not add a row.
+        if args.len() == 1 {
+            let rows = env.i64("SELECT count(*) FROM pwreset_audit") as usize;
+            assert_eq!(text.lines().count(), rows + 1, "{text}");
+        }
+    }
+}

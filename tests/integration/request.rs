@@ -745,3 +745,40 @@ fn a_template_with_an_unknown_variable_stops_before_any_token() {
         assert!(env.messages().is_empty());
     }
 }
+
+#[test]
+fn the_same_address_many_times_is_one_link_and_one_summary_line() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    let list = env.dir.path().join("list.txt");
+    std::fs::write(&list, "alice@example.com\n".repeat(100_000)).expect("write list");
+    let a = env
+        .cmd()
+        .args(["request", "--no-email", "--from-file"])
+        .arg(&list)
+        .assert()
+        .success();
+    let err = stderr(&a);
+    assert!(err.contains("99,999 duplicate lines skipped"), "{err}");
+    assert!(err.lines().count() < 5, "{err}");
+    assert_eq!(stdout(&a).lines().count(), 1);
+    // The details are there for whoever asks.
+    std::fs::write(&list, "alice@example.com\nALICE@example.com\n").expect("write list");
+    let a = env
+        .cmd()
+        .args(["request", "-v", "--no-email", "--force", "--from-file"])
+        .arg(&list)
+        .assert()
+        .success();
+    assert!(
+        stderr(&a).contains("ALICE@example.com is listed more than once"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(
+        stderr(&a).contains("1 duplicate line skipped"),
+        "{}",
+        stderr(&a)
+    );
+}

@@ -444,3 +444,105 @@ fn nix_is_root() -> bool {
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
 }
+
+// ---- mappings that cannot work are refused by init ---------------------------------------
+
+fn mapped(env_sql: &str) -> (Env, assert_cmd::assert::Assert) {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nid_column = \"account_id\"\nemail_column = \"mail\"\npassword_column = \"pw\"\n",
+            default_toml(d)
+        )
+    });
+    env.exec(env_sql);
+    let a = env.cmd().arg("init").assert();
+    (env, a)
+}
+
+#[test]
+fn init_refuses_mappings_that_would_fail_later() {
+    for (sql, why) in [
+        (
+            "CREATE TABLE real_accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254), pw TEXT);
+             CREATE VIEW accounts AS SELECT * FROM real_accounts;",
+            "view",
+        ),
+        (
+            "CREATE TABLE accounts (account_id REAL, mail VARCHAR(254), pw TEXT);",
+            "REAL",
+        ),
+        (
+            "CREATE TABLE accounts (account_id INTEGER, mail VARCHAR(254), pw TEXT);
+             INSERT INTO accounts VALUES (NULL, 'a@example.com', NULL);",
+            "no id",
+        ),
+    ] {
+        let env = Env::new();
+        if env.sqlite_only("SQLite's catalog and type affinity") {
+            return;
+        }
+        let (_env, a) = mapped(sql);
+        let a = a.code(78);
+        assert!(stderr(&a).contains(why), "{why}: {}", stderr(&a));
+    }
+}
+
+#[test]
+fn the_password_column_cannot_be_the_email_column() {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nemail_column = \"mail\"\npassword_column = \"MAIL\"\n",
+            default_toml(d)
+        )
+    });
+    let a = env.cmd().arg("init").assert().code(78);
+    assert!(
+        stderr(&a).contains("users.password_column"),
+        "{}",
+        stderr(&a)
+    );
+}
+
+#[test]
+fn text_ids_work_and_rows_without_an_address_are_reported_not_linked() {
+    let (env, a) = mapped(
+        "CREATE TABLE accounts (account_id VARCHAR(40) PRIMARY KEY, mail VARCHAR(254), pw TEXT);
+         INSERT INTO accounts VALUES ('6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10', 'alice@example.com', NULL);
+         INSERT INTO accounts VALUES ('u-2', NULL, NULL);
+         INSERT INTO accounts VALUES ('u-3', 'carol@example.com', NULL);",
+    );
+    a.success();
+    let out = env
+        .cmd()
+        .args(["request", "--all", "--no-email", "--json"])
+        .output()
+        .expect("run request");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
+    assert_eq!(statuses, ["created", "invalid", "created"], "{lines:?}");
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("u-2") && e.contains("no address")),
+        "{lines:?}"
+    );
+    assert_eq!(code(&out), 65);
+    let link = lines[0]["link"].as_str().expect("link");
+    let (c, v) = verify_json(&env, link);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["user_id"], "6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10");
+    env.cmd()
+        .args(["reset", "--password-stdin", link])
+        .write_stdin("correct horse battery staple\n")
+        .assert()
+        .success();
+    assert!(
+        env.text(
+            "SELECT pw FROM accounts WHERE account_id = '6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10'"
+        )
+        .is_some_and(|h| h.starts_with("$argon2id$"))
+    );
+}

@@ -335,6 +335,83 @@ pub(super) fn check_users_mapping(s: &SqliteStore) -> Result<()> {
             ),
         ));
     }
+    check_mapping_works(s).map_err(|why| {
+        fail(
+            Exit::Config,
+            format!("users.table: table {:?} cannot be used: {why}", u.table),
+        )
+    })
+}
+
+/// What would fail later, found now: a view (a reset would fail after the password was typed),
+/// an id column that is neither an integer nor text, ids that are NULL or of another type.
+fn check_mapping_works(s: &SqliteStore) -> std::result::Result<(), String> {
+    let u = &s.users;
+    let q = &s.q;
+    let db_err = |e: rusqlite::Error| e.to_string();
+    let kind: String = s
+        .conn
+        .query_row(
+            "SELECT type FROM sqlite_master WHERE name = ?1",
+            [&u.table],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if kind == "view" {
+        return Err(
+            "it is a view, which a reset cannot write the password through; set [users] table to the table behind it"
+                .into(),
+        );
+    }
+    let declared: String = s
+        .conn
+        .query_row(
+            "SELECT type FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
+            [&u.table, &u.id_column],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    // SQLite's own affinity rules: REAL, FLOAT, DOUBLE and NUMERIC columns turn keys into
+    // numbers that do not round-trip.
+    let upper = declared.to_ascii_uppercase();
+    if !upper.contains("INT")
+        && (upper.contains("REAL")
+            || upper.contains("FLOA")
+            || upper.contains("DOUB")
+            || upper.contains("NUM")
+            || upper.contains("DEC"))
+    {
+        return Err(format!(
+            "its id column {:?} is declared {declared}; pwreset needs an integer, UUID or text key (users.id_column)",
+            u.id_column
+        ));
+    }
+    let (nulls, others): (i64, i64) = s
+        .conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {id} IS NULL),
+                        count(*) FILTER (WHERE typeof({id}) NOT IN ('integer', 'text', 'null'))
+                   FROM {t}",
+                id = q.id,
+                t = q.table
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_err)?;
+    if nulls > 0 {
+        return Err(format!(
+            "{nulls} row(s) have no id (NULL in {:?}); every user needs a key pwreset can bind its links to",
+            u.id_column
+        ));
+    }
+    if others > 0 {
+        return Err(format!(
+            "{others} row(s) have an id in {:?} that is neither an integer nor text",
+            u.id_column
+        ));
+    }
     Ok(())
 }
 
