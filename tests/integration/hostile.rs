@@ -861,7 +861,8 @@ fn control_characters_from_pwreset_tables_are_escaped_everywhere() {
     );
     env.exec(&format!(
         "UPDATE pwreset_audit SET action = {}, outcome = {}",
-        env.quote("request\n2026-01-01T00:00:00Z  root  reset"),
+        // A forged row within the 32 characters MySQL's action column holds.
+        env.quote("request\n2026-01-01  root  reset"),
         env.quote("ok\x1b]0;owned\x07")
     ));
     for args in [&["audit"][..], &["audit", "--json"][..]] {
