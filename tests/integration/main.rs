@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod docs;
 mod doctor;
+mod harness_sql;
 mod hash_formats;
 mod hostile;
 mod init;

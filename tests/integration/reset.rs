@@ -7,7 +7,6 @@ use expectrl::process::unix::{Signal, WaitStatus};
 use expectrl::session::OsSession;
 use expectrl::{ControlCode, Eof, Expect, Session};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -54,13 +53,10 @@ fn assert_valid(env: &Env, token: &str) {
 
 /// The stored hash of a user in pwreset's own users table.
 fn stored_hash(env: &Env, email: &str) -> Option<String> {
-    env.sql()
-        .query_row(
-            "SELECT password_hash FROM users WHERE email = ?1",
-            [email],
-            |r| r.get(0),
-        )
-        .expect("select the user")
+    env.one(&format!(
+        "SELECT password_hash FROM users WHERE email = {}",
+        env.quote(email)
+    ))
 }
 
 /// What the argon2 crate (a standard argon2 library) thinks of `phc` for `password`.
@@ -415,9 +411,7 @@ fn revoked_token_is_refused_before_any_prompt() {
 #[test]
 fn expired_token_is_refused_before_any_prompt() {
     let (env, token) = ready();
-    env.sql()
-        .execute("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1", [])
-        .expect("expire the token");
+    env.exec("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1");
     refused_before_prompt(&env, &token, "expired");
 }
 
@@ -449,9 +443,7 @@ fn unknown_token_is_refused_before_any_prompt() {
 #[test]
 fn not_valid_tokens_are_refused_with_password_stdin_too() {
     let (env, token) = ready();
-    env.sql()
-        .execute("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1", [])
-        .expect("expire the token");
+    env.exec("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1");
     let out = reset_stdin(&env, &token, b"correct horse battery staple\n");
     assert_eq!(code(&out), 1, "{}", err_text(&out));
     assert!(err_text(&out).starts_with("expired"), "{}", err_text(&out));
@@ -675,12 +667,9 @@ fn reset_revokes_the_users_other_open_tokens_only() {
     let bobs = Env::token_of(&env.link("bob@example.com"));
     // A second open token for alice, made behind the throttle's back as an application might.
     let token = Env::token_of(&env.link(EMAIL));
-    env.sql()
-        .execute(
-            "UPDATE pwreset_tokens SET revoked_at = NULL, revoked_reason = NULL, dead_at = expires_at",
-            [],
-        )
-        .expect("reopen the older token");
+    env.exec(
+        "UPDATE pwreset_tokens SET revoked_at = NULL, revoked_reason = NULL, dead_at = expires_at",
+    );
     assert_valid(&env, &older);
     assert_valid(&env, &token);
 
@@ -690,14 +679,9 @@ fn reset_revokes_the_users_other_open_tokens_only() {
     let (c, out) = verify(&env, &older);
     assert_eq!(c, 1);
     assert!(out.starts_with("revoked"), "{out}");
-    let reason: Option<String> = env
-        .sql()
-        .query_row(
-            "SELECT revoked_reason FROM pwreset_tokens WHERE revoked_at IS NOT NULL AND used_at IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("one revoked token");
+    let reason = env.one(
+        "SELECT revoked_reason FROM pwreset_tokens WHERE revoked_at IS NOT NULL AND used_at IS NULL",
+    );
     assert_eq!(reason.as_deref(), Some("password reset"));
     assert_valid(&env, &bobs);
 
@@ -751,23 +735,10 @@ fn racing_resets_with_one_token_exactly_one_wins() {
     }
     let hash = stored_hash(&env, EMAIL).expect("hash");
     assert!(argon2_accepts(&passwords[winners[0]], &hash));
-    let used: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM pwreset_tokens WHERE used_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let used = env.i64("SELECT count(*) FROM pwreset_tokens WHERE used_at IS NOT NULL");
     assert_eq!(used, 1);
-    let resets: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM pwreset_audit WHERE action = 'reset' AND outcome = 'ok'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let resets =
+        env.i64("SELECT count(*) FROM pwreset_audit WHERE action = 'reset' AND outcome = 'ok'");
     assert_eq!(resets, 1);
 }
 
@@ -849,18 +820,8 @@ fn a_notice_that_cannot_be_sent_is_a_warning_and_the_reset_still_succeeds() {
 
 // ---- an application's own users table -----------------------------------------------------------
 
-fn rows(db: &Path) -> Vec<Vec<String>> {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    let mut stmt = conn
-        .prepare(
-            "SELECT quote(account_id), quote(mail), quote(pw), quote(display), quote(created)
-               FROM accounts ORDER BY account_id",
-        )
-        .expect("prepare");
-    stmt.query_map([], |r| (0..5).map(|i| r.get::<_, String>(i)).collect())
-        .expect("query")
-        .collect::<rusqlite::Result<Vec<Vec<String>>>>()
-        .expect("rows")
+fn rows(env: &Env) -> Vec<Vec<Option<String>>> {
+    env.rows("SELECT account_id, mail, pw, display, created FROM accounts ORDER BY account_id")
 }
 
 #[test]
@@ -877,46 +838,34 @@ password_column = "pw"
             default_toml(d)
         )
     });
-    env.sql()
-        .execute_batch(
-            "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw TEXT,
-                                    display TEXT, created TEXT);
-             INSERT INTO accounts VALUES (7, 'Carol@Example.com', 'legacy$md5$abc', 'Carol C.', '2020-01-02');
-             INSERT INTO accounts VALUES (9, 'dave@example.com', 'legacy$md5$def', 'Dave', '2021-03-04');",
-        )
-        .expect("create the application's table");
+    env.exec(
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254) NOT NULL, pw TEXT,
+                                display TEXT, created TEXT);
+         INSERT INTO accounts VALUES (7, 'Carol@Example.com', 'legacy$md5$abc', 'Carol C.', '2020-01-02');
+         INSERT INTO accounts VALUES (9, 'dave@example.com', 'legacy$md5$def', 'Dave', '2021-03-04');",
+    );
     env.init();
-    let before = rows(&env.db);
+    let before = rows(&env);
 
     let token = Env::token_of(&env.link("carol@example.com"));
     let out = reset_stdin(&env, &token, format!("{GOOD}\n").as_bytes());
     assert_eq!(code(&out), 0, "{}", err_text(&out));
 
-    let after = rows(&env.db);
+    let after = rows(&env);
     assert_eq!(after.len(), 2);
     assert_eq!(after[1], before[1], "the other row changed");
     for col in [0, 1, 3, 4] {
         assert_eq!(after[0][col], before[0][col], "column {col} changed");
     }
-    let pw: String = env
-        .sql()
-        .query_row("SELECT pw FROM accounts WHERE account_id = 7", [], |r| {
-            r.get(0)
-        })
-        .expect("pw");
+    let pw = env
+        .one("SELECT pw FROM accounts WHERE account_id = 7")
+        .expect("a password");
     assert!(pw.starts_with("$argon2id$"), "{pw}");
     assert!(argon2_accepts(GOOD, &pw));
     let (c, out) = verify(&env, &token);
     assert_eq!(c, 1);
     assert!(out.starts_with("used"), "{out}");
     // pwreset made no users table of its own beside the application's.
-    let own: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(own, 0);
+    let tables = env.tables();
+    assert!(!tables.iter().any(|t| t == "users"), "{tables:?}");
 }

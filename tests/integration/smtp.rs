@@ -4,7 +4,7 @@
 
 mod server;
 
-use crate::harness::{Env, stderr, stdout};
+use crate::harness::{Env, database_for, stderr, stdout};
 use mail_parser::MimeHeaders as _;
 use server::{Options, Server, TestPki};
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ memory_kib = 8192
 iterations = 1
 parallelism = 1
 "#,
-        db = dir.join("pwreset.db").display(),
+        db = database_for(dir),
     )
 }
 
@@ -126,13 +126,12 @@ fn no_password(a: &assert_cmd::assert::Assert) {
 
 /// The tokens of the env's database: (revoked_at, revoked_reason) each.
 fn tokens(env: &Env) -> Vec<(Option<i64>, Option<String>)> {
-    let db = env.sql();
-    let mut st = db
-        .prepare("SELECT revoked_at, revoked_reason FROM pwreset_tokens ORDER BY id")
-        .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .map(|r| r.expect("row"))
+    env.rows("SELECT revoked_at, revoked_reason FROM pwreset_tokens ORDER BY id")
+        .into_iter()
+        .map(|r| {
+            let at = r[0].as_deref().map(|v| v.parse().expect("a time"));
+            (at, r[1].clone())
+        })
         .collect()
 }
 
@@ -444,7 +443,7 @@ fn plaintext_to_a_remote_host_is_a_config_error() {
         );
         assert!(err.contains("smtp.example.com"), "{err}");
     }
-    assert!(!env.db.exists(), "nothing was created");
+    assert!(!env.database_created(), "nothing was created");
 }
 
 #[test]
@@ -751,19 +750,10 @@ fn a_line_with_a_lone_dot_does_not_end_the_message() {
 /// Add `n` users `user-0001@example.com` ... straight into the database (quicker than n runs
 /// of `user add`).
 fn add_users(env: &Env, n: usize) -> Vec<String> {
-    let mut db = env.sql();
-    let tx = db.transaction().expect("tx");
     let emails: Vec<String> = (1..=n)
         .map(|i| format!("user-{i:04}@example.com"))
         .collect();
-    for e in &emails {
-        tx.execute(
-            "INSERT INTO users (email, email_key, created_at) VALUES (?1, ?1, 0)",
-            [e],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
+    env.insert_users(&emails);
     emails
 }
 
