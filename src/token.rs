@@ -56,6 +56,8 @@ pub enum Malformed {
     Character,
     Checksum,
     NoTokenInLink,
+    /// `3Dpwr_…` or a trailing `=`: copied out of a raw message's quoted-printable source.
+    QuotedPrintable,
 }
 
 impl fmt::Display for Malformed {
@@ -67,6 +69,9 @@ impl fmt::Display for Malformed {
             Malformed::Character => "contains a character a token never has",
             Malformed::Checksum => "checksum does not match (a typo?)",
             Malformed::NoTokenInLink => "the link has no token= parameter",
+            Malformed::QuotedPrintable => {
+                "it looks quoted-printable encoded (=3D after token=, or a trailing = line break): it was copied from the raw .eml source; copy the link from the mail as your mail program displays it"
+            }
         })
     }
 }
@@ -211,16 +216,29 @@ impl Token {
         }
         let input = input.trim();
         if input.starts_with(PREFIX) {
-            return Token::parse(input);
+            return Token::parse(checked_qp(input)?);
         }
         if input.contains("://") || input.contains('?') {
             return match link_token(input) {
-                Some(t) => Token::parse(&zeroize::Zeroizing::new(t)),
+                Some(t) => Token::parse(checked_qp(&zeroize::Zeroizing::new(t))?),
                 None => Err(Malformed::NoTokenInLink),
             };
         }
-        Token::parse(input)
+        Token::parse(checked_qp(input)?)
     }
+}
+
+/// Refuse the shapes quoted-printable gives a token (`=` written `=3D`, a line ending in a soft
+/// break `=`): a token never holds `=`, and "wrong length" would send the user hunting for a
+/// missing character instead of to the displayed mail.
+fn checked_qp(text: &str) -> Result<&str, Malformed> {
+    let encoded_equals = text
+        .strip_prefix("3D")
+        .is_some_and(|rest| rest.starts_with(PREFIX));
+    if encoded_equals || (text.len() <= MAX_INPUT_LEN && text.ends_with('=')) {
+        return Err(Malformed::QuotedPrintable);
+    }
+    Ok(text)
 }
 
 /// The value of the `token` query parameter of a link, if it has one, decoded as a browser
@@ -396,6 +414,27 @@ mod tests {
             id,
             secret: Zeroizing::new(bytes),
         }
+    }
+
+    #[test]
+    fn quoted_printable_copies_are_named() {
+        let t = token_from([7; 32]);
+        let text = t.text();
+        let link = format!("https://a.example.com/r?token=3D{}", text.as_str());
+        for input in [
+            link.clone(),
+            format!("{link}="),
+            format!("3D{}", text.as_str()),
+            format!("{}=", text.as_str()),
+            format!("https://a.example.com/r?token=3D{}=", &text[..40]),
+        ] {
+            assert_eq!(
+                Token::parse_input(&input).err(),
+                Some(Malformed::QuotedPrintable),
+                "{input}"
+            );
+        }
+        assert!(Token::parse_input(text.as_str()).is_ok());
     }
 
     #[test]

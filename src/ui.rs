@@ -59,15 +59,20 @@ fn needs_escape(c: char) -> bool {
 
 /// A count with its noun, the thousands grouped: `1 duplicate line`, `99,999 duplicate lines`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
+}
+
+/// A number with its thousands grouped, `20,001`: every count a person reads is written so.
+pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
+            out.push(',');
         }
-        grouped.push(c);
+        out.push(c);
     }
-    format!("{grouped} {}", if n == 1 { one } else { many })
+    out
 }
 
 /// Whether stderr is a terminal that can show a progress bar.

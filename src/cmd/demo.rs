@@ -12,6 +12,7 @@ use std::time::Duration;
 const EMAIL: &str = "demo.user@example.com";
 
 pub fn run(outer: &Ctx) -> Result<Exit> {
+    refuse_settings(outer)?;
     let dir = tempfile::Builder::new()
         .prefix("pwreset-demo-")
         .tempdir()
@@ -202,6 +203,31 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
         "Demo done; the temporary folder is removed. Try it for real: pwreset init && pwreset --help",
     )?;
     Ok(Exit::Ok)
+}
+
+/// `--config` and `--db` would suggest the demo touches that config or database; it never does.
+/// The same settings from PWRESET_CONFIG / PWRESET_DB are likely just exported in the shell, so
+/// they are set aside with a note instead.
+fn refuse_settings(ctx: &Ctx) -> Result<()> {
+    for (value, flag, var) in [
+        (&ctx.overrides.config, "--config", "PWRESET_CONFIG"),
+        (&ctx.overrides.database, "--db", "PWRESET_DB"),
+    ] {
+        let Some(value) = value else { continue };
+        if std::env::var_os(var).is_some_and(|v| v == value.as_os_str()) {
+            ctx.note(format!(
+                "demo: ignoring {var}: the demo uses its own throwaway config and database"
+            ));
+        } else {
+            return Err(crate::error::fail(
+                Exit::Usage,
+                format!(
+                    "demo does not take {flag}: it runs on a throwaway config and database in a temporary folder and never touches yours; run it without {flag}"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn step(n: u32, what: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 use crate::Ctx;
 use crate::error::Exit;
 use crate::store::Access;
+use crate::ui;
 use anyhow::{Context, Result};
 
 pub fn run(ctx: &Ctx) -> Result<Exit> {
@@ -69,13 +70,19 @@ pub(crate) fn census_of(
     counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let listed: Vec<String> = counts
         .iter()
-        .map(|(k, n)| format!("{n} {}", k.map_or("unrecognised", |k| k.name())))
+        .map(|(k, n)| {
+            format!(
+                "{} {}",
+                ui::grouped(*n as u64),
+                k.map_or("unrecognised", |k| k.name())
+            )
+        })
         .collect();
     let summary = format!(
         "password column {}.{} (sample of {}): {}",
         config.users.table,
         config.users.password_column,
-        sample.len(),
+        ui::grouped(sample.len() as u64),
         listed.join(", ")
     );
     let configured = config.users.password_format;

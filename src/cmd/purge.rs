@@ -47,10 +47,10 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         store.hint(Hint::BulkEnd)?;
         let detail = format!(
             "purged {} ({} expired, {} used, {} revoked) in {:.1}s",
-            total.total(),
-            total.expired,
-            total.used,
-            total.revoked,
+            ui::count(total.total(), "token", "tokens"),
+            ui::grouped(total.expired),
+            ui::grouped(total.used),
+            ui::grouped(total.revoked),
             start.elapsed().as_secs_f64(),
         );
         store.record(&AuditEvent {
@@ -78,16 +78,16 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         )?;
     } else if ctx.verbosity != ui::Verbosity::Quiet {
         super::out(&format!(
-            "{} {} tokens: {} expired, {} used, {} revoked in {:.1}s",
+            "{} {}: {} expired, {} used, {} revoked in {:.1}s",
             if args.dry_run {
                 "would purge"
             } else {
                 "purged"
             },
-            counts.total(),
-            counts.expired,
-            counts.used,
-            counts.revoked,
+            ui::count(counts.total(), "token", "tokens"),
+            ui::grouped(counts.expired),
+            ui::grouped(counts.used),
+            ui::grouped(counts.revoked),
             elapsed.as_secs_f64()
         ))?;
     }

@@ -74,11 +74,14 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::TooShort { min, got } => write!(
                 f,
-                "too short (min_length): {got} characters, at least {min} needed; a few unrelated words make a long password that is easy to type"
+                "too short (min_length): {}, at least {} needed; a few unrelated words make a long password that is easy to type",
+                crate::ui::count(*got as u64, "character", "characters"),
+                crate::ui::grouped(*min as u64)
             ),
             Refusal::TooLong { max } => write!(
                 f,
-                "too long (max_length): at most {max} characters; passwords are never truncated, so use a shorter one"
+                "too long (max_length): at most {}; passwords are never truncated, so use a shorter one",
+                crate::ui::count(*max as u64, "character", "characters")
             ),
             Refusal::ControlCharacters => f.write_str(
                 "contains control characters (printable): only printable characters and spaces are allowed; a pasted password may have picked up a tab or line break",

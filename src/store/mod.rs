@@ -101,6 +101,8 @@ impl User {
 pub struct UserSummary {
     pub id: UserId,
     pub email: String,
+    /// The display name (`user add --name`, or the mapping's name_column), if any.
+    pub name: Option<String>,
     pub has_password: bool,
     pub open_tokens: i64,
 }

@@ -1,6 +1,6 @@
 //! Integration tests for demo.
 
-use crate::harness::BIN;
+use crate::harness::{BIN, Env, stderr};
 use assert_cmd::Command;
 
 #[test]
@@ -27,7 +27,7 @@ fn demo_runs_with_no_config_and_cleans_up() {
         "valid: token of demo.user@example.com",
         "password changed",
         "used: token of demo.user@example.com",
-        "purged 1 tokens",
+        "purged 1 token:",
     ] {
         assert!(all.contains(s), "step {s:?} missing from\n{all}");
     }
@@ -102,4 +102,19 @@ fn demo_ignores_the_users_config_and_database() {
         .success();
     assert!(!db.exists(), "the demo wrote to the real database");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn demo_refuses_config_and_db_flags() {
+    let env = Env::new();
+    for flag in ["--config", "--db"] {
+        let a = env
+            .bare()
+            .args(["demo", flag])
+            .arg(env.dir.path().join("x"))
+            .assert()
+            .code(2);
+        let err = stderr(&a);
+        assert!(err.contains(flag) && err.contains("throwaway"), "{err}");
+    }
 }

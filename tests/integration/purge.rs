@@ -155,7 +155,7 @@ fn each_purge_is_audited() {
         .one("SELECT detail FROM pwreset_audit WHERE action = 'purge'")
         .expect("the purge has a detail");
     assert!(
-        detail.starts_with("purged 3 (1 expired, 1 used, 1 revoked) in "),
+        detail.starts_with("purged 3 tokens (1 expired, 1 used, 1 revoked) in "),
         "{detail}"
     );
     // Purging tokens never deletes audit rows.
@@ -173,4 +173,19 @@ fn bad_arguments_are_usage_errors() {
     ] {
         env.cmd().args(args).assert().code(2);
     }
+}
+
+#[test]
+fn one_token_is_singular() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.link("alice@example.com");
+    env.exec("UPDATE pwreset_tokens SET used_at = 1, dead_at = 1");
+    let a = env.cmd().arg("purge-expired").assert().success();
+    let out = stdout(&a);
+    assert!(
+        out.starts_with("purged 1 token: 0 expired, 1 used"),
+        "{out}"
+    );
 }

@@ -869,3 +869,13 @@ password_column = "pw"
     let tables = env.tables();
     assert!(!tables.iter().any(|t| t == "users"), "{tables:?}");
 }
+
+#[test]
+fn a_one_character_password_is_one_character() {
+    let (env, token) = ready();
+    let out = reset_stdin(&env, &token, b"x\n");
+    assert_eq!(code(&out), 65);
+    let err = err_text(&out);
+    assert!(err.contains("1 character,"), "{err}");
+    assert!(!err.contains("1 characters"), "{err}");
+}

@@ -127,7 +127,8 @@ fn list_json_shape_and_open_tokens() {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["email", "has_password", "id", "open_tokens"]);
+    assert_eq!(keys, ["email", "has_password", "id", "name", "open_tokens"]);
+    assert_eq!(alice["name"], Value::Null);
     assert_eq!(alice["id"], 1);
     assert_eq!(alice["email"], "alice@example.com");
     assert_eq!(alice["has_password"], false);
@@ -192,4 +193,40 @@ fn add_is_refused_on_an_application_table() {
     assert_eq!(users[0]["id"], 3);
     assert_eq!(users[0]["email"], "carol@example.com");
     assert_eq!(users[0]["has_password"], true);
+}
+
+#[test]
+fn list_sizes_columns_to_the_content_and_shows_the_name() {
+    let env = Env::new();
+    env.init();
+    let long = format!("{}@example.com", "a".repeat(50));
+    env.cmd()
+        .args(["user", "add", &long, "--name", "Alice Liddell"])
+        .assert()
+        .success();
+    env.add_user("bob@example.com");
+    let a = env.cmd().args(["user", "list"]).assert().success();
+    let out = stdout(&a);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].contains("NAME"), "{out}");
+    assert!(lines[1].contains("Alice Liddell"), "{out}");
+    // Every column starts where its header does, however long the address.
+    for header in ["NAME", "PASSWORD"] {
+        let at = lines[0].find(header).expect("header");
+        for line in &lines[1..] {
+            let cell = &line[at..];
+            assert!(
+                !line[..at].ends_with(|c: char| !c.is_whitespace()) && !cell.starts_with(' '),
+                "{header} misaligned:\n{out}"
+            );
+        }
+    }
+    assert!(
+        out.lines().all(|l| l == l.trim_end()),
+        "trailing spaces:\n{out}"
+    );
+    let users = list_json(&env);
+    assert_eq!(users[0]["name"], "Alice Liddell");
+    assert_eq!(users[1]["name"], Value::Null);
 }

@@ -255,3 +255,18 @@ fn verify_does_not_consume_the_token() {
     assert_eq!(v["status"], "used");
     assert!(v["used_at"].is_string());
 }
+
+#[test]
+fn a_link_copied_from_a_raw_eml_is_called_quoted_printable() {
+    let (env, link) = env_with_link();
+    let token = Env::token_of(&link);
+    // As it sits in the .eml source: `=` written `=3D`, the line broken with a soft `=`.
+    let raw = format!("{BASE}?token=3D{}=", &token[..30]);
+    let a = env.cmd().args(["verify", &raw]).assert().code(1);
+    let out = stdout(&a);
+    assert!(
+        out.starts_with("malformed") && out.contains("quoted-printable"),
+        "{out}"
+    );
+    assert!(!out.contains("wrong length"), "{out}");
+}

@@ -104,6 +104,8 @@ struct Quoted {
     id: String,
     email: String,
     password: String,
+    /// The name column, or `NULL` when the mapping has none.
+    name: String,
     /// `SELECT id, email, password, name, locale FROM users`, mapped (NULL for a name or locale
     /// column the mapping has none of): the start of every user query.
     select_users: String,
@@ -140,6 +142,7 @@ impl Quoted {
             id,
             email,
             password,
+            name,
         }
     }
 }

@@ -134,11 +134,13 @@ pub(super) fn list(
         "SELECT u.{id}, u.{email}, u.{pw},
                 (SELECT count(*) FROM pwreset_tokens t
                   WHERE t.user_id = u.{id} AND t.used_at IS NULL AND t.revoked_at IS NULL
-                    AND t.expires_at > ?1)
+                    AND t.expires_at > ?1),
+                {name}
            FROM {t} u ORDER BY u.{id}",
         id = q.id,
         email = q.email,
         pw = q.password,
+        name = q.name,
         t = q.table
     );
     let mut stmt = s.conn.prepare(&sql).map_err(|e| s.ctx.err(e))?;
@@ -150,6 +152,10 @@ pub(super) fn list(
                 email: text_lossy(r.get_ref(1)?),
                 has_password: super::stored_value(r.get_ref(2)?).is_set(),
                 open_tokens: r.get(3)?,
+                name: match r.get_ref(4)? {
+                    rusqlite::types::ValueRef::Null => None,
+                    v => Some(text_lossy(v)).filter(|t| !t.trim().is_empty()),
+                },
             })
         })()
         .map_err(|e| s.ctx.err(e))?;
