@@ -22,6 +22,9 @@ _pwreset() {
             pwreset,completions)
                 cmd="pwreset__subcmd__completions"
                 ;;
+            pwreset,config)
+                cmd="pwreset__subcmd__config"
+                ;;
             pwreset,demo)
                 cmd="pwreset__subcmd__demo"
                 ;;
@@ -52,11 +55,32 @@ _pwreset() {
             pwreset,verify)
                 cmd="pwreset__subcmd__verify"
                 ;;
+            pwreset__subcmd__config,example)
+                cmd="pwreset__subcmd__config__subcmd__example"
+                ;;
+            pwreset__subcmd__config,help)
+                cmd="pwreset__subcmd__config__subcmd__help"
+                ;;
+            pwreset__subcmd__config,show)
+                cmd="pwreset__subcmd__config__subcmd__show"
+                ;;
+            pwreset__subcmd__config__subcmd__help,example)
+                cmd="pwreset__subcmd__config__subcmd__help__subcmd__example"
+                ;;
+            pwreset__subcmd__config__subcmd__help,help)
+                cmd="pwreset__subcmd__config__subcmd__help__subcmd__help"
+                ;;
+            pwreset__subcmd__config__subcmd__help,show)
+                cmd="pwreset__subcmd__config__subcmd__help__subcmd__show"
+                ;;
             pwreset__subcmd__help,audit)
                 cmd="pwreset__subcmd__help__subcmd__audit"
                 ;;
             pwreset__subcmd__help,completions)
                 cmd="pwreset__subcmd__help__subcmd__completions"
+                ;;
+            pwreset__subcmd__help,config)
+                cmd="pwreset__subcmd__help__subcmd__config"
                 ;;
             pwreset__subcmd__help,demo)
                 cmd="pwreset__subcmd__help__subcmd__demo"
@@ -87,6 +111,12 @@ _pwreset() {
                 ;;
             pwreset__subcmd__help,verify)
                 cmd="pwreset__subcmd__help__subcmd__verify"
+                ;;
+            pwreset__subcmd__help__subcmd__config,example)
+                cmd="pwreset__subcmd__help__subcmd__config__subcmd__example"
+                ;;
+            pwreset__subcmd__help__subcmd__config,show)
+                cmd="pwreset__subcmd__help__subcmd__config__subcmd__show"
                 ;;
             pwreset__subcmd__help__subcmd__user,add)
                 cmd="pwreset__subcmd__help__subcmd__user__subcmd__add"
@@ -119,7 +149,7 @@ _pwreset() {
 
     case "${cmd}" in
         pwreset)
-            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor completions demo help"
+            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor config completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -208,6 +238,140 @@ _pwreset() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pwreset__subcmd__config)
+            opts="-c -q -v -h --config --db --quiet --verbose --help example show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__example)
+            opts="-c -q -v -h --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__help)
+            opts="example show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__help__subcmd__example)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__config__subcmd__show)
+            opts="-c -q -v -h --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pwreset__subcmd__demo)
             opts="-c -q -v -h --config --db --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -265,7 +429,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help)
-            opts="init user request verify reset purge-expired audit revoke doctor completions demo help"
+            opts="init user request verify reset purge-expired audit revoke doctor config completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +459,48 @@ _pwreset() {
         pwreset__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__config)
+            opts="example show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__config__subcmd__example)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__config__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -38,6 +38,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand audit 'Show the audit trail, newest first'
             cand revoke 'Revoke one token, or every open token of a user'
             cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
+            cand config 'Print an example config, or the settings in effect and where each came from'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -201,6 +202,53 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'pwreset;config'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand example 'Print a complete config with every key, commented'
+            cand show 'Print every setting in effect and where it came from'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;config;example'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;config;show'= {
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;config;help'= {
+            cand example 'Print a complete config with every key, commented'
+            cand show 'Print every setting in effect and where it came from'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'pwreset;config;help;example'= {
+        }
+        &'pwreset;config;help;show'= {
+        }
+        &'pwreset;config;help;help'= {
+        }
         &'pwreset;completions'= {
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
@@ -233,6 +281,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand audit 'Show the audit trail, newest first'
             cand revoke 'Revoke one token, or every open token of a user'
             cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
+            cand config 'Print an example config, or the settings in effect and where each came from'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -260,6 +309,14 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;help;revoke'= {
         }
         &'pwreset;help;doctor'= {
+        }
+        &'pwreset;help;config'= {
+            cand example 'Print a complete config with every key, commented'
+            cand show 'Print every setting in effect and where it came from'
+        }
+        &'pwreset;help;config;example'= {
+        }
+        &'pwreset;help;config;show'= {
         }
         &'pwreset;help;completions'= {
         }

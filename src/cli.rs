@@ -158,6 +158,13 @@ pub enum Command {
   pwreset doctor --json | jq '.[] | select(.status != \"ok\")'")]
     Doctor(DoctorArgs),
 
+    /// Print an example config, or the settings in effect and where each came from
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  pwreset config example > /etc/pwreset/config.toml\n  pwreset config show"
+    )]
+    Config(ConfigCommand),
+
     /// Print the completion script for a shell
     #[command(after_help = "Examples:
   pwreset completions bash > /etc/bash_completion.d/pwreset
@@ -201,6 +208,29 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a complete config with every key, commented
+    ///
+    /// Every key of pwreset.conf(5), with what it does and its default; a commented-out key
+    /// shows its default or an example. Set database, base_url and [mail], save it as the
+    /// config file, and run `pwreset init`.
+    #[command(
+        after_help = "Examples:\n  pwreset config example > ~/.config/pwreset/config.toml\n  sudo sh -c 'umask 027; pwreset config example > /etc/pwreset/config.toml'"
+    )]
+    Example,
+    /// Print every setting in effect and where it came from
+    ///
+    /// One line per key: `key = value  # source`, the source being a flag, the environment, a
+    /// line of the config file (path:line), or the built-in default. Secrets are never shown:
+    /// a password from the environment is `(set)`, a password file is shown by its path. Fails
+    /// like any command (exit 78) when the config is not valid.
+    #[command(
+        after_help = "Examples:\n  pwreset config show\n  pwreset --db /tmp/test.db config show | grep database"
+    )]
+    Show,
 }
 
 #[derive(Debug, Args)]

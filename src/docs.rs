@@ -38,6 +38,14 @@ pub fn generated_files() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut cmd = Cli::command().disable_help_subcommand(true);
     cmd.build();
     man_pages(&cmd, true, &mut files)?;
+    files.push((
+        PathBuf::from("man/pwreset.conf.5"),
+        conf_page().into_bytes(),
+    ));
+    files.push((
+        PathBuf::from("contrib/config.toml"),
+        crate::config::example(crate::config::Flavour::Debian).into_bytes(),
+    ));
     Ok(files)
 }
 
@@ -52,8 +60,11 @@ fn man_pages(
     let man = Man::new(cmd.clone()).manual("pwreset manual");
     let mut out = Vec::new();
     man.render_title(&mut out)?;
+    // No hyphenation: a path or an option broken at a hyphen reads as something else.
+    out.extend_from_slice(b".nh\n");
     man.render_name_section(&mut out)?;
-    man.render_synopsis_section(&mut out)?;
+    section(&mut out, "SYNOPSIS");
+    out.extend_from_slice(synopsis(cmd).as_bytes());
     man.render_description_section(&mut out)?;
     if cmd.get_arguments().any(|a| !a.is_hide_set()) {
         man.render_options_section(&mut out)?;
@@ -73,7 +84,9 @@ fn man_pages(
         out.extend_from_slice(b".fi\n");
     }
     section(&mut out, "EXIT STATUS");
-    for (code, meaning) in EXIT_STATUS {
+    let name = cmd.get_display_name().unwrap_or(cmd.get_name());
+    let codes = exit_codes(name.strip_prefix("pwreset-").unwrap_or(""));
+    for (code, meaning) in EXIT_STATUS.iter().filter(|(c, _)| codes.contains(c)) {
         out.extend_from_slice(format!(".TP\n\\fB{code}\\fR\n{}\n", escape(meaning)).as_bytes());
     }
     if top {
@@ -102,6 +115,8 @@ fn man_pages(
     } else {
         vec!["\\fBpwreset\\fR(1)".into()]
     };
+    let mut see = see;
+    see.push("\\fBpwreset.conf\\fR(5)".into());
     out.extend_from_slice(format!("{}\n", see.join(", ")).as_bytes());
     if cmd.get_version().is_some() {
         man.render_version_section(&mut out)?;
@@ -109,6 +124,136 @@ fn man_pages(
     let name = format!("{}.1", cmd.get_display_name().unwrap_or(cmd.get_name()));
     files.push((PathBuf::from("man").join(name), out));
     Ok(())
+}
+
+/// The exit codes a command can return (`""` for pwreset itself: all of them). Each page lists
+/// only its own; a command not listed here gets the whole table until it is added.
+fn exit_codes(command: &str) -> &'static [u8] {
+    // Every command that opens the config and the database can meet these.
+    match command {
+        "init" => &[0, 2, 70, 73, 74, 75, 77, 78],
+        "user" => &[0, 2, 65, 70, 74, 75, 77, 78],
+        "user-add" => &[0, 2, 65, 70, 74, 75, 77, 78],
+        "user-list" => &[0, 2, 70, 74, 75, 77, 78],
+        "request" => &[0, 2, 65, 67, 69, 70, 74, 75, 77, 78],
+        "verify" => &[0, 1, 2, 70, 74, 75, 77, 78],
+        "reset" => &[0, 1, 2, 65, 70, 74, 75, 77, 78, 130],
+        "purge-expired" => &[0, 2, 70, 74, 75, 77, 78],
+        "audit" => &[0, 2, 67, 70, 74, 75, 77, 78],
+        "revoke" => &[0, 1, 2, 65, 67, 70, 74, 75, 77, 78],
+        "doctor" => &[0, 2, 69, 70, 73, 74, 75, 77, 78],
+        "completions" => &[0, 2, 74],
+        "demo" => &[0, 2, 70, 73, 74],
+        "config" => &[0, 2, 70, 74, 77, 78],
+        "config-example" => &[0, 2, 74],
+        "config-show" => &[0, 2, 70, 74, 77, 78],
+        _ => &[0, 1, 2, 65, 67, 69, 70, 73, 74, 75, 77, 78, 130],
+    }
+}
+
+/// The SYNOPSIS: every option with its value placeholder (`--ttl DURATION`), and positionals
+/// that take several values marked `EMAIL...`. (clap_mangen writes `[--ttl]` and `[EMAIL]`.)
+fn synopsis(cmd: &clap::Command) -> String {
+    let name = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
+    let mut parts = vec![format!("\\fB{}\\fR", escape(name))];
+    let placeholder = |a: &clap::Arg| {
+        let names: Vec<String> = a
+            .get_value_names()
+            .map(|v| v.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_else(|| vec![a.get_id().as_str().to_uppercase()]);
+        let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
+        format!(
+            "\\fI{}\\fR{}",
+            escape(&names.join(" ")),
+            if many { "..." } else { "" }
+        )
+    };
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+    {
+        let mut flag = match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("\\fB\\-{s}\\fR|\\fB\\-\\-{}\\fR", escape(l)),
+            (Some(s), None) => format!("\\fB\\-{s}\\fR"),
+            (None, Some(l)) => format!("\\fB\\-\\-{}\\fR", escape(l)),
+            (None, None) => continue,
+        };
+        if a.get_action().takes_values() {
+            flag.push(' ');
+            flag.push_str(&placeholder(a));
+        }
+        parts.push(if a.is_required_set() {
+            flag
+        } else {
+            format!("[{flag}]")
+        });
+    }
+    for a in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let p = placeholder(a);
+        parts.push(if a.is_required_set() {
+            p
+        } else {
+            format!("[{p}]")
+        });
+    }
+    if cmd.has_subcommands() {
+        parts.push("<\\fICOMMAND\\fR>".into());
+    }
+    format!("{}\n", parts.join(" "))
+}
+
+/// pwreset.conf(5): every key of [`crate::config::keys::KEYS`], with its default from the
+/// sections' `Default` impls: the same source as `config example`.
+fn conf_page() -> String {
+    use crate::config::keys::{KEYS, SECTIONS, full_name};
+    let defaults = crate::config::defaults();
+    let mut out = String::new();
+    out.push_str(".TH PWRESET.CONF 5 \"\" \"pwreset\" \"pwreset manual\"\n.nh\n");
+    out.push_str(".SH NAME\npwreset.conf \\- configuration file of pwreset\n");
+    out.push_str(".SH SYNOPSIS\n\\fI$XDG_CONFIG_HOME/pwreset/config.toml\\fR, \\fI/etc/pwreset/config.toml\\fR\n");
+    out.push_str(".SH DESCRIPTION\n");
+    out.push_str(&escape(
+        "pwreset reads one TOML file: the one named by --config or PWRESET_CONFIG (it must exist), else the first of the files above that exists, else none (built-in defaults). Settings come from, in order of precedence: command-line flags, the environment, this file, built-in defaults. Every error in the file names the key and exits 78; an unknown key is an error, with a hint where it probably belongs.",
+    ));
+    out.push_str("\n.PP\n");
+    out.push_str(&escape(
+        "`pwreset config example` prints a complete file with every key below, commented; `pwreset config show` prints every setting in effect and where it came from (a flag, the environment, file:line, or the default). The file decides which command runs as sendmail, so it must belong to root or to the user pwreset runs as, and be writable by no one else. Secrets never go in it: passwords live in files of mode 0600 named by the *_file keys, or in the environment.",
+    ));
+    out.push('\n');
+    for sec in SECTIONS {
+        if sec.name.is_empty() {
+            out.push_str(".SH \"TOP-LEVEL KEYS\"\n");
+        } else {
+            out.push_str(&format!(".SH \"[{}]\"\n", sec.name));
+        }
+        out.push_str(&escape(sec.doc));
+        out.push('\n');
+        for k in KEYS.iter().filter(|k| k.section == sec.name) {
+            out.push_str(&format!(
+                ".TP\n\\fB{}\\fR = \\fI{}\\fR\n{}\n",
+                escape(k.name),
+                escape(k.kind),
+                escape(k.doc)
+            ));
+            let default = match crate::config::lookup(&defaults, &full_name(k)) {
+                Some(d) => format!("Default: {d}."),
+                None => format!("Unset: {}.", k.unset),
+            };
+            out.push_str(&format!(".br\n{}\n", escape(&default)));
+        }
+    }
+    out.push_str(".SH ENVIRONMENT\n");
+    for (var, meaning) in ENVIRONMENT.iter().chain(
+        [(
+            "PWRESET_DB_PASSWORD",
+            "The database server's password, when database_password_file is not set.",
+        )]
+        .iter(),
+    ) {
+        out.push_str(&format!(".TP\n\\fB{var}\\fR\n{}\n", escape(meaning)));
+    }
+    out.push_str(".SH \"SEE ALSO\"\n\\fBpwreset\\fR(1), \\fBpwreset\\-config\\fR(1)\n");
+    out
 }
 
 fn section(out: &mut Vec<u8>, name: &str) {

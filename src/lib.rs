@@ -128,6 +128,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Revoke(a) => cmd::revoke::run(&ctx, a),
         Command::Doctor(a) => cmd::doctor::run(&ctx, a),
+        Command::Config(c) => cmd::config::run(&ctx, c),
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Demo => cmd::demo::run(&ctx),
     }

@@ -62,7 +62,12 @@ pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<Exit> {
         Ok(config) => {
             r.ok(
                 "config",
-                format!("{} parses, and its owner and mode are safe", config.source),
+                match &config.source {
+                    crate::config::Source::File(_) => {
+                        format!("{} parses, and its owner and mode are safe", config.source)
+                    }
+                    crate::config::Source::Defaults => config.source.to_string(),
+                },
             );
             checks(ctx, &config, &args, &mut r);
         }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod completions;
+pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod init;

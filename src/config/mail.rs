@@ -1,7 +1,7 @@
 //! `[mail]`, `[mail.smtp]`, `[mail.file]`, `[mail.sendmail]`: how messages are made and sent.
 
 use super::{Problem, duration, is_loopback_host};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ pub struct Smtp {
 }
 
 /// `[mail]` as written, with its defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawMail {
     transport: String,
@@ -89,7 +89,7 @@ impl Default for RawMail {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawSmtp {
     host: String,
@@ -119,7 +119,7 @@ impl Default for RawSmtp {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawFile {
     dir: PathBuf,
@@ -133,7 +133,7 @@ impl Default for RawFile {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawSendmail {
     command: PathBuf,

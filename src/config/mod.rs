@@ -5,22 +5,27 @@
 //! serde fills in what the file leaves out.
 
 mod database;
+mod example;
 mod fs;
+pub mod keys;
 mod mail;
 mod password;
+mod show;
 mod users;
 
 pub use database::{Database, Endpoint, Server, ServerKind};
+pub use example::{Flavour, example};
 pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
 pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
 };
+pub use show::{Shown, show};
 pub use users::{UsersTable, is_identifier};
 
 use crate::error::{Exit, fail};
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,7 +41,19 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Source::File(p) => write!(f, "config {}", p.display()),
-            Source::Defaults => f.write_str("built-in defaults"),
+            // Said wherever a setting turns out missing, so the reader learns which files were
+            // looked for and that none was there.
+            Source::Defaults => {
+                let paths: Vec<String> = default_config_paths()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                write!(
+                    f,
+                    "built-in defaults (no config file found; looked for {}; `pwreset config example` prints one to start from)",
+                    paths.join(" and ")
+                )
+            }
         }
     }
 }
@@ -74,7 +91,7 @@ impl Problem {
 }
 
 /// The file as written: the top-level keys, and each section with its own defaults.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 struct RawConfig {
     database: Option<PathBuf>,
@@ -125,22 +142,7 @@ const MAX_CONFIG_LEN: u64 = 1 << 20;
 impl Config {
     /// Resolve the configuration: find and read the file, apply the overrides, validate.
     pub fn load(over: &Overrides) -> Result<Config> {
-        let (raw, source) = match &over.config {
-            Some(path) => (
-                read_file(path, true)?.unwrap_or_default(),
-                Source::File(path.clone()),
-            ),
-            None => {
-                let mut found = None;
-                for path in default_config_paths() {
-                    if let Some(raw) = read_file(&path, false)? {
-                        found = Some((raw, Source::File(path)));
-                        break;
-                    }
-                }
-                found.unwrap_or((RawConfig::default(), Source::Defaults))
-            }
-        };
+        let (raw, source, _) = locate(over)?;
         resolve(raw, &source, over)
             .map_err(|p| fail(Exit::Config, format!("{source}: {}: {}", p.key, p.why)))
     }
@@ -185,7 +187,64 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path, required: bool) -> Result<Option<RawConfig>> {
+/// Find and read the config file: `--config`, else the first default file that exists, else
+/// the built-in defaults. Also returns the text read, for `config show`'s line numbers.
+fn locate(over: &Overrides) -> Result<(RawConfig, Source, Option<String>)> {
+    if let Some(path) = &over.config {
+        return Ok(match read_file(path, true)? {
+            Some((raw, text)) => (raw, Source::File(path.clone()), Some(text)),
+            None => (RawConfig::default(), Source::File(path.clone()), None),
+        });
+    }
+    for path in default_config_paths() {
+        if let Some((raw, text)) = read_file(&path, false)? {
+            return Ok((raw, Source::File(path), Some(text)));
+        }
+    }
+    Ok((RawConfig::default(), Source::Defaults, None))
+}
+
+/// The built-in defaults as TOML values, made by the sections' `Default` impls: what the man
+/// page, `config example` and `config show` print as defaults.
+pub(crate) fn defaults() -> toml::Table {
+    // Serialising plain strings, numbers and tables cannot fail; a unit test makes sure.
+    toml::Table::try_from(RawConfig::default()).unwrap_or_default()
+}
+
+/// The value at a dotted key (`mail.smtp.host`) of a table.
+pub(crate) fn lookup<'t>(table: &'t toml::Table, dotted: &str) -> Option<&'t toml::Value> {
+    let mut parts = dotted.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+/// Serialisers for the values the config reads through `FromStr`: written back by name.
+mod named {
+    use serde::Serializer;
+
+    pub fn format<S: Serializer>(v: &crate::password::Format, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn normalize<S: Serializer>(
+        v: &crate::password::Normalize,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+
+    pub fn bcrypt_prefix<S: Serializer>(
+        v: &crate::password::BcryptPrefix,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.name())
+    }
+}
+
+fn read_file(path: &Path, required: bool) -> Result<Option<(RawConfig, String)>> {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
@@ -240,13 +299,14 @@ fn read_file(path: &Path, required: bool) -> Result<Option<RawConfig>> {
             ),
         ));
     }
-    parse(&text, path).map(Some)
+    let raw = parse(&text, path)?;
+    Ok(Some((raw, text)))
 }
 
 /// Parse the file, naming the key of a value of the wrong type (serde_path_to_error: toml's own
 /// message gives only the line).
 fn parse(text: &str, path: &Path) -> Result<RawConfig> {
-    let located = |e: &toml::de::Error, key: Option<String>| {
+    let located = |e: &toml::de::Error, key: Option<String>, message: &str| {
         let place = e
             .span()
             .map(|s| {
@@ -257,15 +317,42 @@ fn parse(text: &str, path: &Path) -> Result<RawConfig> {
         let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
         fail(
             Exit::Config,
-            format!("config {}{place}: {key}{}", path.display(), e.message()),
+            format!("config {}{place}: {key}{message}", path.display()),
         )
     };
-    let de = toml::Deserializer::parse(text).map_err(|e| located(&e, None))?;
+    let de = toml::Deserializer::parse(text).map_err(|e| located(&e, None, e.message()))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = (key != "." && !key.is_empty()).then_some(key);
-        located(e.inner(), key)
+        let message = e.inner().message();
+        match unknown_key_hint(message, key.as_deref()) {
+            // The hint replaces serde's list of every key the table accepts.
+            Some((key, hint)) => {
+                let unknown = message.split(", expected").next().unwrap_or(message);
+                located(e.inner(), Some(key), &format!("{unknown}; {hint}"))
+            }
+            None => located(e.inner(), key, message),
+        }
     })
+}
+
+/// For serde's "unknown field `x`, expected one of ...": the key in full, and where it probably
+/// belongs (see [`keys::hint`]).
+fn unknown_key_hint(message: &str, path: Option<&str>) -> Option<(String, String)> {
+    let name = message.strip_prefix("unknown field `")?.split('`').next()?;
+    // serde_path_to_error's path is the table the key was found in, or the key itself.
+    let path = path.unwrap_or("");
+    let section = match path.rsplit_once('.') {
+        Some((parent, last)) if last == name => parent,
+        _ if path == name => "",
+        _ => path,
+    };
+    let full = if section.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{section}.{name}")
+    };
+    Some((full, keys::hint(section, name)?))
 }
 
 /// A value read through its `FromStr`, whose error names the valid values.

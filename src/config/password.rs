@@ -2,9 +2,9 @@
 
 use super::Problem;
 use crate::password::{BcryptPrefix, Normalize};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Password {
     pub min_length: usize,
@@ -12,19 +12,25 @@ pub struct Password {
     /// zxcvbn score 0-4; 0 turns the check off.
     pub min_strength: u8,
     /// `nfkc` (the default) or `none`, for applications whose login does not normalise.
-    #[serde(deserialize_with = "super::from_str")]
+    #[serde(
+        deserialize_with = "super::from_str",
+        serialize_with = "super::named::normalize"
+    )]
     pub normalize: Normalize,
     pub argon2: Argon2,
     pub bcrypt: Bcrypt,
 }
 
 /// `[password.bcrypt]`: for `password_format = "bcrypt"` (and Django's bcrypt hasher).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Bcrypt {
     pub cost: u32,
     /// `2b`, `2y` (PHP/Laravel) or `2a` (Ruby).
-    #[serde(deserialize_with = "super::from_str")]
+    #[serde(
+        deserialize_with = "super::from_str",
+        serialize_with = "super::named::bcrypt_prefix"
+    )]
     pub prefix: BcryptPrefix,
 }
 
@@ -50,7 +56,7 @@ impl Default for Password {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Argon2 {
     pub memory_kib: u32,

@@ -2,11 +2,11 @@
 
 use super::Problem;
 use crate::password::Format;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Where the users live, and the names of the columns pwreset reads and writes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UsersTable {
     pub table: String,
@@ -19,7 +19,10 @@ pub struct UsersTable {
     pub locale_column: Option<String>,
     /// The format `reset` writes into the password column, so the application can log the
     /// user in afterwards.
-    #[serde(deserialize_with = "super::from_str")]
+    #[serde(
+        deserialize_with = "super::from_str",
+        serialize_with = "super::named::format"
+    )]
     pub password_format: Format,
     /// Devise's `config.pepper`: a secret appended to the password before bcrypt (mode 0600).
     pub pepper_file: Option<PathBuf>,

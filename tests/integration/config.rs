@@ -268,3 +268,134 @@ fn a_file_that_is_not_a_database_is_a_config_error() {
     assert_eq!(code, Some(78), "{}", stderr(&a));
     assert!(!stderr(&a).contains("panicked"));
 }
+
+#[test]
+fn a_missing_setting_with_no_config_file_names_the_files_looked_for() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).expect("mkdir");
+    let a = bare(&env)
+        .arg("--db")
+        .arg(&env.db)
+        .args(["request", "alice@example.com"])
+        .assert()
+        .code(78);
+    let err = stderr(&a);
+    let xdg = env.dir.path().join("xdg-config/pwreset/config.toml");
+    for w in [
+        "base_url",
+        "no config file found",
+        &xdg.display().to_string(),
+        "/etc/pwreset/config.toml",
+        "pwreset config example",
+    ] {
+        assert!(err.contains(w), "{w:?} not in: {err}");
+    }
+}
+
+#[test]
+fn config_example_is_a_config_init_accepts_once_the_paths_are_set() {
+    let env = Env::new();
+    let a = bare(&env).args(["config", "example"]).assert().success();
+    let text = stdout(&a);
+    for key in pwreset::config::keys::KEYS {
+        assert!(
+            text.contains(&format!("\n{} = ", key.name))
+                || text.contains(&format!("\n# {} = ", key.name)),
+            "{} is not in the example",
+            key.name
+        );
+    }
+    let db = env.db.display().to_string();
+    let text = text.replace("/var/lib/pwreset/pwreset.db", &db);
+    env.set_config(&text);
+    env.cmd().arg("init").assert().success();
+    assert!(env.db.exists());
+}
+
+#[test]
+fn config_show_gives_each_setting_its_source_and_hides_secrets() {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[mail.smtp]\nhost = \"smtp.example.com\"\nusername = \"pwreset\"\npassword_file = \"{}\"\n",
+            default_toml(d),
+            d.join("smtp-password").display()
+        )
+    });
+    let secret = env.dir.path().join("smtp-password");
+    std::fs::write(&secret, "hunter2-file\n").expect("write");
+    let flag_db = env.dir.path().join("other.db");
+    let a = env
+        .cmd()
+        .env("PWRESET_SMTP_PASSWORD", "hunter2-env")
+        .env("PWRESET_DB_PASSWORD", "hunter2-db")
+        .arg("--db")
+        .arg(&flag_db)
+        .args(["config", "show"])
+        .assert()
+        .success();
+    let out = stdout(&a);
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+            .to_owned()
+    };
+    let config = env.config.display().to_string();
+    let text = std::fs::read_to_string(&env.config).expect("read");
+    let base_line = text
+        .lines()
+        .position(|l| l.starts_with("base_url"))
+        .expect("base_url")
+        + 1;
+    assert!(
+        line("base_url").ends_with(&format!("# {config}:{base_line}")),
+        "{out}"
+    );
+    assert!(
+        line("database").contains(&flag_db.display().to_string()),
+        "{out}"
+    );
+    assert!(line("database").ends_with("# flag --db"), "{out}");
+    assert!(line("password.min_length").ends_with("# default"), "{out}");
+    assert!(
+        line("mail.smtp.password_file").contains("smtp-password"),
+        "{out}"
+    );
+    assert!(line("mail.smtp.password").contains("(set)"), "{out}");
+    assert!(line("database_password").contains("(set)"), "{out}");
+    assert!(!out.contains("hunter2"), "a secret is shown:\n{out}");
+    // The environment's database, named as such.
+    let a = env
+        .cmd()
+        .env("PWRESET_DB", &flag_db)
+        .args(["config", "show"])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("# env PWRESET_DB"), "{}", stdout(&a));
+}
+
+#[test]
+fn misplaced_sections_and_misspelt_keys_get_a_hint() {
+    for (toml, words) in [
+        (
+            "[smtp]\nhost = \"smtp.example.com\"\n",
+            &["smtp", "did you mean `[mail.smtp]`?"][..],
+        ),
+        (
+            "[argon2]\nmemory_kib = 8192\n",
+            &["argon2", "`[password.argon2]`"],
+        ),
+        (
+            "[mail.smtp]\nhots = \"x\"\n",
+            &["mail.smtp.hots", "did you mean `host`?"],
+        ),
+        (
+            "[users]\nemial_column = \"x\"\n",
+            &["users.emial_column", "`email_column`"],
+        ),
+        ("[pasword]\nmin_length = 12\n", &["pasword", "`[password]`"]),
+    ] {
+        let env = Env::with_toml(|d| format!("{}\n{toml}", default_toml(d)));
+        config_error(&env, &["user", "list"], words);
+    }
+}

@@ -59,3 +59,86 @@ fn man_pages_have_the_sections_sysadmins_look_for() {
         );
     }
 }
+
+fn page(files: &[(std::path::PathBuf, Vec<u8>)], name: &str) -> String {
+    files
+        .iter()
+        .find(|(p, _)| p.ends_with(name))
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// pwreset.conf(5) documents every key, from the same list as `config example`.
+#[test]
+fn the_conf_page_documents_every_key() {
+    let files = pwreset::docs::generated_files().expect("generate");
+    let conf = page(&files, "man/pwreset.conf.5");
+    for key in pwreset::config::keys::KEYS {
+        let name = key.name.replace('-', "\\-");
+        assert!(
+            conf.contains(&format!("\\fB{name}\\fR = ")),
+            "{} is not in pwreset.conf.5",
+            key.name
+        );
+    }
+    for section in [
+        "[users]",
+        "[mail.smtp]",
+        "[password.argon2]",
+        "[password.bcrypt]",
+    ] {
+        assert!(conf.contains(&format!(".SH \"{section}\"")), "{section}");
+    }
+    // contrib/config.toml, which the Debian package installs, is generated too.
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.ends_with("contrib/config.toml"))
+    );
+}
+
+/// Synopses show what each option takes; each page lists only its command's exit codes; no
+/// page hyphenates (a path broken at a hyphen reads as another path).
+#[test]
+fn synopses_exit_codes_and_hyphenation() {
+    let files = pwreset::docs::generated_files().expect("generate");
+    let request = page(&files, "man/pwreset-request.1");
+    let synopsis = request
+        .split(".SH \"SYNOPSIS\"\n")
+        .nth(1)
+        .and_then(|s| s.lines().next())
+        .expect("synopsis");
+    assert!(
+        synopsis.contains("\\fB\\-\\-ttl\\fR \\fIDURATION\\fR"),
+        "{synopsis}"
+    );
+    assert!(synopsis.contains("\\fIEMAIL\\fR..."), "{synopsis}");
+    let exit = |page: &str| -> Vec<String> {
+        page.split(".SH \"EXIT STATUS\"\n")
+            .nth(1)
+            .expect("EXIT STATUS")
+            .split(".SH")
+            .next()
+            .expect("section")
+            .lines()
+            .filter_map(|l| l.strip_prefix("\\fB").and_then(|l| l.strip_suffix("\\fR")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let verify = exit(&page(&files, "man/pwreset-verify.1"));
+    assert!(verify.contains(&"1".to_owned()), "{verify:?}");
+    assert!(!verify.contains(&"69".to_owned()), "{verify:?}");
+    let completions = exit(&page(&files, "man/pwreset-completions.1"));
+    assert_eq!(completions, ["0", "2", "74"]);
+    let init = exit(&page(&files, "man/pwreset-init.1"));
+    assert!(
+        !init.contains(&"1".to_owned()) && !init.contains(&"130".to_owned()),
+        "{init:?}"
+    );
+    for (path, content) in &files {
+        if path.starts_with("man") {
+            let text = String::from_utf8_lossy(content);
+            assert!(text.contains("\n.nh\n"), "{} hyphenates", path.display());
+        }
+    }
+}

@@ -57,8 +57,11 @@ fn example_config_works_as_shipped() {
     assert_eq!(env.messages().len(), 1, "the reset mail went to the outbox");
 }
 
-/// Every commented-out `key = value` (and `[mail.smtp]`-style header) above the "coming in
-/// later releases" block is a real key with a valid value: uncommented, the file still loads.
+/// Every commented-out `key = value` (and `[mail.smtp]`-style header) is a real key with a
+/// valid value: uncommented, the file still loads. The keys for a database server or for the
+/// bcrypt pepper stay commented: they are refused with a SQLite database and argon2id; so do
+/// the columns and SQL of an application's table, which pwreset's own table does not have.
+/// (A unit test of `config::example` parses the file with all of them.)
 #[test]
 fn example_config_comments_name_real_keys() {
     let text = example_config();
@@ -70,7 +73,17 @@ fn example_config_comments_name_real_keys() {
         }
         let rest = line.strip_prefix("# ").unwrap_or("");
         let is_key = rest.split_once(" = ").is_some_and(|(k, _)| {
-            !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && !k.starts_with("database_")
+                && ![
+                    "schema",
+                    "pepper_file",
+                    "name_column",
+                    "locale_column",
+                    "after_reset",
+                ]
+                .contains(&k)
         });
         let is_header = rest.starts_with("[mail.");
         if is_key || is_header {
@@ -136,6 +149,18 @@ fn deb_assets_exist() {
         );
     }
     assert!(dests.iter().any(|d| d == "etc/pwreset/config.toml"));
+    // Every man page is packaged, in its section's folder: pwreset.conf(5) too.
+    for (glob, dest) in [
+        ("man/*.1", "usr/share/man/man1/"),
+        ("man/*.5", "usr/share/man/man5/"),
+    ] {
+        assert!(
+            assets
+                .iter()
+                .any(|a| a[0].as_str() == Some(glob) && a[1].as_str() == Some(dest)),
+            "{glob} is not packaged to {dest}"
+        );
+    }
 
     let scripts = repo().join(
         deb["maintainer-scripts"]

@@ -1,0 +1,640 @@
+//! Every config key, once: its section, what it holds, an example and what it does. `config
+//! example`, `contrib/config.toml`, the pwreset.conf(5) man page and the "did you mean" hints are
+//! all made from [`KEYS`], so they cannot drift apart. The defaults are not repeated here: they
+//! come from the sections' `Default` impls (see [`super::defaults`]).
+
+/// One key of the config file.
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// The dotted section it lives in, `""` for the top level.
+    pub section: &'static str,
+    pub name: &'static str,
+    /// What the value is, for the man page: `PATH`, `DURATION`, `"smtp" | "file"`.
+    pub kind: &'static str,
+    /// The value `config example` writes, as TOML; `None`: the default.
+    pub example: Option<&'static str>,
+    /// Written as a setting in `config example`; otherwise as a `# key = value` comment.
+    pub active: bool,
+    /// What happens when a key with no default value is left out; empty for a key that has one.
+    pub unset: &'static str,
+    pub doc: &'static str,
+}
+
+/// A section: its dotted name and what it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Section {
+    pub name: &'static str,
+    pub doc: &'static str,
+}
+
+/// The sections, in the order the file and the man page list them (the top level first).
+pub const SECTIONS: &[Section] = &[
+    Section {
+        name: "",
+        doc: "The database, the links and the timing of requests.",
+    },
+    Section {
+        name: "users",
+        doc: "Where the users live: pwreset's own table (the default, managed with `pwreset user add`), or an existing application's table in the same database. Names are plain SQL identifiers.",
+    },
+    Section {
+        name: "mail",
+        doc: "How messages are made and sent.",
+    },
+    Section {
+        name: "mail.smtp",
+        doc: "For transport = \"smtp\": the relay. The default is a local relay: localhost, port 25, no TLS.",
+    },
+    Section {
+        name: "mail.file",
+        doc: "For transport = \"file\": one RFC 5322 .eml file per message, in a folder created 0700.",
+    },
+    Section {
+        name: "mail.sendmail",
+        doc: "For transport = \"sendmail\": the command is run as `command -i -f FROM -- RECIPIENT` with the message on stdin. Under the systemd units a sendmail that needs setgid (Postfix's postdrop) cannot work (NoNewPrivileges=yes): use smtp to localhost instead.",
+    },
+    Section {
+        name: "password",
+        doc: "The policy a new password must meet.",
+    },
+    Section {
+        name: "password.argon2",
+        doc: "The argon2id cost (password_format = \"argon2id\"); OWASP's baseline by default. Raise memory_kib first, then iterations.",
+    },
+    Section {
+        name: "password.bcrypt",
+        doc: "For password_format = \"bcrypt\" and Django's bcrypt hasher.",
+    },
+    // ---- [serve]: `pwreset serve` appends its section here, and its keys at the end of KEYS.
+];
+
+/// Every key, section by section in the order of [`SECTIONS`].
+pub const KEYS: &[Key] = &[
+    // ---- top level
+    Key {
+        section: "",
+        name: "database",
+        kind: "PATH | URL",
+        example: Some("\"/var/lib/pwreset/pwreset.db\""),
+        active: true,
+        unset: "$XDG_DATA_HOME/pwreset/pwreset.db",
+        doc: "The database: a SQLite file (created 0600 in a 0700 folder by `pwreset init`), or the URL of a PostgreSQL (postgres://user@host:5432/db) or MariaDB/MySQL (mysql://user@host:3306/db) server. Never put a password in the URL. --db and PWRESET_DB override it.",
+    },
+    Key {
+        section: "",
+        name: "database_password_file",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/db-password\""),
+        active: false,
+        unset: "the environment variable PWRESET_DB_PASSWORD, else no password",
+        doc: "For a database server: a file of mode 0600 whose first line is the password.",
+    },
+    Key {
+        section: "",
+        name: "database_ca_file",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/db-ca.pem\""),
+        active: false,
+        unset: "the public roots only",
+        doc: "For a database server: certificates (PEM) trusted besides the public roots. TLS is always verified; plaintext only to a loopback address or a unix socket.",
+    },
+    Key {
+        section: "",
+        name: "schema",
+        kind: "NAME",
+        example: Some("\"public\""),
+        active: false,
+        unset: "the server's search_path",
+        doc: "PostgreSQL only: the schema of the users table and of pwreset's tables.",
+    },
+    Key {
+        section: "",
+        name: "base_url",
+        kind: "URL",
+        example: Some("\"https://accounts.example.com/reset_password\""),
+        active: true,
+        unset: "`pwreset request` refuses to run (exit 78)",
+        doc: "The page the emailed link opens: link = base_url + \"?token=\" + token. Must be https:// unless the host is a loopback address.",
+    },
+    Key {
+        section: "",
+        name: "token_ttl",
+        kind: "DURATION",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "How long a link works: 1m to 30days, humantime syntax (90s, 30m, 1h, \"2h 30m\"). `request --ttl` overrides it.",
+    },
+    Key {
+        section: "",
+        name: "request_throttle",
+        kind: "DURATION",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "At most one request per user per this long, unless `request --force`.",
+    },
+    Key {
+        section: "",
+        name: "busy_timeout",
+        kind: "DURATION",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "How long to wait for another writer before giving up with exit 75 (at most 1h).",
+    },
+    Key {
+        section: "",
+        name: "notify_on_reset",
+        kind: "BOOL",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "Send \"your password was changed\" after a reset.",
+    },
+    // ---- [users]
+    Key {
+        section: "users",
+        name: "table",
+        kind: "NAME",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "The users table.",
+    },
+    Key {
+        section: "users",
+        name: "id_column",
+        kind: "NAME",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "Its key column.",
+    },
+    Key {
+        section: "users",
+        name: "email_column",
+        kind: "NAME",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "The column with the address mail goes to.",
+    },
+    Key {
+        section: "users",
+        name: "password_column",
+        kind: "NAME",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "The column `reset` writes the new hash into.",
+    },
+    Key {
+        section: "users",
+        name: "name_column",
+        kind: "NAME",
+        example: Some("\"name\""),
+        active: false,
+        unset: "no name (in pwreset's own table: its name column, filled by `user add --name`)",
+        doc: "The column with the name to greet the user by.",
+    },
+    Key {
+        section: "users",
+        name: "locale_column",
+        kind: "NAME",
+        example: Some("\"locale\""),
+        active: false,
+        unset: "English, unless `request --locale` says otherwise",
+        doc: "The column with the user's language (de, de-DE, de_DE.UTF-8), for the language of the mail.",
+    },
+    Key {
+        section: "users",
+        name: "password_format",
+        kind: "FORMAT",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The format `reset` writes, so the application can log the user in afterwards: argon2id, bcrypt, django-pbkdf2-sha256, django-argon2, django-bcrypt-sha256 or aspnet-identity-v3.",
+    },
+    Key {
+        section: "users",
+        name: "pepper_file",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/pepper\""),
+        active: false,
+        unset: "no pepper",
+        doc: "For password_format = \"bcrypt\" (Devise's config.pepper): a file of mode 0600 whose first line is appended to the password before hashing.",
+    },
+    Key {
+        section: "users",
+        name: "after_reset",
+        kind: "[SQL, ...]",
+        example: Some("[\"DELETE FROM sessions WHERE user_id = :user_id\"]"),
+        active: false,
+        unset: "",
+        doc: "SQL statements run inside the reset's transaction, with :user_id and :email bound: typically ending the user's sessions. At most 32.",
+    },
+    // ---- [mail]
+    Key {
+        section: "mail",
+        name: "transport",
+        kind: "\"smtp\" | \"sendmail\" | \"file\" | \"stdout\"",
+        example: None,
+        active: true,
+        unset: "",
+        doc: "How messages leave: an SMTP relay, the sendmail command, .eml files in a folder, or stdout.",
+    },
+    Key {
+        section: "mail",
+        name: "from",
+        kind: "MAILBOX",
+        example: Some("\"Accounts <no-reply@example.com>\""),
+        active: true,
+        unset: "",
+        doc: "The sender, with an optional display name.",
+    },
+    Key {
+        section: "mail",
+        name: "subject",
+        kind: "TEXT",
+        example: Some("\"Reset your password\""),
+        active: false,
+        unset: "the built-in subject in the recipient's language",
+        doc: "The subject of the reset mail, in every language (a subject file in template_dir still wins).",
+    },
+    Key {
+        section: "mail",
+        name: "changed_subject",
+        kind: "TEXT",
+        example: Some("\"Your password was changed\""),
+        active: false,
+        unset: "the built-in subject in the recipient's language",
+        doc: "The subject of the \"your password was changed\" notice.",
+    },
+    Key {
+        section: "mail",
+        name: "template_dir",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/templates\""),
+        active: false,
+        unset: "the built-in templates",
+        doc: "Your own reset.txt, reset.html, changed.txt and changed.html (and language folders such as de/); missing files fall back to the built-in templates.",
+    },
+    Key {
+        section: "mail",
+        name: "service_name",
+        kind: "TEXT",
+        example: Some("\"Example Accounts\""),
+        active: false,
+        unset: "the display name of from, else its domain",
+        doc: "Named in the subjects and bodies.",
+    },
+    Key {
+        section: "mail",
+        name: "support",
+        kind: "ADDRESS | URL",
+        example: Some("\"help@example.com\""),
+        active: false,
+        unset: "not mentioned",
+        doc: "An address or a web page people can turn to, shown in the reset mail and the notice.",
+    },
+    Key {
+        section: "mail",
+        name: "timezone",
+        kind: "ZONE",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The IANA time zone of the times written in mail, such as \"Europe/Berlin\".",
+    },
+    // ---- [mail.smtp]
+    Key {
+        section: "mail.smtp",
+        name: "host",
+        kind: "HOST",
+        example: Some("\"smtp.example.com\""),
+        active: true,
+        unset: "",
+        doc: "The relay.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "port",
+        kind: "PORT",
+        example: Some("587"),
+        active: true,
+        unset: "from tls: 587 for starttls, 465 for tls, 25 for none",
+        doc: "The relay's port.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "tls",
+        kind: "\"starttls\" | \"tls\" | \"none\"",
+        example: Some("\"starttls\""),
+        active: true,
+        unset: "none to a loopback host, else starttls",
+        doc: "How the connection is encrypted; none only to a loopback address. Certificates are always verified.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "username",
+        kind: "TEXT",
+        example: Some("\"pwreset\""),
+        active: false,
+        unset: "no login",
+        doc: "The login, if the relay wants one.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "password_file",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/smtp-password\""),
+        active: false,
+        unset: "the environment variable PWRESET_SMTP_PASSWORD",
+        doc: "The login's password: a file of mode 0600 owned by the user pwreset runs as (install -m 600 -o pwreset -g pwreset /dev/null /etc/pwreset/smtp-password). Never on the command line.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "timeout",
+        kind: "DURATION",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "How long to wait for the relay.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "ca_file",
+        kind: "PATH",
+        example: Some("\"/etc/pwreset/relay-ca.pem\""),
+        active: false,
+        unset: "the public roots only",
+        doc: "Certificates (PEM) of a private CA trusted besides the public roots.",
+    },
+    Key {
+        section: "mail.smtp",
+        name: "connections",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Parallel connections for bulk sends, 1 to 64.",
+    },
+    // ---- [mail.file]
+    Key {
+        section: "mail.file",
+        name: "dir",
+        kind: "PATH",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The outbox folder.",
+    },
+    // ---- [mail.sendmail]
+    Key {
+        section: "mail.sendmail",
+        name: "command",
+        kind: "PATH",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The sendmail program.",
+    },
+    // ---- [password]
+    Key {
+        section: "password",
+        name: "min_length",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Fewest characters.",
+    },
+    Key {
+        section: "password",
+        name: "max_length",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Most characters, at most 4096; passwords are never truncated.",
+    },
+    Key {
+        section: "password",
+        name: "min_strength",
+        kind: "0-4",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The lowest zxcvbn score accepted; 0 turns the check off.",
+    },
+    Key {
+        section: "password",
+        name: "normalize",
+        kind: "\"nfkc\" | \"none\"",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Unicode normalisation before hashing; none for applications whose login does not normalise.",
+    },
+    // ---- [password.argon2]
+    Key {
+        section: "password.argon2",
+        name: "memory_kib",
+        kind: "KIB",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Memory per hash, 8192 (8 MiB) to 4194304 (4 GiB).",
+    },
+    Key {
+        section: "password.argon2",
+        name: "iterations",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Passes over the memory, 1 to 100.",
+    },
+    Key {
+        section: "password.argon2",
+        name: "parallelism",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Lanes, 1 to 64.",
+    },
+    // ---- [password.bcrypt]
+    Key {
+        section: "password.bcrypt",
+        name: "cost",
+        kind: "N",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The bcrypt cost (log2 of the rounds).",
+    },
+    Key {
+        section: "password.bcrypt",
+        name: "prefix",
+        kind: "\"2b\" | \"2y\" | \"2a\"",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "The hash prefix: 2b, 2y for PHP/Laravel, 2a for Ruby.",
+    },
+    // ---- [serve]: `pwreset serve`'s keys go here, with section: "serve".
+];
+
+/// The full dotted name of a key: `mail.smtp.host`.
+pub fn full_name(k: &Key) -> String {
+    if k.section.is_empty() {
+        k.name.to_owned()
+    } else {
+        format!("{}.{}", k.section, k.name)
+    }
+}
+
+/// A hint for a key the file has but pwreset does not know: `section` is where it was found
+/// (dotted, `""` for the top level), `name` the unknown key. A misplaced or misspelt section
+/// gets its right place (`[smtp]` -> `[mail.smtp]`), a key that belongs in another section gets
+/// that section, a misspelt key the closest known one.
+pub fn hint(section: &str, name: &str) -> Option<String> {
+    let here = |s: &str| {
+        if section.is_empty() {
+            s.to_owned()
+        } else {
+            format!("{section}.{s}")
+        }
+    };
+    // A known section written in the wrong place: `[smtp]`, `[argon2]`, `[mail.argon2]`.
+    let sections: Vec<&str> = SECTIONS
+        .iter()
+        .map(|s| s.name)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(s) = sections
+        .iter()
+        .find(|s| s.rsplit('.').next() == Some(name) && **s != here(name))
+    {
+        return Some(format!("did you mean `[{s}]`?"));
+    }
+    // A key of another section.
+    let elsewhere: Vec<&Key> = KEYS
+        .iter()
+        .filter(|k| k.name == name && k.section != section)
+        .collect();
+    if let [k] = elsewhere[..] {
+        return Some(if k.section.is_empty() {
+            format!("`{name}` belongs at the top of the file, before any [section]")
+        } else {
+            format!("`{name}` belongs in `[{}]`", k.section)
+        });
+    }
+    if elsewhere.len() > 1 {
+        let list: Vec<String> = elsewhere
+            .iter()
+            .map(|k| format!("`[{}]`", k.section))
+            .collect();
+        return Some(format!("`{name}` belongs in {}", list.join(" or ")));
+    }
+    // A misspelling of a key or a subsection here.
+    let mut candidates: Vec<(String, String)> = KEYS
+        .iter()
+        .filter(|k| k.section == section)
+        .map(|k| (k.name.to_owned(), format!("`{}`", k.name)))
+        .collect();
+    for s in &sections {
+        let parent = s.rsplit_once('.').map_or("", |(p, _)| p);
+        if parent == section {
+            let leaf = s.rsplit('.').next().unwrap_or(s);
+            candidates.push((leaf.to_owned(), format!("`[{s}]`")));
+        }
+    }
+    let lower = name.to_ascii_lowercase();
+    // A shortened key (`memory` for `memory_kib`) is as good as a typo.
+    if lower.len() >= 3
+        && let Some((_, shown)) = candidates.iter().find(|(c, _)| c.starts_with(&lower))
+    {
+        return Some(format!("did you mean {shown}?"));
+    }
+    let (best, shown) = candidates
+        .iter()
+        .map(|(c, shown)| (distance(&lower, c), shown))
+        .min_by_key(|(d, _)| *d)?;
+    // Close enough to be the same word mistyped: a third of its letters, at least one.
+    (best <= (name.chars().count() / 3).max(1)).then(|| format!("did you mean {shown}?"))
+}
+
+/// Edit distance on characters, a swap of two neighbours counting as one edit (optimal string
+/// alignment): `hots` is one edit from `host`.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints() {
+        for (section, name, want) in [
+            ("", "smtp", "`[mail.smtp]`"),
+            ("", "argon2", "`[password.argon2]`"),
+            ("", "bcrypt", "`[password.bcrypt]`"),
+            ("", "file", "`[mail.file]`"),
+            ("", "sendmail", "`[mail.sendmail]`"),
+            ("mail", "argon2", "`[password.argon2]`"),
+            ("", "host", "`[mail.smtp]`"),
+            ("", "pasword", "`[password]`"),
+            ("mail.smtp", "hots", "`host`"),
+            ("users", "emial_column", "`email_column`"),
+            ("", "token_tll", "`token_ttl`"),
+            ("password.argon2", "memory", "`memory_kib`"),
+            ("mail", "base_url", "top of the file"),
+        ] {
+            let got = hint(section, name).unwrap_or_default();
+            assert!(got.contains(want), "{section}/{name}: {got}");
+        }
+        assert_eq!(hint("", "completely_unrelated"), None);
+        assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn keys_are_in_section_order_and_unique() {
+        let order: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
+        let mut last = 0;
+        let mut seen = std::collections::HashSet::new();
+        for k in KEYS {
+            let i = order
+                .iter()
+                .position(|s| *s == k.section)
+                .unwrap_or_else(|| panic!("{}: no such section", full_name(k)));
+            assert!(i >= last, "{} is out of section order", full_name(k));
+            last = i;
+            assert!(seen.insert(full_name(k)), "{} twice", full_name(k));
+        }
+    }
+}
