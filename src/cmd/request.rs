@@ -10,7 +10,7 @@ use crate::config::{Config, TransportKind};
 use crate::error::{Exit, fail, render};
 use crate::lookup::{self, Found};
 use crate::mail::{Mailer, SendError};
-use crate::store::{Access, Hint, Issued, NewToken, Store, User, UserId};
+use crate::store::{Access, Delivered, Handover, Hint, Issued, NewToken, Store, User, UserId};
 use crate::token::{self, Token};
 use crate::ui;
 use anyhow::{Context, Result};
@@ -420,10 +420,17 @@ impl Run<'_> {
         } else {
             Some(self.config.request_throttle)
         };
-        let issued = self
-            .store
-            .issue_tokens(&batch, now, self.ttl, throttle, self.ctx.actor())?;
+        let handover = if self.mailer.is_some() {
+            Handover::Mailed
+        } else {
+            Handover::Printed
+        };
+        let issued =
+            self.store
+                .issue_tokens(&batch, now, self.ttl, throttle, handover, self.ctx.actor())?;
         drop(batch);
+        // Whether each created link's user had older open links, to revoke on delivery.
+        let mut had_open = vec![false; items.len()];
 
         // Build links and messages for the created tokens.
         let mut to_send: Vec<(usize, lettre::Message)> = Vec::new();
@@ -448,7 +455,12 @@ impl Run<'_> {
                         )),
                     });
                 }
-                Issued::Created { expires_at, id } => {
+                Issued::Created {
+                    expires_at,
+                    id,
+                    had_open: older,
+                } => {
+                    had_open[i] = older;
                     let tok = tokens[i].take().context("missing token")?.with_id(id)?;
                     let link = token::link(&self.base_url, &tok);
                     tokens[i] = Some(tok);
@@ -502,7 +514,11 @@ impl Run<'_> {
                 _ => 1,
             };
             let results = send_all(m, &to_send, workers);
+            let mut delivered_at = Vec::with_capacity(to_send.len());
             for ((i, _), res) in to_send.iter().zip(results) {
+                if res.is_ok() {
+                    delivered_at.push(*i);
+                }
                 if let Err(e) = res {
                     let user = items[*i].user.clone().context("sent without a user")?;
                     let tok = tokens[*i].as_ref().context("missing token")?;
@@ -526,6 +542,19 @@ impl Run<'_> {
                     }
                 }
             }
+            let delivered: Vec<Delivered<'_>> = delivered_at
+                .iter()
+                .filter_map(|&i| {
+                    Some(Delivered {
+                        user: items[i].user.as_ref()?,
+                        token_id: tokens[i].as_ref()?.id(),
+                        had_open: had_open[i],
+                    })
+                })
+                .collect();
+            // Only now do the users' older links stop working, with the `sent` audit rows.
+            self.store
+                .confirm_delivered(&delivered, ui::now(), self.ctx.actor())?;
         }
         drop(tokens);
 

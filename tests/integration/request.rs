@@ -782,3 +782,62 @@ fn the_same_address_many_times_is_one_link_and_one_summary_line() {
         stderr(&a)
     );
 }
+
+/// A re-request whose mail fails leaves the user's delivered, working link alone: older links
+/// are revoked only once the new message was taken for delivery.
+#[test]
+fn a_failed_re_request_keeps_the_working_link_and_audit_says_sent_or_created() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+    let first = env.messages().pop().expect("the first mail");
+    let link = crate::harness::decode(&first)
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .expect("a link")
+        .trim()
+        .to_owned();
+    env.cmd().args(["verify", &link]).assert().code(0);
+    // The next delivery fails: sendmail refuses the message.
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(&format!(
+        "{}\n[mail.sendmail]\ncommand = \"/bin/false\"\n",
+        config.replace("transport = \"file\"", "transport = \"sendmail\"")
+    ));
+    let a = env
+        .cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .code(69);
+    assert!(stderr(&a).contains("failed"), "{}", stderr(&a));
+    let a = env.cmd().args(["verify", &link]).assert().code(0);
+    assert!(stdout(&a).starts_with("valid"), "{}", stdout(&a));
+    // Delivered now: the older link is superseded.
+    env.set_config(&config);
+    env.cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .success();
+    let a = env.cmd().args(["verify", &link]).assert().code(1);
+    assert!(stdout(&a).contains("superseded"), "{}", stdout(&a));
+    let outcomes: Vec<String> = env
+        .rows("SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(outcomes, ["sent", "failed", "sent"]);
+    env.cmd()
+        .args(["request", "--force", "--no-email", "alice@example.com"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.text(
+            "SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id DESC LIMIT 1"
+        ),
+        Some("created".to_string())
+    );
+}
