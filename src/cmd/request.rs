@@ -40,6 +40,8 @@ enum Status {
     Invalid,
     /// Delivery failed.
     Failed,
+    /// `--dry-run`: this user would get a link.
+    WouldSend,
 }
 
 impl Status {
@@ -51,6 +53,7 @@ impl Status {
             Status::UnknownUser => "unknown_user",
             Status::Invalid => "invalid",
             Status::Failed => "failed",
+            Status::WouldSend => "would_send",
         }
     }
 }
@@ -110,8 +113,16 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             ),
         )
     })?;
-    let mut store = crate::store::open(&config, Access::Write)?;
-    let mailer = if args.no_email {
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let mut store = crate::store::open(&config, access)?;
+    if !args.dry_run && !args.no_email && !args.yes {
+        confirm(&args, store.as_mut())?;
+    }
+    let mailer = if args.no_email || args.dry_run {
         None
     } else {
         let mut m = Mailer::new(&config)?;
@@ -122,7 +133,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         ctx.debug(format!("mail goes to {}", m.describe()));
     }
     let bulk = args.all || args.from_file.is_some() || args.emails.len() > 5;
-    if bulk {
+    if bulk && !args.dry_run {
         store.hint(Hint::BulkStart)?;
     }
     let mut run = Run {
@@ -145,6 +156,9 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         out: Vec::with_capacity(64 * 1024),
         deferred: Vec::new(),
         duplicates: 0,
+        dry_run: args.dry_run,
+        shown: std::collections::HashMap::new(),
+        hidden: 0,
     };
 
     if args.all {
@@ -244,13 +258,84 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             }
         ));
     }
-    if bulk {
+    if bulk && !args.dry_run {
         run.store.hint(Hint::BulkEnd)?;
     }
     if run.bulk || run.counts.total() > 1 {
-        ctx.note(run.counts.summary(args.no_email));
+        let first = if args.dry_run {
+            "would_send"
+        } else if args.no_email {
+            "created"
+        } else {
+            "sent"
+        };
+        ctx.note(
+            run.counts
+                .summary(first, config.request_throttle, run.hidden),
+        );
     }
     Ok(run.worst)
+}
+
+/// Above this many addresses from a file, a run on a terminal asks first.
+const ASK_ABOVE: u64 = 100;
+
+/// On a terminal, a run that mails every user (or more than [`ASK_ABOVE`] addresses from a
+/// file) asks first. Without a terminal (cron, scripts) it goes on, as it always has.
+fn confirm(args: &RequestArgs, store: &mut dyn Store) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(());
+    }
+    let n = if args.all {
+        store.count_users()?
+    } else if let Some(path) = args.from_file.as_ref().filter(|p| p.as_os_str() != "-") {
+        let f = std::fs::File::open(path).map_err(|e| {
+            fail(
+                Exit::DataErr,
+                format!("cannot read --from-file {}: {e}", path.display()),
+            )
+        })?;
+        let mut lines = BoundedLines {
+            inner: Box::new(std::io::BufReader::new(f)),
+            line_no: 0,
+        };
+        let mut n = args.emails.len() as u64;
+        while let Some(line) = lines.next_line()? {
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                n += 1;
+            }
+        }
+        if n <= ASK_ABOVE {
+            return Ok(());
+        }
+        n
+    } else {
+        return Ok(());
+    };
+    let question = format!(
+        "Send reset links to {}? [y/N] ",
+        ui::count(n, "user", "users")
+    );
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(question.as_bytes());
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer)?;
+    if read == 0 {
+        eprintln!();
+    }
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(fail(
+            Exit::Interrupted,
+            "nothing was sent (answer y to send, or pass --yes)",
+        )),
+    }
 }
 
 #[derive(Default)]
@@ -261,31 +346,65 @@ struct Counts {
     throttled: u64,
     unknown: u64,
     invalid: u64,
+    would_send: u64,
 }
 
 impl Counts {
     fn total(&self) -> u64 {
-        self.sent + self.created + self.failed + self.throttled + self.unknown + self.invalid
+        self.sent
+            + self.created
+            + self.failed
+            + self.throttled
+            + self.unknown
+            + self.invalid
+            + self.would_send
     }
-    fn summary(&self, no_email: bool) -> String {
-        let mut parts = vec![if no_email {
-            format!("{} created", self.created)
-        } else {
-            format!("{} sent", self.sent)
-        }];
-        for (n, what) in [
-            (self.throttled, "throttled"),
-            (self.unknown, "unknown_user"),
-            (self.invalid, "invalid"),
-            (self.failed, "failed"),
+
+    /// One line for the whole run, each status once with its count, in the words of the
+    /// per-user lines, `--json` and the audit trail.
+    fn summary(&self, first: &str, throttle: Duration, hidden: u64) -> String {
+        let throttle = humantime::format_duration(throttle);
+        let mut parts = vec![format!(
+            "{} {first}",
+            ui::grouped(match first {
+                "created" => self.created,
+                "would_send" => self.would_send,
+                _ => self.sent,
+            })
+        )];
+        for (n, what, why) in [
+            (
+                self.throttled,
+                "throttled",
+                format!(" (requested less than {throttle} ago; --force to override)"),
+            ),
+            (self.unknown, "unknown_user", String::new()),
+            (self.invalid, "invalid", String::new()),
+            (self.failed, "failed", String::new()),
         ] {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{} {what}{why}", ui::grouped(n)));
             }
         }
-        format!("requested {}: {}", self.total(), parts.join(", "))
+        let more = if hidden > 0 {
+            format!(
+                "; {} not shown (-v lists every user)",
+                ui::count(hidden, "line", "lines")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "requested {}: {}{more}",
+            ui::grouped(self.total()),
+            parts.join(", ")
+        )
     }
 }
+
+/// In a bulk run, how many lines of each failing status are shown before the rest is only
+/// counted (every one with -v; all of them with --json).
+const SHOWN_PER_STATUS: u64 = 10;
 
 struct Run<'a> {
     ctx: &'a Ctx,
@@ -309,6 +428,12 @@ struct Run<'a> {
     deferred: Vec<String>,
     /// Addresses that named a user already served in this run.
     duplicates: u64,
+    /// `--dry-run`: look up, report, touch nothing.
+    dry_run: bool,
+    /// Per-user lines of failing statuses shown so far in a bulk run (by status), and those
+    /// left out.
+    shown: std::collections::HashMap<&'static str, u64>,
+    hidden: u64,
 }
 
 impl Run<'_> {
@@ -390,6 +515,24 @@ impl Run<'_> {
     fn chunk(&mut self, mut items: Vec<Item>) -> Result<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        if self.dry_run {
+            for item in items {
+                let outcome = match (item.outcome, item.user) {
+                    (Some(o), _) => o,
+                    (None, Some(user)) => Outcome {
+                        email: user.email,
+                        status: Status::WouldSend,
+                        exit: Exit::Ok,
+                        expires_at: None,
+                        link: None,
+                        error: None,
+                    },
+                    (None, None) => continue,
+                };
+                self.report(outcome)?;
+            }
+            return self.flush();
         }
         let now = ui::now();
         let wanted = items
@@ -587,6 +730,7 @@ impl Run<'_> {
             Status::UnknownUser => self.counts.unknown += 1,
             Status::Invalid => self.counts.invalid += 1,
             Status::Failed => self.counts.failed += 1,
+            Status::WouldSend => self.counts.would_send += 1,
         }
         self.bar.inc(1);
         if self.json {
@@ -609,6 +753,7 @@ impl Run<'_> {
             (Status::Sent, Some(t), _) => {
                 format!("sent: reset link for {email} (expires {})", ui::rfc3339(t))
             }
+            (Status::WouldSend, _, _) => format!("would_send: reset link for {email}"),
             (Status::Created, Some(t), _) => format!(
                 "created: reset link for {email} (expires {})",
                 ui::rfc3339(t)
@@ -616,20 +761,36 @@ impl Run<'_> {
             (status, _, Some(err)) => format!("{}: {err}", status.as_str()),
             (status, _, None) => format!("{}: {email}", status.as_str()),
         };
-        if self.print_link {
-            // stdout carries only the links, one per line, so scripts can use them as they are.
-            if let Some(l) = &o.link {
-                self.out.extend_from_slice(l.as_bytes());
-                self.out.push(b'\n');
+        // stdout carries only the links with --print-link/--no-email, one per line, so scripts
+        // can use them as they are.
+        if self.print_link
+            && let Some(l) = &o.link
+        {
+            self.out.extend_from_slice(l.as_bytes());
+            self.out.push(b'\n');
+        }
+        // The rule for per-user lines: every one for a few addresses or with -v; in a bulk run,
+        // the first few of each failing status, the rest counted in the summary; never the
+        // successes or the throttled (--json gives every user).
+        let verbose = self.ctx.verbosity == ui::Verbosity::Verbose;
+        let show = if !self.bulk || verbose {
+            true
+        } else if o.exit == Exit::Ok || o.status == Status::Throttled {
+            false
+        } else {
+            let n = self.shown.entry(o.status.as_str()).or_insert(0);
+            *n += 1;
+            *n <= SHOWN_PER_STATUS
+        };
+        if !show {
+            if o.exit != Exit::Ok {
+                self.hidden += 1;
             }
-            if o.exit != Exit::Ok || !self.bulk {
-                self.bar.suspend(|| eprintln!("{line}"));
-            }
-        } else if o.exit == Exit::Ok {
-            if !self.bulk || self.ctx.verbosity == ui::Verbosity::Verbose {
-                self.out.extend_from_slice(line.as_bytes());
-                self.out.push(b'\n');
-            }
+            return Ok(());
+        }
+        if o.exit == Exit::Ok && !self.print_link {
+            self.out.extend_from_slice(line.as_bytes());
+            self.out.push(b'\n');
         } else {
             self.bar.suspend(|| eprintln!("{line}"));
         }

@@ -644,7 +644,7 @@ fn bulk_no_email_prints_links_in_input_order_across_chunks() {
     let links: Vec<String> = stdout(&a).lines().map(str::to_owned).collect();
     assert_eq!(links.len(), 2500);
     assert!(
-        stderr(&a).contains("requested 2500: 2500 created"),
+        stderr(&a).contains("requested 2,500: 2,500 created"),
         "{}",
         stderr(&a)
     );
@@ -840,4 +840,100 @@ fn a_failed_re_request_keeps_the_working_link_and_audit_says_sent_or_created() {
         ),
         Some("created".to_string())
     );
+}
+
+/// The rule for bulk output: one summary line with every status counted and explained, the
+/// first few failing lines, and no line per success or per throttled user (those with -v, and
+/// every user with --json).
+#[test]
+fn a_bulk_run_prints_a_summary_not_a_line_per_user() {
+    let env = Env::new();
+    env.init();
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}@example.com")).collect();
+    env.insert_users(&users);
+    env.cmd().args(["request", "--all"]).assert().success();
+    // Again: everyone is throttled.
+    let a = env.cmd().args(["request", "--all"]).assert().code(75);
+    let err = stderr(&a);
+    assert!(
+        err.contains(
+            "requested 40: 0 sent, 40 throttled (requested less than 1m ago; --force to override)"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stdout(&a), "");
+    // Unknown addresses: the first ten shown, the rest counted.
+    let list: Vec<String> = (0..25).map(|i| format!("nobody{i}@example.com")).collect();
+    let a = env
+        .cmd()
+        .args(["request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    let err = stderr(&a);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        10,
+        "{err}"
+    );
+    assert!(
+        err.contains("25 unknown_user; 15 lines not shown (-v lists every user)"),
+        "{err}"
+    );
+    let a = env
+        .cmd()
+        .args(["-v", "request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    assert_eq!(
+        stderr(&a)
+            .lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        25
+    );
+}
+
+#[test]
+fn dry_run_says_who_would_get_a_link_and_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.add_user("bob@example.com");
+    let tokens = env.i64("SELECT count(*) FROM pwreset_tokens");
+    let audit = env.i64("SELECT count(*) FROM pwreset_audit");
+    let a = env
+        .cmd()
+        .args(["request", "--dry-run", "--all"])
+        .assert()
+        .success();
+    assert!(
+        stderr(&a).contains("requested 2: 2 would_send"),
+        "{}",
+        stderr(&a)
+    );
+    let a = env
+        .cmd()
+        .args([
+            "request",
+            "--dry-run",
+            "--json",
+            "alice@example.com",
+            "nobody@example.com",
+        ])
+        .assert()
+        .code(67);
+    let lines: Vec<Value> = stdout(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["status"], "would_send");
+    assert_eq!(lines[1]["status"], "unknown_user");
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_tokens"), tokens);
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_audit"), audit);
+    assert!(env.messages().is_empty());
 }

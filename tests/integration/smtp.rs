@@ -771,7 +771,7 @@ fn bulk_thousand_users_over_four_pooled_connections() {
     let a = env.cmd().args(["request", "--all"]).assert();
     expect_code(&a, 0);
     assert!(
-        stderr(&a).contains("requested 1000: 1000 sent"),
+        stderr(&a).contains("requested 1,000: 1,000 sent"),
         "{}",
         stderr(&a)
     );
