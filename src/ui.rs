@@ -128,48 +128,6 @@ pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_control_characters() {
-        assert_eq!(escape("plain@example.com"), "plain@example.com");
-        assert_eq!(escape("a\u{1b}[31mred"), "a\\u{1b}[31mred");
-        assert_eq!(escape("line\nbreak\r"), "line\\nbreak\\r");
-        assert_eq!(escape("rtl\u{202e}moc"), "rtl\\u{202e}moc");
-    }
-
-    #[test]
-    fn json_escapes_what_terminals_act_on_and_round_trips() {
-        let v = serde_json::json!({ "email": "a\u{1b}[2J\u{9b}1m\u{202e}\u{85}b@example.com" });
-        let text = json(&v);
-        assert!(!text.chars().any(needs_escape), "{text}");
-        assert!(
-            text.contains("\\u009b") && text.contains("\\u202e"),
-            "{text}"
-        );
-        let back: serde_json::Value = serde_json::from_str(&text).expect("should succeed");
-        assert_eq!(back, v);
-        assert_eq!(json(&serde_json::json!({"a": 1})), "{\"a\":1}");
-    }
-
-    #[test]
-    fn rough_spans() {
-        assert_eq!(rough_span(30), "30 seconds");
-        assert_eq!(rough_span(47 * 60), "47 minutes");
-        assert_eq!(rough_span(3600), "60 minutes");
-        assert_eq!(rough_span(2 * 3600), "2 hours");
-        assert_eq!(rough_span(86400 * 3), "3 days");
-        assert_eq!(rough_span(60), "60 seconds");
-    }
-
-    #[test]
-    fn rfc3339_is_utc() {
-        assert_eq!(rfc3339(1_795_671_600), "2026-11-26T05:40:00Z");
-    }
-}
-
 // ---- prompts ------------------------------------------------------------------------------
 
 use anyhow::Context as _;
@@ -266,5 +224,47 @@ fn interrupted(saved: &SavedTty) -> ! {
 impl Drop for InterruptGuard {
     fn drop(&mut self) {
         self.active.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_characters() {
+        assert_eq!(escape("plain@example.com"), "plain@example.com");
+        assert_eq!(escape("a\u{1b}[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(escape("line\nbreak\r"), "line\\nbreak\\r");
+        assert_eq!(escape("rtl\u{202e}moc"), "rtl\\u{202e}moc");
+    }
+
+    #[test]
+    fn json_escapes_what_terminals_act_on_and_round_trips() {
+        let v = serde_json::json!({ "email": "a\u{1b}[2J\u{9b}1m\u{202e}\u{85}b@example.com" });
+        let text = json(&v);
+        assert!(!text.chars().any(needs_escape), "{text}");
+        assert!(
+            text.contains("\\u009b") && text.contains("\\u202e"),
+            "{text}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&text).expect("should succeed");
+        assert_eq!(back, v);
+        assert_eq!(json(&serde_json::json!({"a": 1})), "{\"a\":1}");
+    }
+
+    #[test]
+    fn rough_spans() {
+        assert_eq!(rough_span(30), "30 seconds");
+        assert_eq!(rough_span(47 * 60), "47 minutes");
+        assert_eq!(rough_span(3600), "60 minutes");
+        assert_eq!(rough_span(2 * 3600), "2 hours");
+        assert_eq!(rough_span(86400 * 3), "3 days");
+        assert_eq!(rough_span(60), "60 seconds");
+    }
+
+    #[test]
+    fn rfc3339_is_utc() {
+        assert_eq!(rfc3339(1_795_671_600), "2026-11-26T05:40:00Z");
     }
 }
