@@ -157,6 +157,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         deferred: Vec::new(),
         duplicates: 0,
         dry_run: args.dry_run,
+        connections: config.mail.smtp.connections as usize,
         shown: std::collections::HashMap::new(),
         hidden: 0,
     };
@@ -260,6 +261,17 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     }
     if bulk && !args.dry_run {
         run.store.hint(Hint::BulkEnd)?;
+    }
+    let configured = config.mail.smtp.connections as usize;
+    if run.mailer.is_some()
+        && config.mail.transport == TransportKind::Smtp
+        && run.connections < configured
+    {
+        ctx.note(format!(
+            "the relay accepted {} of {configured}: it limits connections per client; set [mail.smtp] connections = {} to match",
+            ui::count(run.connections as u64, "connection", "connections"),
+            run.connections
+        ));
     }
     if run.bulk || run.counts.total() > 1 {
         let first = if args.dry_run {
@@ -430,6 +442,8 @@ struct Run<'a> {
     duplicates: u64,
     /// `--dry-run`: look up, report, touch nothing.
     dry_run: bool,
+    /// SMTP connections to send over: `[mail.smtp] connections`, less those the relay refused.
+    connections: usize,
     /// Per-user lines of failing statuses shown so far in a bulk run (by status), and those
     /// left out.
     shown: std::collections::HashMap<&'static str, u64>,
@@ -652,11 +666,13 @@ impl Run<'_> {
                 crate::mail::Transport::Smtp { .. }
                     if self.config.mail.transport == TransportKind::Smtp =>
                 {
-                    self.config.mail.smtp.connections as usize
+                    self.connections
                 }
                 _ => 1,
             };
-            let results = send_all(m, &to_send, workers);
+            let (results, refused) = send_all(m, &to_send, workers);
+            // The pool stays this size for the rest of the run.
+            self.connections = workers.saturating_sub(refused).max(1);
             let mut delivered_at = Vec::with_capacity(to_send.len());
             for ((i, _), res) in to_send.iter().zip(results) {
                 if res.is_ok() {
@@ -798,25 +814,56 @@ impl Run<'_> {
     }
 }
 
-/// Send messages, `workers` at a time; results in the order of `msgs`.
+/// Send messages over up to `workers` connections; results in the order of `msgs`, and how
+/// many connections the relay refused (a per-client connection limit).
+///
+/// A connection the relay refuses while others are still sending is retired, and its message
+/// goes back in the queue for the live ones: a relay that takes two connections of four
+/// delivers everything over two. Only the last connection's failures count towards the
+/// "the whole server is failing" stop, so that rule applies when no connection works.
 fn send_all(
     m: &Mailer,
     msgs: &[(usize, lettre::Message)],
     workers: usize,
-) -> Vec<Result<(), SendError>> {
+) -> (Vec<Result<(), SendError>>, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     if workers <= 1 || msgs.len() <= 1 {
-        return msgs.iter().map(|(_, msg)| m.send(msg)).collect();
+        return (msgs.iter().map(|(_, msg)| m.send(msg)).collect(), 0);
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let queue = std::sync::Mutex::new((0..msgs.len()).collect::<std::collections::VecDeque<_>>());
+    let active = AtomicUsize::new(workers.min(msgs.len()));
+    let refused = AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<(), SendError>>>> =
         msgs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers.min(msgs.len()) {
             s.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((_, msg)) = msgs.get(i) else { break };
-                    let r = m.send(msg);
+                    let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        break;
+                    };
+                    // The last connection standing reports its failures like any send.
+                    let may_shrink = active.load(Ordering::SeqCst) > 1;
+                    let r = match m.send_or_refused(&msgs[i].1, may_shrink) {
+                        Ok(crate::mail::Sent::Delivered) => Ok(()),
+                        Ok(crate::mail::Sent::RefusedAtConnect(e)) => {
+                            // Retire this connection unless it is the last one.
+                            let retired = active
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    (n > 1).then(|| n - 1)
+                                })
+                                .is_ok();
+                            if retired {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                                if let Ok(mut q) = queue.lock() {
+                                    q.push_front(i);
+                                }
+                                break;
+                            }
+                            Err(e)
+                        }
+                        Err(e) => Err(e),
+                    };
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(r);
                     }
@@ -824,7 +871,7 @@ fn send_all(
             });
         }
     });
-    results
+    let results = results
         .into_iter()
         .map(|slot| {
             slot.into_inner().ok().flatten().unwrap_or_else(|| {
@@ -834,7 +881,8 @@ fn send_all(
                 })
             })
         })
-        .collect()
+        .collect();
+    (results, refused.load(Ordering::SeqCst))
 }
 
 /// Lines of at most MAX_LINE bytes: a file with a 10 MB line costs no more memory.
