@@ -838,10 +838,7 @@ fn send_all(
     std::thread::scope(|s| {
         for _ in 0..workers.min(msgs.len()) {
             s.spawn(|| {
-                loop {
-                    let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
-                        break;
-                    };
+                while let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
                     // The last connection standing reports its failures like any send.
                     let may_shrink = active.load(Ordering::SeqCst) > 1;
                     let r = match m.send_or_refused(&msgs[i].1, may_shrink) {
