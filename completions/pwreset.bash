@@ -741,7 +741,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__request)
-            opts="-c -q -v -h --from-file --all --ttl --print-link --no-email --force --locale --json --config --db --quiet --verbose --help"
+            opts="-y -c -q -v -h --from-file --all --ttl --print-link --no-email --force --dry-run --yes --locale --json --config --db --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -80,6 +80,8 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l all -d 'Ever
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l print-link -d 'Also print each link on stdout'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l no-email -d 'Make the link without sending any mail (implies --print-link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l force -d 'Skip the per-user throttle (request_throttle)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l dry-run -d 'Say who would get a link, and send and store nothing (the throttle is not consulted)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s y -l yes -d 'Do not ask before sending links to every user (--all) or to more than 100 addresses from a file; without a terminal pwreset never asks'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l json -d 'One JSON object per user per line'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s v -l verbose -d 'Print more on stderr'

@@ -264,6 +264,15 @@ pub struct RequestArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Say who would get a link, and send and store nothing (the throttle is not consulted)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask before sending links to every user (--all) or to more than 100 addresses
+    /// from a file; without a terminal pwreset never asks
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
     /// Write the mail in this language for this run (en, de, fr, es, or a language folder of
     /// template_dir) [default: each user's locale_column, else English]
     #[arg(long, value_name = "LANG")]

@@ -81,6 +81,8 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
                 print_link: false,
                 no_email: false,
                 force: false,
+                dry_run: false,
+                yes: false,
                 locale: None,
                 json: false,
             },

@@ -152,6 +152,14 @@ pub struct Mailer {
     pub transport: Transport,
 }
 
+/// What became of a message sent over a pool that may shrink.
+#[derive(Debug)]
+pub enum Sent {
+    Delivered,
+    /// The relay refused a new connection; the message was not sent and may be sent again.
+    RefusedAtConnect(SendError),
+}
+
 /// A delivery that did not happen, classified.
 #[derive(Debug, Clone)]
 pub struct SendError {
@@ -578,29 +586,58 @@ impl Mailer {
 
     /// Deliver one message.
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
-        match &self.transport {
-            Transport::Smtp {
-                pool,
-                server,
-                secrets,
-                breaker,
-            } => {
-                if let Some(err) = breaker.given_up() {
-                    return Err(err);
-                }
-                match pool.send(msg) {
-                    Ok(()) => {
-                        breaker.record(Ok(()));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let (mut err, server_wide) = smtp::classify(server, &e);
-                        err.message = secrets.scrub(err.message);
-                        breaker.record(Err((&err, server_wide)));
-                        Err(err)
-                    }
-                }
+        match self.send_or_refused(msg, false)? {
+            Sent::Delivered => Ok(()),
+            Sent::RefusedAtConnect(e) => Err(e),
+        }
+    }
+
+    /// Deliver one message over a pool that may shrink: when `may_shrink` and the relay refuses
+    /// a new connection (a per-client connection limit, `421 too many connections`), the
+    /// refusal comes back as [`Sent::RefusedAtConnect`] without counting towards the "the whole
+    /// server is failing" stop, so the caller can retire that connection and send the message
+    /// on one that works.
+    pub fn send_or_refused(
+        &self,
+        msg: &Message,
+        may_shrink: bool,
+    ) -> std::result::Result<Sent, SendError> {
+        if let Transport::Smtp {
+            pool,
+            server,
+            secrets,
+            breaker,
+        } = &self.transport
+        {
+            if let Some(err) = breaker.given_up() {
+                return Err(err);
             }
+            return match pool.send(msg) {
+                Ok(()) => {
+                    breaker.record(Ok(()));
+                    Ok(Sent::Delivered)
+                }
+                Err((at_connect, e)) => {
+                    let (mut err, server_wide) = smtp::classify(server, &e);
+                    err.message = secrets.scrub(err.message);
+                    if at_connect && may_shrink {
+                        return Ok(Sent::RefusedAtConnect(err));
+                    }
+                    breaker.record(Err((&err, server_wide)));
+                    Err(err)
+                }
+            };
+        }
+        self.send_other(msg).map(|()| Sent::Delivered)
+    }
+
+    /// Deliver through sendmail, the outbox or stdout.
+    fn send_other(&self, msg: &Message) -> std::result::Result<(), SendError> {
+        match &self.transport {
+            Transport::Smtp { .. } => Err(SendError {
+                exit: Exit::Software,
+                message: "internal error: SMTP is sent by send_or_refused".into(),
+            }),
             Transport::Sendmail { command } => {
                 sendmail::send(command, msg.envelope(), &msg.formatted())
             }

@@ -261,7 +261,9 @@ impl SmtpPool {
         }
     }
 
-    pub(super) fn send(&self, msg: &Message) -> std::result::Result<(), SmtpError> {
+    /// Send one message; on failure, whether it happened while opening a new connection
+    /// (before the server took anything: the message can go on another connection).
+    pub(super) fn send(&self, msg: &Message) -> std::result::Result<(), (bool, SmtpError)> {
         let envelope = msg.envelope();
         let data = end_data(&msg.formatted());
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
@@ -277,11 +279,11 @@ impl SmtpPool {
                 }
                 Err((_, e)) => {
                     self.recycle(conn, Some(&e));
-                    return Err(e);
+                    return Err((false, e));
                 }
             }
         }
-        let mut conn = self.connect()?;
+        let mut conn = self.connect().map_err(|e| (true, e))?;
         match transaction(&mut conn, envelope, &data) {
             Ok(()) => {
                 self.recycle(conn, None);
@@ -289,7 +291,7 @@ impl SmtpPool {
             }
             Err((_, e)) => {
                 self.recycle(conn, Some(&e));
-                Err(e)
+                Err((false, e))
             }
         }
     }

@@ -204,6 +204,26 @@ pub struct NewToken<'a> {
     pub digest: Digest,
 }
 
+/// How a new link reaches its user, which decides when the user's older links stop working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Printed now (`--no-email`): older links are revoked at once, and the audit row says
+    /// `created`.
+    Printed,
+    /// Mailed: older links keep working until the relay (or sendmail, or the outbox) has taken
+    /// the new message, so a failed delivery leaves the user's working link alone. The audit row
+    /// is written by [`Store::confirm_delivered`] or [`Store::revoke_undelivered`].
+    Mailed,
+}
+
+/// A link whose message was taken for delivery.
+pub struct Delivered<'a> {
+    pub user: &'a User,
+    pub token_id: i64,
+    /// The user had other open links when this one was made (from [`Issued::Created`]).
+    pub had_open: bool,
+}
+
 /// What became of one token request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issued {
@@ -211,6 +231,9 @@ pub enum Issued {
         expires_at: i64,
         /// The row id: the public half of the token.
         id: i64,
+        /// The user had other open links (revoked already when printed; to revoke on delivery
+        /// when mailed).
+        had_open: bool,
     },
     /// The user had a link made less than `request_throttle` ago.
     Throttled { retry_at: i64 },
@@ -283,8 +306,10 @@ impl AuditAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditOutcome {
     Ok,
-    /// A link was made (request).
+    /// A link was made and printed, not mailed (request).
     Created,
+    /// A link was mailed: the relay, sendmail or the outbox took the message (request).
+    Sent,
     /// The throttle refused a request.
     Throttled,
     /// A link's mail was not delivered.
@@ -300,6 +325,7 @@ impl AuditOutcome {
         match self {
             AuditOutcome::Ok => "ok",
             AuditOutcome::Created => "created",
+            AuditOutcome::Sent => "sent",
             AuditOutcome::Throttled => "throttled",
             AuditOutcome::Failed => "failed",
             AuditOutcome::Refused => "refused",
@@ -432,8 +458,18 @@ pub trait Store {
         now: i64,
         ttl: Duration,
         throttle: Option<Duration>,
+        handover: Handover,
         actor: &str,
     ) -> Result<Vec<Issued>>;
+
+    /// The messages of these links were taken for delivery: in one transaction, revoke each
+    /// user's older open links (superseded) and write the `sent` audit rows.
+    fn confirm_delivered(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        now: i64,
+        actor: &str,
+    ) -> Result<()>;
 
     /// Revoke a token whose email could not be delivered, record why, and give the user's
     /// throttle back: an undelivered link does not count.

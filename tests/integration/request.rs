@@ -644,7 +644,7 @@ fn bulk_no_email_prints_links_in_input_order_across_chunks() {
     let links: Vec<String> = stdout(&a).lines().map(str::to_owned).collect();
     assert_eq!(links.len(), 2500);
     assert!(
-        stderr(&a).contains("requested 2500: 2500 created"),
+        stderr(&a).contains("requested 2,500: 2,500 created"),
         "{}",
         stderr(&a)
     );
@@ -781,4 +781,159 @@ fn the_same_address_many_times_is_one_link_and_one_summary_line() {
         "{}",
         stderr(&a)
     );
+}
+
+/// A re-request whose mail fails leaves the user's delivered, working link alone: older links
+/// are revoked only once the new message was taken for delivery.
+#[test]
+fn a_failed_re_request_keeps_the_working_link_and_audit_says_sent_or_created() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+    let first = env.messages().pop().expect("the first mail");
+    let link = crate::harness::decode(&first)
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .expect("a link")
+        .trim()
+        .to_owned();
+    env.cmd().args(["verify", &link]).assert().code(0);
+    // The next delivery fails: sendmail refuses the message.
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(&format!(
+        "{}\n[mail.sendmail]\ncommand = \"/bin/false\"\n",
+        config.replace("transport = \"file\"", "transport = \"sendmail\"")
+    ));
+    let a = env
+        .cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .code(69);
+    assert!(stderr(&a).contains("failed"), "{}", stderr(&a));
+    let a = env.cmd().args(["verify", &link]).assert().code(0);
+    assert!(stdout(&a).starts_with("valid"), "{}", stdout(&a));
+    // Delivered now: the older link is superseded.
+    env.set_config(&config);
+    env.cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .success();
+    let a = env.cmd().args(["verify", &link]).assert().code(1);
+    assert!(stdout(&a).contains("superseded"), "{}", stdout(&a));
+    let outcomes: Vec<String> = env
+        .rows("SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(outcomes, ["sent", "failed", "sent"]);
+    env.cmd()
+        .args(["request", "--force", "--no-email", "alice@example.com"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.text(
+            "SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id DESC LIMIT 1"
+        ),
+        Some("created".to_string())
+    );
+}
+
+/// The rule for bulk output: one summary line with every status counted and explained, the
+/// first few failing lines, and no line per success or per throttled user (those with -v, and
+/// every user with --json).
+#[test]
+fn a_bulk_run_prints_a_summary_not_a_line_per_user() {
+    let env = Env::new();
+    env.init();
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}@example.com")).collect();
+    env.insert_users(&users);
+    env.cmd().args(["request", "--all"]).assert().success();
+    // Again: everyone is throttled.
+    let a = env.cmd().args(["request", "--all"]).assert().code(75);
+    let err = stderr(&a);
+    assert!(
+        err.contains(
+            "requested 40: 0 sent, 40 throttled (requested less than 1m ago; --force to override)"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stdout(&a), "");
+    // Unknown addresses: the first ten shown, the rest counted.
+    let list: Vec<String> = (0..25).map(|i| format!("nobody{i}@example.com")).collect();
+    let a = env
+        .cmd()
+        .args(["request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    let err = stderr(&a);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        10,
+        "{err}"
+    );
+    assert!(
+        err.contains("25 unknown_user; 15 lines not shown (-v lists every user)"),
+        "{err}"
+    );
+    let a = env
+        .cmd()
+        .args(["-v", "request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    assert_eq!(
+        stderr(&a)
+            .lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        25
+    );
+}
+
+#[test]
+fn dry_run_says_who_would_get_a_link_and_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.add_user("bob@example.com");
+    let tokens = env.i64("SELECT count(*) FROM pwreset_tokens");
+    let audit = env.i64("SELECT count(*) FROM pwreset_audit");
+    let a = env
+        .cmd()
+        .args(["request", "--dry-run", "--all"])
+        .assert()
+        .success();
+    assert!(
+        stderr(&a).contains("requested 2: 2 would_send"),
+        "{}",
+        stderr(&a)
+    );
+    let a = env
+        .cmd()
+        .args([
+            "request",
+            "--dry-run",
+            "--json",
+            "alice@example.com",
+            "nobody@example.com",
+        ])
+        .assert()
+        .code(67);
+    let lines: Vec<Value> = stdout(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["status"], "would_send");
+    assert_eq!(lines[1]["status"], "unknown_user");
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_tokens"), tokens);
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_audit"), audit);
+    assert!(env.messages().is_empty());
 }

@@ -879,3 +879,81 @@ fn a_one_character_password_is_one_character() {
     assert!(err.contains("1 character,"), "{err}");
     assert!(!err.contains("1 characters"), "{err}");
 }
+
+// ---- prompts: the token is a secret, Ctrl-D is a cancel, bulk mail asks first ---------------
+
+#[test]
+fn with_no_argument_at_a_terminal_the_token_is_asked_for_without_echo() {
+    let (env, token) = ready();
+    for cmd in ["verify", "reset"] {
+        let mut p = Pty::spawn(&env, &[cmd]);
+        p.prompted("Token or link: ");
+        p.send_line(&token);
+        if cmd == "reset" {
+            p.answer(GOOD, GOOD);
+        }
+        assert_eq!(p.finish(), 0, "{cmd}: {}", p.transcript);
+        assert!(
+            !p.transcript.contains(&token),
+            "{cmd}: the token was echoed:\n{}",
+            p.transcript
+        );
+    }
+}
+
+#[test]
+fn ctrl_d_at_any_prompt_is_a_cancel_with_exit_130() {
+    let (env, token) = ready();
+    let mut p = Pty::spawn(&env, &["reset", &token]);
+    p.prompted("New password: ");
+    p.session
+        .send(ControlCode::EndOfTransmission)
+        .expect("send Ctrl-D");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+    assert!(
+        p.transcript
+            .contains("nothing was changed; the link still works"),
+        "{}",
+        p.transcript
+    );
+    assert!(p.echo_on(), "the terminal was left with echo off");
+    assert_valid(&env, &token);
+    let mut p = Pty::spawn(&env, &["verify"]);
+    p.prompted("Token or link: ");
+    p.session
+        .send(ControlCode::EndOfTransmission)
+        .expect("send Ctrl-D");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+}
+
+#[test]
+fn request_all_on_a_terminal_asks_before_mailing_everyone() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.add_user("bob@example.com");
+    let mut p = Pty::spawn(&env, &["request", "--all"]);
+    p.expect("Send reset links to 2 users? [y/N] ");
+    p.send_line("n");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+    assert!(
+        p.transcript.contains("nothing was sent"),
+        "{}",
+        p.transcript
+    );
+    assert!(env.messages().is_empty());
+    let mut p = Pty::spawn(&env, &["request", "--all"]);
+    p.expect("Send reset links to 2 users? [y/N] ");
+    p.send_line("y");
+    assert_eq!(p.finish(), 0, "{}", p.transcript);
+    assert_eq!(env.messages().len(), 2);
+    // --yes, or no terminal: no question (cron keeps working).
+    let mut p = Pty::spawn(&env, &["request", "--all", "--yes", "--force"]);
+    assert_eq!(p.finish(), 0, "{}", p.transcript);
+    assert!(!p.transcript.contains("[y/N]"), "{}", p.transcript);
+    env.cmd()
+        .args(["request", "--all", "--force"])
+        .assert()
+        .success();
+    assert_eq!(env.messages().len(), 6);
+}

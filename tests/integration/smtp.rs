@@ -771,7 +771,7 @@ fn bulk_thousand_users_over_four_pooled_connections() {
     let a = env.cmd().args(["request", "--all"]).assert();
     expect_code(&a, 0);
     assert!(
-        stderr(&a).contains("requested 1000: 1000 sent"),
+        stderr(&a).contains("requested 1,000: 1,000 sent"),
         "{}",
         stderr(&a)
     );
@@ -1149,4 +1149,40 @@ fn doctor_checks_starttls_the_certificate_and_auth_without_sending() {
     let a = env.cmd().arg("doctor").assert();
     expect_code(&a, 69);
     assert!(stdout(&a).contains("fail  smtp"), "{}", stdout(&a));
+}
+
+/// A relay that takes two connections per client (Postfix's smtpd_client_connection_count_limit,
+/// Microsoft 365): the pool shrinks to what works, every message goes out, and the summary says
+/// so. Before, the refused connections tripped the "whole server is failing" stop.
+#[test]
+fn a_per_client_connection_limit_shrinks_the_pool_and_everything_is_sent() {
+    let server = Server::start(Options {
+        max_connections: Some(2),
+        ..Options::default()
+    });
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &format!("{}\nconnections = 4", plain(&server)),
+    ));
+    env.init();
+    add_users(&env, 200);
+    let a = env.cmd().args(["request", "--all"]).assert();
+    expect_code(&a, 0);
+    let err = stderr(&a);
+    assert!(err.contains("requested 200: 200 sent"), "{err}");
+    // Two, unless a worker happened to reuse a pooled connection instead of opening one.
+    assert!(
+        err.contains("the relay accepted 2 connections of 4")
+            || err.contains("the relay accepted 3 connections of 4"),
+        "{err}"
+    );
+    let log = server.log();
+    assert_eq!(log.messages.len(), 200);
+    assert!(log.refused_connections >= 1, "the limit was never hit");
+    assert_eq!(
+        env.i64("SELECT count(*) FROM pwreset_tokens WHERE revoked_at IS NOT NULL"),
+        0
+    );
 }

@@ -11,8 +11,9 @@ mod tokens;
 mod users;
 
 use super::{
-    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issued, Migrated,
-    NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId, UserSummary,
+    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
+    Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,
+    UserSummary,
 };
 use crate::config::{Config, UsersTable};
 use crate::error::{Exit, fail};
@@ -301,9 +302,19 @@ impl Store for SqliteStore {
         now: i64,
         ttl: Duration,
         throttle: Option<Duration>,
+        handover: Handover,
         actor: &str,
     ) -> Result<Vec<Issued>> {
-        tokens::issue(self, batch, now, ttl, throttle, actor)
+        tokens::issue(self, batch, now, ttl, throttle, handover, actor)
+    }
+
+    fn confirm_delivered(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        now: i64,
+        actor: &str,
+    ) -> Result<()> {
+        tokens::confirm_delivered(self, delivered, now, actor)
     }
 
     fn revoke_undelivered(

@@ -2,8 +2,8 @@
 
 use super::{SqliteStore, begin, stored_value, text_lossy};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issued, NewToken, RevokeReason,
-    TokenRecord, User,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
+    NewToken, RevokeReason, TokenRecord, User,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
@@ -17,8 +17,10 @@ pub(super) fn issue(
     now: i64,
     ttl: Duration,
     throttle: Option<Duration>,
+    handover: Handover,
     actor: &str,
 ) -> Result<Vec<Issued>> {
+    let printed = handover == Handover::Printed;
     let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
     let throttle = throttle
         .filter(|t| !t.is_zero())
@@ -84,7 +86,8 @@ pub(super) fn issue(
                 });
                 continue;
             }
-            if open.contains(&user.id) {
+            let had_open = open.contains(&user.id);
+            if had_open && printed {
                 revoke.execute(params![user.id, now])?;
             }
             let binding = crate::token::binding(&user.email, &user.password);
@@ -96,24 +99,68 @@ pub(super) fn issue(
                 expires_at
             ])?;
             let id = tx.last_insert_rowid();
-            audit_row.execute(params![
-                now,
-                actor,
-                AuditAction::Request.as_str(),
-                user.id,
-                &user.email,
-                AuditOutcome::Created.as_str(),
-                None::<&str>
-            ])?;
+            if printed {
+                audit_row.execute(params![
+                    now,
+                    actor,
+                    AuditAction::Request.as_str(),
+                    user.id,
+                    &user.email,
+                    AuditOutcome::Created.as_str(),
+                    None::<&str>
+                ])?;
+            }
             // A user listed twice in one chunk: the second sees the first's token.
             open.insert(user.id.clone());
-            out.push(Issued::Created { expires_at, id });
+            out.push(Issued::Created {
+                expires_at,
+                id,
+                had_open,
+            });
         }
         Ok(())
     };
     run().map_err(|e| s.ctx.err(e))?;
     tx.commit().map_err(|e| s.ctx.err(e))?;
     Ok(out)
+}
+
+pub(super) fn confirm_delivered(
+    s: &mut SqliteStore,
+    delivered: &[Delivered<'_>],
+    now: i64,
+    actor: &str,
+) -> Result<()> {
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<()> {
+        let mut revoke = tx.prepare_cached(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?3, revoked_reason = 'superseded', dead_at = min(dead_at, ?3)
+              WHERE user_id = ?1 AND id <> ?2 AND used_at IS NULL AND revoked_at IS NULL
+                AND dead_at > ?3",
+        )?;
+        let mut audit_row = tx.prepare_cached(super::audit::INSERT)?;
+        for d in delivered {
+            if d.had_open {
+                revoke.execute(params![d.user.id, d.token_id, now])?;
+            }
+            audit_row.execute(params![
+                now,
+                actor,
+                AuditAction::Request.as_str(),
+                d.user.id,
+                &d.user.email,
+                AuditOutcome::Sent.as_str(),
+                None::<&str>
+            ])?;
+        }
+        Ok(())
+    };
+    run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))
 }
 
 pub(super) fn revoke_undelivered(
