@@ -129,18 +129,19 @@ fn man_pages(
 /// The exit codes a command can return (`""` for pwreset itself: all of them). Each page lists
 /// only its own; a command not listed here gets the whole table until it is added.
 fn exit_codes(command: &str) -> &'static [u8] {
-    // Every command that opens the config and the database can meet these.
+    // Every command that opens the config and the database can meet 2, 70, 74, 75, 77 and 78;
+    // 130 wherever a prompt can be cancelled (the token prompt, request's question).
     match command {
         "init" => &[0, 2, 70, 73, 74, 75, 77, 78],
         "user" => &[0, 2, 65, 70, 74, 75, 77, 78],
         "user-add" => &[0, 2, 65, 70, 74, 75, 77, 78],
         "user-list" => &[0, 2, 70, 74, 75, 77, 78],
-        "request" => &[0, 2, 65, 67, 69, 70, 74, 75, 77, 78],
-        "verify" => &[0, 1, 2, 70, 74, 75, 77, 78],
+        "request" => &[0, 2, 65, 67, 69, 70, 74, 75, 77, 78, 130],
+        "verify" => &[0, 1, 2, 70, 74, 75, 77, 78, 130],
         "reset" => &[0, 1, 2, 65, 70, 74, 75, 77, 78, 130],
         "purge-expired" => &[0, 2, 70, 74, 75, 77, 78],
         "audit" => &[0, 2, 67, 70, 74, 75, 77, 78],
-        "revoke" => &[0, 1, 2, 65, 67, 70, 74, 75, 77, 78],
+        "revoke" => &[0, 1, 2, 65, 67, 70, 74, 75, 77, 78, 130],
         "doctor" => &[0, 2, 69, 70, 73, 74, 75, 77, 78],
         "completions" => &[0, 2, 74],
         "demo" => &[0, 2, 70, 73, 74],
