@@ -40,6 +40,9 @@ _pwreset() {
             pwreset,reset)
                 cmd="pwreset__subcmd__reset"
                 ;;
+            pwreset,serve)
+                cmd="pwreset__subcmd__serve"
+                ;;
             pwreset,user)
                 cmd="pwreset__subcmd__user"
                 ;;
@@ -69,6 +72,9 @@ _pwreset() {
                 ;;
             pwreset__subcmd__help,reset)
                 cmd="pwreset__subcmd__help__subcmd__reset"
+                ;;
+            pwreset__subcmd__help,serve)
+                cmd="pwreset__subcmd__help__subcmd__serve"
                 ;;
             pwreset__subcmd__help,user)
                 cmd="pwreset__subcmd__help__subcmd__user"
@@ -107,7 +113,7 @@ _pwreset() {
 
     case "${cmd}" in
         pwreset)
-            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit completions demo help"
+            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit completions serve demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,7 +229,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help)
-            opts="init user request verify reset purge-expired audit completions demo help"
+            opts="init user request verify reset purge-expired audit completions serve demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -335,6 +341,20 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -509,6 +529,36 @@ _pwreset() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__serve)
+            opts="-c -q -v -h --listen --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

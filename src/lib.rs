@@ -28,6 +28,7 @@ pub mod store;
 pub mod token;
 pub mod trust;
 pub mod ui;
+pub mod web;
 
 use anyhow::Result;
 use cli::{Cli, Command};
@@ -127,6 +128,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::PurgeExpired(a) => cmd::purge::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Completions { shell } => cmd::completions::run(shell),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::Demo => cmd::demo::run(&ctx),
     }
 }

@@ -7,6 +7,7 @@ pub mod init;
 pub mod purge;
 pub mod request;
 pub mod reset;
+pub mod serve;
 pub mod user;
 pub mod verify;
 

@@ -3,6 +3,7 @@
 mod harness;
 
 mod audit;
+mod browser;
 mod cli;
 mod concurrency;
 mod config;
@@ -16,6 +17,7 @@ mod packaging;
 mod purge;
 mod request;
 mod reset;
+mod serve;
 mod smtp;
 mod store;
 mod systemd;
