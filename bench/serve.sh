@@ -63,7 +63,8 @@ fields() { # link
   page=$(curl -fs "$1")
   token=$(grep -o 'name="token" value="[^"]*"' <<<"$page" | sed 's/.*value="//;s/"$//')
   csrf=$(grep -o 'name="csrf" value="[^"]*"' <<<"$page" | sed 's/.*value="//;s/"$//')
-  echo "token=$token&csrf=$csrf&password=correct+horse+battery+staple&confirm=correct+horse+battery+staple"
+  # printf, not echo: a trailing newline would make the two passwords differ.
+  printf "%s" "token=$token&csrf=$csrf&password=correct+horse+battery+staple&confirm=correct+horse+battery+staple"
 }
 post() { # body file
   curl -s -o /dev/null -w '%{http_code}\n' --data-binary @"$1" "http://127.0.0.1:$PORT/reset_password"
