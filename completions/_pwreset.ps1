@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the config, the database, the users mapping, mail delivery and the hash cost')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print an example config, or the settings in effect and where each came from')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the page the emailed link opens, and the forgot-password page')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the whole flow on a throwaway database, printing each step')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -290,6 +291,19 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'pwreset;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket')
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
+            [CompletionResult]::new('--db', '--db', [CompletionResultType]::ParameterName, 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print less on stderr (nothing but errors)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print less on stderr (nothing but errors)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more on stderr')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more on stderr')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'pwreset;demo' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]')
@@ -314,6 +328,7 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the config, the database, the users mapping, mail delivery and the hash cost')
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Print an example config, or the settings in effect and where each came from')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the page the emailed link opens, and the forgot-password page')
             [CompletionResult]::new('demo', 'demo', [CompletionResultType]::ParameterValue, 'Run the whole flow on a throwaway database, printing each step')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -365,6 +380,9 @@ Register-ArgumentCompleter -Native -CommandName 'pwreset' -ScriptBlock {
             break
         }
         'pwreset;help;completions' {
+            break
+        }
+        'pwreset;help;serve' {
             break
         }
         'pwreset;help;demo' {

@@ -49,6 +49,9 @@ _pwreset() {
             pwreset,revoke)
                 cmd="pwreset__subcmd__revoke"
                 ;;
+            pwreset,serve)
+                cmd="pwreset__subcmd__serve"
+                ;;
             pwreset,user)
                 cmd="pwreset__subcmd__user"
                 ;;
@@ -106,6 +109,9 @@ _pwreset() {
             pwreset__subcmd__help,revoke)
                 cmd="pwreset__subcmd__help__subcmd__revoke"
                 ;;
+            pwreset__subcmd__help,serve)
+                cmd="pwreset__subcmd__help__subcmd__serve"
+                ;;
             pwreset__subcmd__help,user)
                 cmd="pwreset__subcmd__help__subcmd__user"
                 ;;
@@ -149,7 +155,7 @@ _pwreset() {
 
     case "${cmd}" in
         pwreset)
-            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor config completions demo help"
+            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor config completions serve demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -429,7 +435,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help)
-            opts="init user request verify reset purge-expired audit revoke doctor config completions demo help"
+            opts="init user request verify reset purge-expired audit revoke doctor config completions serve demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +617,20 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -816,6 +836,36 @@ _pwreset() {
                     return 0
                     ;;
                 --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__serve)
+            opts="-c -q -v -h --listen --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

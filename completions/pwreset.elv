@@ -40,6 +40,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand config 'Print an example config, or the settings in effect and where each came from'
             cand completions 'Print the completion script for a shell'
+            cand serve 'Serve the page the emailed link opens, and the forgot-password page'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -263,6 +264,18 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'pwreset;serve'= {
+            cand --listen 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'pwreset;demo'= {
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
@@ -286,6 +299,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand config 'Print an example config, or the settings in effect and where each came from'
             cand completions 'Print the completion script for a shell'
+            cand serve 'Serve the page the emailed link opens, and the forgot-password page'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -322,6 +336,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;help;config;show'= {
         }
         &'pwreset;help;completions'= {
+        }
+        &'pwreset;help;serve'= {
         }
         &'pwreset;help;demo'= {
         }

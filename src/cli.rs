@@ -176,6 +176,20 @@ pub enum Command {
         shell: Shell,
     },
 
+    /// Serve the page the emailed link opens, and the forgot-password page
+    ///
+    /// Answers under the path of base_url: GET shows the form (it never changes anything, so
+    /// mail scanners that open links first spend nothing), POST sets the password through the
+    /// same policy, hashing, audit trail and transaction as `reset`. Also serves the
+    /// forgot-password page ([serve] forgot_path) and GET /healthz. Listens on [serve] listen,
+    /// or on the socket systemd passes (LISTEN_FDS). Logs one line per request on stderr;
+    /// SIGTERM finishes the requests in flight and exits 0.
+    #[command(after_help = "Examples:
+  pwreset serve
+  pwreset serve --listen 127.0.0.1:9090
+  systemctl enable --now pwreset-serve.socket      # socket activation")]
+    Serve(ServeArgs),
+
     /// Run the whole flow on a throwaway database, printing each step
     ///
     /// Request, token, link, the email as written, verify, reset, the used token refused,
@@ -307,6 +321,14 @@ pub struct ResetArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve]
+    /// listen, 127.0.0.1:8080]; ignored when systemd passes a socket
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Only tokens dead for longer than this, e.g. 7d
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
@@ -387,6 +409,10 @@ pub enum Shell {
 fn lossy_string() -> impl clap::builder::TypedValueParser<Value = String> {
     use clap::builder::TypedValueParser;
     clap::builder::OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    crate::config::parse_listen(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

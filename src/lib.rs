@@ -28,6 +28,7 @@ pub mod store;
 pub mod token;
 pub mod trust;
 pub mod ui;
+pub mod web;
 
 use anyhow::Result;
 use cli::{Cli, Command};
@@ -130,6 +131,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Doctor(a) => cmd::doctor::run(&ctx, a),
         Command::Config(c) => cmd::config::run(&ctx, c),
         Command::Completions { shell } => cmd::completions::run(shell),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::Demo => cmd::demo::run(&ctx),
     }
 }

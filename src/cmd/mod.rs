@@ -10,6 +10,7 @@ pub mod purge;
 pub mod request;
 pub mod reset;
 pub mod revoke;
+pub mod serve;
 pub mod user;
 pub mod verify;
 

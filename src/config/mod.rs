@@ -10,6 +10,7 @@ mod fs;
 pub mod keys;
 mod mail;
 mod password;
+mod serve;
 mod show;
 mod users;
 
@@ -20,6 +21,7 @@ pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
 };
+pub use serve::{Serve, parse_listen};
 pub use show::{Shown, show};
 pub use users::{UsersTable, is_identifier};
 
@@ -71,6 +73,7 @@ pub struct Config {
     pub users: UsersTable,
     pub mail: Mail,
     pub password: Password,
+    pub serve: Serve,
 }
 
 /// A value the config file got wrong: the key, and why. Turned into a 78 that also names the
@@ -106,6 +109,7 @@ struct RawConfig {
     users: UsersTable,
     mail: mail::RawMail,
     password: Password,
+    serve: serve::RawServe,
 }
 
 impl Default for RawConfig {
@@ -123,6 +127,7 @@ impl Default for RawConfig {
             users: UsersTable::default(),
             mail: mail::RawMail::default(),
             password: Password::default(),
+            serve: serve::RawServe::default(),
         }
     }
 }
@@ -418,6 +423,7 @@ fn resolve(raw: RawConfig, source: &Source, over: &Overrides) -> Result<Config, 
         users: raw.users,
         mail: raw.mail.resolve()?,
         password: raw.password,
+        serve: raw.serve.resolve()?,
     })
 }
 
@@ -625,6 +631,11 @@ mod tests {
         "memory_kib",
         "iterations",
         "parallelism",
+        "[serve]",
+        "listen",
+        "trusted_proxies",
+        "forgot_password",
+        "forgot_path",
         "unknown_key",
     ];
 

@@ -3,6 +3,7 @@
 mod harness;
 
 mod audit;
+mod browser;
 mod cli;
 mod concurrency;
 mod config;
@@ -19,6 +20,7 @@ mod purge;
 mod request;
 mod reset;
 mod revoke;
+mod serve;
 mod smtp;
 mod store;
 mod systemd;

@@ -1,0 +1,182 @@
+//! `[serve]`: the web page the emailed link opens (`pwreset serve`).
+
+use super::Problem;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// `[serve]` as written in the file.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawServe {
+    listen: String,
+    trusted_proxies: Vec<String>,
+    forgot_password: bool,
+    forgot_path: String,
+    token_attempts: u32,
+    ip_attempts: u32,
+    forgot_per_address: u32,
+    forgot_per_ip: u32,
+    attempt_window: String,
+    hash_workers: usize,
+    hash_queue: usize,
+}
+
+impl Default for RawServe {
+    fn default() -> Self {
+        RawServe {
+            listen: "127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
+            forgot_password: true,
+            forgot_path: "/forgot_password".into(),
+            // Failed tries (refused or mismatched passwords) per link per window: enough for a
+            // person fighting the policy, far too few to matter to anyone guessing.
+            token_attempts: 5,
+            // Password and forgot-password submissions per client address per window.
+            ip_attempts: 30,
+            forgot_per_address: 3,
+            forgot_per_ip: 10,
+            attempt_window: "15m".into(),
+            // 0: one per core. Each argon2 hash holds memory_kib (19 MiB by default).
+            hash_workers: 0,
+            // Resets waiting for a hashing worker before the page answers 503.
+            hash_queue: 32,
+        }
+    }
+}
+
+/// `[serve]`, validated.
+#[derive(Debug, Clone)]
+pub struct Serve {
+    pub listen: SocketAddr,
+    /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    pub forgot_password: bool,
+    /// Absolute path of the forgot-password page.
+    pub forgot_path: String,
+    pub token_attempts: u32,
+    pub ip_attempts: u32,
+    pub forgot_per_address: u32,
+    pub forgot_per_ip: u32,
+    pub attempt_window: Duration,
+    /// Threads that hash passwords (at least 1).
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+}
+
+/// Parse a listening address: `127.0.0.1:8080`, `[::1]:8080`, or `localhost:8080`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    // "localhost" is the one name worth accepting: resolving others would make the address
+    // depend on DNS at start-up.
+    if let Some(port) = text.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(format!(
+        "{text:?} is not an address and port; write it like \"127.0.0.1:8080\" or \"[::1]:8080\""
+    ))
+}
+
+impl RawServe {
+    pub(super) fn resolve(self) -> Result<Serve, Problem> {
+        let listen = parse_listen(&self.listen).map_err(|why| Problem::new("serve.listen", why))?;
+        let mut trusted_proxies = Vec::with_capacity(self.trusted_proxies.len());
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            let ip = p.trim().parse::<IpAddr>().map_err(|_| {
+                Problem::new(
+                    format!("serve.trusted_proxies[{i}]"),
+                    format!("{p:?} is not an IP address; list the proxies' addresses, e.g. [\"127.0.0.1\", \"::1\"]"),
+                )
+            })?;
+            trusted_proxies.push(ip);
+        }
+        let path_ok = self.forgot_path.starts_with('/')
+            && self.forgot_path.len() <= 200
+            && self
+                .forgot_path
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b));
+        if !path_ok {
+            return Err(Problem::new(
+                "serve.forgot_path",
+                format!(
+                    "{:?} must be an absolute path of letters, digits and / - _ . ~, like \"/forgot_password\"",
+                    self.forgot_path
+                ),
+            ));
+        }
+        let attempt_window = super::duration("serve.attempt_window", &self.attempt_window)?;
+        if attempt_window < Duration::from_secs(1) || attempt_window > Duration::from_secs(86400) {
+            return Err(Problem::new(
+                "serve.attempt_window",
+                "must be between 1s and 1day",
+            ));
+        }
+        for (key, v) in [
+            ("serve.token_attempts", self.token_attempts),
+            ("serve.ip_attempts", self.ip_attempts),
+            ("serve.forgot_per_address", self.forgot_per_address),
+            ("serve.forgot_per_ip", self.forgot_per_ip),
+        ] {
+            if v == 0 || v > 1_000_000 {
+                return Err(Problem::new(key, "must be between 1 and 1000000"));
+            }
+        }
+        if self.hash_workers > 256 {
+            return Err(Problem::new(
+                "serve.hash_workers",
+                "at most 256 (0 means one per core)",
+            ));
+        }
+        if self.hash_queue > 100_000 {
+            return Err(Problem::new("serve.hash_queue", "at most 100000"));
+        }
+        let hash_workers = match self.hash_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Ok(Serve {
+            listen,
+            trusted_proxies,
+            forgot_password: self.forgot_password,
+            forgot_path: self.forgot_path,
+            token_attempts: self.token_attempts,
+            ip_attempts: self.ip_attempts,
+            forgot_per_address: self.forgot_per_address,
+            forgot_per_ip: self.forgot_per_ip,
+            attempt_window,
+            hash_workers,
+            hash_queue: self.hash_queue,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("127.0.0.1:8080"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert!(parse_listen("[::1]:9").is_ok());
+        assert!(parse_listen("localhost:80").is_ok());
+        assert!(parse_listen("example.com:80").is_err());
+        assert!(parse_listen("8080").is_err());
+    }
+
+    #[test]
+    fn defaults_resolve() {
+        let s = RawServe::default().resolve().expect("defaults are valid");
+        assert_eq!(s.listen.port(), 8080);
+        assert!(s.trusted_proxies.is_empty());
+        assert!(s.forgot_password);
+        assert!(s.hash_workers >= 1);
+    }
+}

@@ -1,0 +1,380 @@
+//! `pwreset serve`: the page the emailed link opens, and the forgot-password page.
+//!
+//! The web front end of the same domain core the terminal uses: [`crate::reset::Service`] for
+//! resets (policy, hash format, transaction, audit), [`crate::lookup`] and
+//! [`crate::store::Store::issue_tokens`] (with the request throttle) for new links. Handlers are
+//! async (axum on tokio) and never touch the store or argon2 themselves: that work runs on
+//! fixed pools of threads ([`pool`]) with bounded queues, so a flood of POSTs gets 503s rather
+//! than unbounded memory.
+
+mod limits;
+mod pages;
+mod pool;
+mod routes;
+
+use crate::config::Config;
+use crate::error::{Exit, fail};
+use crate::ui;
+use anyhow::{Context, Result};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use limits::{Csrf, Limiter};
+
+/// What the command line adds to the config.
+pub struct Options {
+    pub listen: Option<SocketAddr>,
+    pub verbosity: ui::Verbosity,
+}
+
+/// Everything the handlers share.
+pub(crate) struct App {
+    config: Arc<Config>,
+    /// The path of base_url: the form (GET) and the reset (POST).
+    base_path: String,
+    /// The origin of base_url, for the Origin check.
+    origin: String,
+    forgot_path: Option<String>,
+    css_path: String,
+    pages: pages::Pages,
+    csrf: Csrf,
+    mailer: Option<Arc<crate::mail::Mailer>>,
+    /// Quick store work: looking tokens up, /healthz.
+    db: pool::Pool,
+    /// Resets: policy, argon2, the transaction. Its size bounds argon2's memory.
+    hash: pool::Pool,
+    /// Forgot-password requests and notices, done after the page is answered.
+    mail: pool::Pool,
+    token_failures: Limiter<i64>,
+    ip_attempts: Limiter<IpAddr>,
+    forgot_ip: Limiter<IpAddr>,
+    forgot_address: Limiter<String>,
+    verbosity: ui::Verbosity,
+}
+
+/// Who is asking, as far as can be believed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client {
+    pub ip: IpAddr,
+    /// The request reached the proxy over https (a trusted proxy said so).
+    pub https: bool,
+}
+
+impl Client {
+    /// The audit trail's actor for web actions.
+    pub fn actor(&self) -> String {
+        format!("web {}", self.ip)
+    }
+}
+
+/// Serve until SIGTERM or SIGINT; then finish the requests in flight and the queued mail.
+pub fn serve(config: Config, opts: Options) -> Result<()> {
+    let base_url = config.base_url.clone().ok_or_else(|| {
+        fail(
+            Exit::Config,
+            format!(
+                "{}: base_url is not set; serve answers under its path, e.g. base_url = \"https://accounts.example.com/reset_password\"",
+                config.source
+            ),
+        )
+    })?;
+    let url =
+        url::Url::parse(&base_url).map_err(|e| fail(Exit::Config, format!("base_url: {e}")))?;
+    let base_path = url.path().to_owned();
+    // The router takes paths literally only when they hold no pattern syntax ({, *, :).
+    if !base_path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.~%".contains(&b))
+    {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "base_url: serve needs a path of letters, digits and / - _ . ~ (got {base_path:?})"
+            ),
+        ));
+    }
+    let origin = url.origin().ascii_serialization();
+    let css_path = format!("{}/pwreset.css", base_path.trim_end_matches('/'));
+    let forgot_path = config
+        .serve
+        .forgot_password
+        .then(|| config.serve.forgot_path.clone());
+    if let Some(f) = &forgot_path
+        && [base_path.as_str(), css_path.as_str(), "/healthz"].contains(&f.as_str())
+    {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "serve.forgot_path {f:?} is taken by another page of serve; give the forgot-password page its own path"
+            ),
+        ));
+    }
+    if base_path == "/healthz" {
+        return Err(fail(
+            Exit::Config,
+            "base_url: its path /healthz is taken by the health check",
+        ));
+    }
+
+    // The socket systemd passes, taken (and LISTEN_* removed from the environment) before any
+    // thread starts.
+    let inherited = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .map_err(|e| {
+            fail(
+                Exit::IoErr,
+                format!("the socket systemd passed (LISTEN_FDS) is not a TCP socket: {e}"),
+            )
+        })?;
+
+    // Check the database and the mail setup now, so a bad config fails at start (with its exit
+    // code) and not on the first user's page.
+    {
+        let mut store = crate::store::open(&config, crate::store::Access::Write)?;
+        store.check_users_mapping()?;
+        config.hash_settings()?;
+    }
+    let mailer = if forgot_path.is_some() || config.notify_on_reset {
+        Some(Arc::new(crate::mail::Mailer::new(&config)?))
+    } else {
+        None
+    };
+    let pages = pages::Pages::load(&config, &css_path)?;
+    let config = Arc::new(config);
+    let s = &config.serve;
+    let window = s.attempt_window;
+    let app = Arc::new(App {
+        db: pool::Pool::new("db", Arc::clone(&config), 4, 256)?,
+        hash: pool::Pool::new("hash", Arc::clone(&config), s.hash_workers, s.hash_queue)?,
+        mail: pool::Pool::new("mail", Arc::clone(&config), 2, 256)?,
+        token_failures: Limiter::new(s.token_attempts, window),
+        ip_attempts: Limiter::new(s.ip_attempts, window),
+        forgot_ip: Limiter::new(s.forgot_per_ip, window),
+        forgot_address: Limiter::new(s.forgot_per_address, window),
+        csrf: Csrf::new()?,
+        config: Arc::clone(&config),
+        base_path,
+        origin,
+        forgot_path,
+        css_path,
+        pages,
+        mailer,
+        verbosity: opts.verbosity,
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pwreset-serve")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let served = runtime.block_on(run(Arc::clone(&app), inherited, opts.listen));
+    // The listener is closed and the requests in flight are answered; let the queued mail go.
+    app.mail.close();
+    app.hash.close();
+    app.db.close();
+    served
+}
+
+async fn run(
+    app: Arc<App>,
+    inherited: Option<std::net::TcpListener>,
+    listen: Option<SocketAddr>,
+) -> Result<()> {
+    let listener = match inherited {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)?
+        }
+        None => {
+            let addr = listen.unwrap_or(app.config.serve.listen);
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                let exit = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    Exit::NoPerm
+                } else {
+                    Exit::IoErr
+                };
+                fail(exit, format!("cannot listen on {addr}: {e}"))
+            })?
+        }
+    };
+    let local = listener.local_addr()?;
+    if app.verbosity >= ui::Verbosity::Normal {
+        eprintln!(
+            "pwreset serve: listening on http://{local}{} ({})",
+            app.base_path, app.config.source
+        );
+    }
+    let router = routes::router(Arc::clone(&app));
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("serving")?;
+    if app.verbosity >= ui::Verbosity::Normal {
+        eprintln!("pwreset serve: stopped");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without handlers the default action (exit) still stops the server.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
+/// X-Forwarded-For that is not one of the trusted proxies.
+fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> Client {
+    let is_trusted = |ip: &IpAddr| trusted.contains(ip) || trusted.contains(&canonical(*ip));
+    if !is_trusted(&peer) {
+        return Client {
+            ip: canonical(peer),
+            https: false,
+        };
+    }
+    let mut ip = peer;
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for hop in forwarded.iter().rev() {
+        let hop = hop.trim();
+        let parsed = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()));
+        let Some(hop) = parsed else { break };
+        ip = hop;
+        if !is_trusted(&hop) {
+            break;
+        }
+    }
+    let https = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
+    Client {
+        ip: canonical(ip),
+        https,
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (a dual-stack socket's view of IPv4 clients) as plain IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Every response: the client worked out once, the security headers, one log line.
+async fn frame(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let client = client_of(peer.ip(), req.headers(), &app.config.serve.trusted_proxies);
+    req.extensions_mut().insert(client);
+    let method = req.method().clone();
+    // The path only: the query holds the token.
+    let path = req.uri().path().to_owned();
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    if client.https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if app.verbosity >= ui::Verbosity::Normal {
+        eprintln!(
+            "{} {} {} {} {} {}ms",
+            ui::rfc3339(ui::now()),
+            client.ip,
+            method,
+            ui::escape(&path),
+            res.status().as_u16(),
+            started.elapsed().as_millis()
+        );
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_headers_only_from_trusted_proxies() {
+        let proxy: IpAddr = "127.0.0.1".parse().expect("ip");
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let untrusted = client_of(proxy, &h, &[]);
+        assert_eq!(untrusted.ip, proxy);
+        assert!(!untrusted.https);
+        let trusted = client_of(proxy, &h, &[proxy]);
+        assert_eq!(trusted.ip, "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        assert!(trusted.https);
+        // A client cannot hide behind a forged hop: the nearest untrusted address wins.
+        let two = client_of(proxy, &h, &[proxy, "198.51.100.7".parse().expect("ip")]);
+        assert_eq!(two.ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
+        let junk = client_of(
+            proxy,
+            &headers(&[("x-forwarded-for", "nonsense")]),
+            &[proxy],
+        );
+        assert_eq!(junk.ip, proxy);
+    }
+}

@@ -1,0 +1,138 @@
+//! Fixed pools of blocking threads, each with its own store.
+//!
+//! A [`Store`] is not `Send` (a connection belongs to the thread that opened it), and argon2
+//! takes `memory_kib` (19 MiB by default) per hash: both want a fixed number of threads, not
+//! tokio's growing blocking pool. Each pool has a bounded queue; when it is full, [`Pool::run`]
+//! says so at once and the page answers 503 instead of queueing without limit.
+
+use crate::config::Config;
+use crate::store::{Access, Store};
+use anyhow::Result;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+/// What a job gets: the worker's store, opened on first use and kept for the next job.
+pub struct Worker {
+    config: Arc<Config>,
+    store: Option<Box<dyn Store>>,
+}
+
+impl Worker {
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+
+    /// The worker's store, opened now if this is its first job.
+    pub fn store(&mut self) -> Result<&mut dyn Store> {
+        let store = match self.store.take() {
+            Some(s) => s,
+            None => crate::store::open(&self.config, Access::Write)?,
+        };
+        Ok(self.store.insert(store).as_mut())
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is full: answer 503 and let the client retry.
+    Full,
+    /// The job died (a bug) or the pool is shutting down.
+    Gone,
+}
+
+pub struct Pool {
+    name: &'static str,
+    tx: Mutex<Option<SyncSender<Job>>>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// `workers` threads sharing a queue of `queue` waiting jobs.
+    pub fn new(
+        name: &'static str,
+        config: Arc<Config>,
+        workers: usize,
+        queue: usize,
+    ) -> Result<Pool> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let rx = Arc::clone(&rx);
+            let config = Arc::clone(&config);
+            let handle = std::thread::Builder::new()
+                .name(format!("pwreset-{name}-{i}"))
+                .spawn(move || work(&rx, config))?;
+            threads.push(handle);
+        }
+        Ok(Pool {
+            name,
+            tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Queue a job whose result nobody waits for (mail sent after the page was answered).
+    pub fn submit(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Result<(), Refused> {
+        let guard = self.tx.lock().map_err(|_| Refused::Gone)?;
+        let tx = guard.as_ref().ok_or(Refused::Gone)?;
+        match tx.try_send(Box::new(job)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Refused::Full),
+            Err(TrySendError::Disconnected(_)) => Err(Refused::Gone),
+        }
+    }
+
+    /// Run a job on the pool and wait for its result without blocking the async threads.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Worker) -> R + Send + 'static,
+    ) -> Result<R, Refused> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(move |w| {
+            // The page may have gone (client hung up): the result is dropped, the work stands.
+            let _ = tx.send(job(w));
+        })?;
+        rx.await.map_err(|_| Refused::Gone)
+    }
+
+    /// Stop taking jobs, finish the queued ones, and wait for the threads.
+    pub fn close(&self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        for t in threads {
+            if t.join().is_err() {
+                eprintln!("warning: a {} thread of pwreset serve failed", self.name);
+            }
+        }
+    }
+}
+
+fn work(rx: &Mutex<Receiver<Job>>, config: Arc<Config>) {
+    let mut worker = Worker {
+        config,
+        store: None,
+    };
+    loop {
+        // The lock is held only while waiting for the next job, never while running one.
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut worker)));
+        if ran.is_err() {
+            // A bug; the store may be mid-transaction: open a fresh one for the next job.
+            worker.store = None;
+        }
+    }
+}

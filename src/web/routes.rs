@@ -1,0 +1,690 @@
+//! The routes and their statuses. GET and HEAD only read: a mail scanner that opens the link
+//! first spends, revokes and counts nothing.
+
+use super::pool::{Refused, Worker};
+use super::{App, Client};
+use crate::error::{Exit, exit_of, render as say};
+use crate::mail::Mailer;
+use crate::password::{Refusal, Secret};
+use crate::reset::{self, Outcome, Service};
+use crate::store::{AuditOutcome, Delivered, Handover, Issued, NewToken, User};
+use crate::token::{Digest, Status, Token};
+use crate::ui;
+use anyhow::Result;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, Extension, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use minijinja::context;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest form accepted: two passwords of max_length (at most 4096 characters of up to 4
+/// bytes, percent-encoded) fit; anything bigger is refused before it is read.
+const MAX_BODY: usize = 128 * 1024;
+/// What a 503 tells the client to wait, in seconds.
+const RETRY_BUSY: u64 = 5;
+
+pub(super) fn router(app: Arc<App>) -> Router {
+    let mut r = Router::new()
+        .route(&app.base_path, get(form).post(reset))
+        .route(&app.css_path, get(css))
+        .route("/healthz", get(healthz));
+    if let Some(p) = &app.forgot_path {
+        r = r.route(p, get(forgot_form).post(forgot));
+    }
+    r.fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            super::frame,
+        ))
+        .with_state(app)
+}
+
+// ---- responses ----
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn with_retry_after(mut res: Response, wait: Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+fn render(app: &App, status: StatusCode, name: &str, vars: minijinja::Value) -> Response {
+    match app.pages.render(name, vars) {
+        Ok(body) => html(status, body),
+        Err(e) => internal(&e),
+    }
+}
+
+/// A page that says one thing, with a link to ask for a new reset link when that helps.
+fn message(app: &App, status: StatusCode, title: &str, text: &str, new_link: bool) -> Response {
+    let link = new_link.then_some(app.forgot_path.as_deref()).flatten();
+    render(
+        app,
+        status,
+        "message.html",
+        context! {
+            title => title,
+            text => text,
+            link => link,
+            link_text => "Ask for a new link",
+        },
+    )
+}
+
+/// 500: logged in full (errors never carry passwords or tokens), said plainly.
+fn internal(e: &anyhow::Error) -> Response {
+    eprintln!("error: {}", say(e));
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "<!doctype html><html lang=\"en\"><title>Something went wrong</title><h1>Something went wrong</h1><p>Please try again later.</p></html>".into(),
+    )
+}
+
+/// The page for a token that cannot be used: 400, 404 or 410.
+fn unusable(app: &App, status: Status) -> Response {
+    let (code, title, text) = match status {
+        Status::Malformed => (
+            StatusCode::BAD_REQUEST,
+            "This link is incomplete",
+            "The link is damaged or incomplete. Copy the whole link from the email into the address bar, or ask for a new one.",
+        ),
+        Status::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "We do not know this link: it may have been mistyped, or deleted some time after it expired. Ask for a new one.",
+        ),
+        Status::Expired => (
+            StatusCode::GONE,
+            "This link has expired",
+            "Reset links work for a limited time, and this one is past it. Ask for a new one.",
+        ),
+        Status::Used => (
+            StatusCode::GONE,
+            "This link was already used",
+            "The password was already changed with this link, and a link works only once. If that was not you, ask for a new link now.",
+        ),
+        Status::Revoked | Status::Valid => (
+            StatusCode::GONE,
+            "This link no longer works",
+            "A newer link was sent, or the account changed since this one was made. Use the newest email, or ask for a new link.",
+        ),
+    };
+    message(app, code, title, text, true)
+}
+
+fn busy(app: &App) -> Response {
+    with_retry_after(
+        message(
+            app,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy right now",
+            "Nothing was changed, and your link still works. Please try again in a minute.",
+            false,
+        ),
+        Duration::from_secs(RETRY_BUSY),
+    )
+}
+
+fn too_many(app: &App, wait: Duration) -> Response {
+    let text = format!(
+        "There were too many tries. Nothing was changed; please wait {} and try again.",
+        ui::rough_span(wait.as_secs().max(1) as i64)
+    );
+    with_retry_after(
+        message(
+            app,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many tries",
+            &text,
+            false,
+        ),
+        wait,
+    )
+}
+
+fn forbidden(app: &App, new_link: bool) -> Response {
+    message(
+        app,
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form was open too long, the service restarted, or it was sent from another site. Nothing was changed: open the link from the email again.",
+        new_link,
+    )
+}
+
+fn bad_form(app: &App) -> Response {
+    message(
+        app,
+        StatusCode::BAD_REQUEST,
+        "The form did not arrive whole",
+        "Nothing was changed. Go back, reload the page and try again.",
+        false,
+    )
+}
+
+/// A failed pool job: 503 when the database was busy or the queue full, else 500.
+fn failed(app: &App, e: &anyhow::Error) -> Response {
+    if exit_of(e) == Exit::TempFail {
+        busy(app)
+    } else {
+        internal(e)
+    }
+}
+
+fn refused(app: &App, r: Refused) -> Response {
+    match r {
+        Refused::Full => busy(app),
+        Refused::Gone => internal(&anyhow::anyhow!("a worker thread stopped")),
+    }
+}
+
+/// Whether the browser says the form came from another site (defence in depth behind the
+/// CSRF token). `Origin: null` is what browsers send under `Referrer-Policy: no-referrer`.
+fn cross_site(headers: &HeaderMap, origin: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.as_bytes();
+        if site != b"same-origin" && site != b"none" {
+            return true;
+        }
+    }
+    headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() != b"null" && o.as_bytes() != origin.as_bytes())
+}
+
+/// The password rules, stated before the user types.
+fn rules(app: &App) -> Vec<String> {
+    let p = &app.config.password;
+    let mut rules = vec![format!(
+        "is at least {} characters long (at most {})",
+        p.min_length, p.max_length
+    )];
+    if p.min_strength > 0 {
+        rules.push("is hard to guess: a few unrelated words work well".into());
+    }
+    rules.push("is not made from your email address".into());
+    rules.push("is not your current password".into());
+    if app.config.users.password_format == crate::password::Format::Bcrypt {
+        rules.push("is at most 72 bytes long".into());
+    }
+    rules
+}
+
+/// The form for a valid token, with a fresh CSRF token bound to it.
+fn form_page(
+    app: &App,
+    status: StatusCode,
+    token: &Token,
+    email: Option<&str>,
+    error: Option<(&str, String)>,
+) -> Response {
+    let now = ui::now();
+    let p = &app.config.password;
+    let (error_title, error) = match error {
+        Some((t, e)) => (Some(t), Some(e)),
+        None => (None, None),
+    };
+    render(
+        app,
+        status,
+        "form.html",
+        context! {
+            title => "Choose a new password",
+            token => token.text().as_str(),
+            csrf => app.csrf.issue("reset", token.id(), now),
+            email => email,
+            action => app.base_path.as_str(),
+            rules => rules(app),
+            min_length => p.min_length,
+            max_length => p.max_length,
+            error_title => error_title,
+            error => error,
+        },
+    )
+}
+
+// ---- the reset page ----
+
+/// GET <path>?token=…: the form, or why the link cannot be used. Reads only.
+async fn form(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let mut token_text = None;
+    let mut changed = false;
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "token" if token_text.is_none() => {
+                token_text = Some(zeroize::Zeroizing::new(v.into_owned()))
+            }
+            "changed" => changed = true,
+            _ => {}
+        }
+    }
+    let Some(text) = token_text else {
+        if changed {
+            return message(
+                &app,
+                StatusCode::OK,
+                "Your password was changed",
+                "You can sign in with the new password now. The link is used up; your other open reset links no longer work either.",
+                false,
+            );
+        }
+        return unusable(&app, Status::Malformed);
+    };
+    let Ok(token) = Token::parse_input(&text) else {
+        return unusable(&app, Status::Malformed);
+    };
+    let now = ui::now();
+    let looked = app
+        .db
+        .run(move |w| -> Result<_> {
+            let c = reset::check(w.store()?, token, now)?;
+            Ok((c.status, c.record.and_then(|r| r.email), c.token))
+        })
+        .await;
+    match looked {
+        Ok(Ok((Status::Valid, email, Some(token)))) => {
+            form_page(&app, StatusCode::OK, &token, email.as_deref(), None)
+        }
+        Ok(Ok((status, _, _))) => unusable(&app, status),
+        Ok(Err(e)) => failed(&app, &e),
+        Err(r) => refused(&app, r),
+    }
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ResetForm {
+    token: String,
+    csrf: String,
+    password: String,
+    confirm: String,
+}
+
+/// What a reset attempt came to, on the hashing thread.
+enum Attempt {
+    NotUsable(Status),
+    Mismatch { email: String },
+    Refused { email: String, refusal: Refusal },
+    Changed { user: Box<User>, at: i64 },
+    Busy,
+}
+
+/// POST <path>: set the password through the reset service.
+async fn reset(
+    State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    form: Result<Form<ResetForm>, FormRejection>,
+) -> Response {
+    if let Err(wait) = app.ip_attempts.hit(&client.ip) {
+        return too_many(&app, wait);
+    }
+    let Ok(Form(form)) = form else {
+        return bad_form(&app);
+    };
+    let ResetForm {
+        token: token_text,
+        csrf,
+        password,
+        confirm,
+    } = form;
+    let token_text = zeroize::Zeroizing::new(token_text);
+    let (password, confirm) = (Secret::new(password), Secret::new(confirm));
+    let Ok(token) = Token::parse_input(&token_text) else {
+        return unusable(&app, Status::Malformed);
+    };
+    let id = token.id();
+    if cross_site(&headers, &app.origin) || !app.csrf.check("reset", id, &csrf, ui::now()) {
+        return forbidden(&app, true);
+    }
+    if let Err(wait) = app.token_failures.check(&id) {
+        return too_many(&app, wait);
+    }
+    let actor = client.actor();
+    let attempt = app
+        .hash
+        .run(move |w| attempt(w, token, &password, &confirm, &actor))
+        .await;
+    let again = |email: &str, title: &str, why: String| match Token::parse_input(&token_text) {
+        Ok(token) => form_page(
+            &app,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &token,
+            Some(email),
+            Some((title, why)),
+        ),
+        Err(_) => unusable(&app, Status::Malformed),
+    };
+    match attempt {
+        Ok(Ok(Attempt::Changed { user, at })) => {
+            if app.config.notify_on_reset {
+                let config = Arc::clone(&app.config);
+                let queued = app.mail.submit(move |_| {
+                    if let Err(e) = reset::send_notice(&config, &user, at) {
+                        eprintln!(
+                            "warning: a password was changed on the web, but the notice was not sent: {}",
+                            say(&e)
+                        );
+                    }
+                });
+                if queued.is_err() {
+                    eprintln!(
+                        "warning: a password was changed on the web, but the mail queue was full: no notice was sent"
+                    );
+                }
+            }
+            // POST/redirect/GET: reloading the result page does not post the form again.
+            let to = format!("{}?changed=1", app.base_path);
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&to) {
+                res.headers_mut().insert(header::LOCATION, v);
+            }
+            res
+        }
+        Ok(Ok(Attempt::Mismatch { email })) => {
+            let _ = app.token_failures.hit(&id);
+            again(
+                &email,
+                "The two passwords are not the same",
+                "Type the same new password in both fields.".into(),
+            )
+        }
+        Ok(Ok(Attempt::Refused { email, refusal })) => {
+            let _ = app.token_failures.hit(&id);
+            again(
+                &email,
+                "This password cannot be used",
+                format!("It is {refusal}."),
+            )
+        }
+        Ok(Ok(Attempt::NotUsable(status))) => unusable(&app, status),
+        Ok(Ok(Attempt::Busy)) => busy(&app),
+        Ok(Err(e)) => failed(&app, &e),
+        Err(r) => refused(&app, r),
+    }
+}
+
+/// Check the token, compare the two passwords, apply the policy, hash and store: the same
+/// service and transaction as `pwreset reset`.
+fn attempt(
+    w: &mut Worker,
+    token: Token,
+    password: &Secret,
+    confirm: &Secret,
+    actor: &str,
+) -> Result<Attempt> {
+    let config = w.config().clone();
+    let now = ui::now();
+    let store = w.store()?;
+    let checked = reset::check(store, token, now)?;
+    let (Some(record), Some(token)) = (checked.record, checked.token) else {
+        return Ok(Attempt::NotUsable(checked.status));
+    };
+    if checked.status != Status::Valid {
+        return Ok(Attempt::NotUsable(checked.status));
+    }
+    let mut service = Service::new(store, &config, actor)?;
+    let user = service.user_of(&record)?;
+    if password.expose() != confirm.expose() {
+        return Ok(Attempt::Mismatch { email: user.email });
+    }
+    let accepted = match service.accept(&user, password.expose()) {
+        Ok(a) => a,
+        Err(refusal) => {
+            service.record_failure(
+                &user,
+                AuditOutcome::Refused,
+                &format!("password refused on the web: {refusal}"),
+            )?;
+            return Ok(Attempt::Refused {
+                email: user.email,
+                refusal,
+            });
+        }
+    };
+    Ok(match service.set_password(&token, &user, accepted)? {
+        Outcome::Changed { at } => Attempt::Changed {
+            user: Box::new(user),
+            at,
+        },
+        Outcome::NotUsable(status) => Attempt::NotUsable(status),
+        Outcome::Busy(_) => Attempt::Busy,
+        Outcome::Refused(refusal) => Attempt::Refused {
+            email: user.email,
+            refusal,
+        },
+    })
+}
+
+// ---- the forgot-password page ----
+
+fn forgot_page(app: &App, status: StatusCode, email: &str, error: Option<String>) -> Response {
+    render(
+        app,
+        status,
+        "forgot.html",
+        context! {
+            title => "Forgot your password?",
+            action => app.forgot_path.as_deref(),
+            csrf => app.csrf.issue("forgot", 0, ui::now()),
+            email => email,
+            error => error,
+            sent => false,
+        },
+    )
+}
+
+async fn forgot_form(State(app): State<Arc<App>>) -> Response {
+    forgot_page(&app, StatusCode::OK, "", None)
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ForgotForm {
+    email: String,
+    csrf: String,
+}
+
+/// POST the forgot-password page: the same neutral answer, at once, whether or not the address
+/// has an account; the lookup and the mail happen after the answer, on the mail pool.
+async fn forgot(
+    State(app): State<Arc<App>>,
+    Extension(client): Extension<Client>,
+    headers: HeaderMap,
+    form: Result<Form<ForgotForm>, FormRejection>,
+) -> Response {
+    if let Err(wait) = app.forgot_ip.hit(&client.ip) {
+        return too_many(&app, wait);
+    }
+    let Ok(Form(form)) = form else {
+        return bad_form(&app);
+    };
+    if cross_site(&headers, &app.origin) || !app.csrf.check("forgot", 0, &form.csrf, ui::now()) {
+        return forbidden(&app, false);
+    }
+    let addr = match crate::email::validate(&form.email) {
+        Ok(a) => a.to_owned(),
+        Err(e) => {
+            let shown: String = form.email.chars().take(254).collect();
+            return forgot_page(
+                &app,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &shown,
+                Some(format!("Please check the address: {}.", say(&e))),
+            );
+        }
+    };
+    if let Err(wait) = app.forgot_address.hit(&crate::email::key(&addr)) {
+        return too_many(&app, wait);
+    }
+    let Some(mailer) = app.mailer.clone() else {
+        return internal(&anyhow::anyhow!(
+            "forgot_password is on but no mailer was set up"
+        ));
+    };
+    let actor = client.actor();
+    let base_url = app.config.base_url.clone().unwrap_or_default();
+    if let Err(r) = app.mail.submit(move |w| {
+        if let Err(e) = request_link(w, &mailer, &base_url, &addr, &actor) {
+            eprintln!(
+                "warning: a reset link asked for on the web was not sent: {}",
+                say(&e)
+            );
+        }
+    }) {
+        return refused(&app, r);
+    }
+    let ttl = ui::rough_span(app.config.token_ttl.as_secs() as i64);
+    render(
+        &app,
+        StatusCode::OK,
+        "forgot.html",
+        context! {
+            title => "Check your email",
+            sent => true,
+            ttl => ttl,
+        },
+    )
+}
+
+/// What `pwreset request ADDRESS` does for one address, from the web: find the user the same
+/// way, issue a token under the request throttle, mail the link to the stored address, and
+/// revoke the token when the mail could not be made or sent. Unknown addresses end here
+/// quietly: the page already gave its neutral answer.
+fn request_link(
+    w: &mut Worker,
+    mailer: &Mailer,
+    base_url: &str,
+    addr: &str,
+    actor: &str,
+) -> Result<()> {
+    let config = w.config().clone();
+    let store = w.store()?;
+    let user = match crate::lookup::find(store, addr)? {
+        crate::lookup::Found::User(u) => u,
+        crate::lookup::Found::Unknown => return Ok(()),
+        crate::lookup::Found::Ambiguous => {
+            return Err(crate::lookup::Found::ambiguous_error(
+                addr,
+                &config.users.table,
+            ));
+        }
+    };
+    if user.email.trim().is_empty() {
+        return Ok(());
+    }
+    let token = Token::generate()?;
+    let now = ui::now();
+    let issued = store.issue_tokens(
+        &[NewToken {
+            user: &user,
+            digest: token.digest(),
+        }],
+        now,
+        config.token_ttl,
+        Some(config.request_throttle),
+        Handover::Mailed,
+        actor,
+    )?;
+    let Some(Issued::Created {
+        expires_at,
+        id,
+        had_open,
+    }) = issued.first().copied()
+    else {
+        // Throttled: the user has a fresh link already.
+        return Ok(());
+    };
+    let token = token.with_id(id)?;
+    let link = crate::token::link(base_url, &token);
+    let sent = mailer
+        .reset_message_to(&user.recipient(), &link, expires_at, now)
+        .and_then(|msg| mailer.send(&msg).map_err(anyhow::Error::from));
+    if let Err(e) = sent {
+        // A link that did not reach its owner must not stay usable.
+        let why = say(&e);
+        store.revoke_undelivered(id, &user, &why, ui::now(), actor)?;
+        return Err(e);
+    }
+    // Delivered: only now do the user's older links stop working.
+    store.confirm_delivered(
+        &[Delivered {
+            user: &user,
+            token_id: id,
+            had_open,
+        }],
+        ui::now(),
+        actor,
+    )?;
+    Ok(())
+}
+
+// ---- the rest ----
+
+async fn css(State(app): State<Arc<App>>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        app.pages.css.clone(),
+    )
+        .into_response()
+}
+
+/// For load balancers: 200 when the database answers a lookup, else 503.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let checked = app
+        .db
+        .run(|w| -> Result<()> {
+            w.store()?.lookup_token(0, &Digest([0; 32]))?;
+            Ok(())
+        })
+        .await;
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    match checked {
+        Ok(Ok(())) => (StatusCode::OK, text, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            eprintln!("healthz: {}", say(&e));
+            with_retry_after(
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    text,
+                    "database unavailable\n",
+                )
+                    .into_response(),
+                Duration::from_secs(RETRY_BUSY),
+            )
+        }
+        Err(_) => with_retry_after(
+            (StatusCode::SERVICE_UNAVAILABLE, text, "busy\n").into_response(),
+            Duration::from_secs(RETRY_BUSY),
+        ),
+    }
+}
+
+async fn not_found(State(app): State<Arc<App>>) -> Response {
+    message(
+        &app,
+        StatusCode::NOT_FOUND,
+        "There is no page here",
+        "Check the address, or open the link from your email again.",
+        false,
+    )
+}
