@@ -6,7 +6,8 @@
 #   bash bench/lookup.sh                 # builds the release binary
 #   BIN=/path/to/pwreset bash bench/lookup.sh   # measure another build (e.g. an older one)
 #
-# Needs: sqlite3, hyperfine, python3 (installed with apt-get when missing).
+# Needs: sqlite3, hyperfine, python3 (installed with apt-get when missing). Times are the fastest
+# of RUNS runs (default 5): the least disturbed by whatever else the machine is doing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,7 +81,7 @@ run() { # label, config, args...
   hyperfine -N --style none --warmup 1 --runs "${RUNS:-5}" --export-json "$OUT/$label.json" \
     -n "$label" "env PWRESET_CONFIG=$OUT/$conf.toml $BIN -q $*" >/dev/null 2>&1 || {
       echo "failed: $label" >&2; env PWRESET_CONFIG="$OUT/$conf.toml" "$BIN" "$@" >/dev/null; exit 1; }
-  python3 -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['results'][0]['mean'])" "$OUT/$label.json"
+  python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['results'][0]['min'])" "$OUT/$label.json"
 }
 
 one_s=$(run one-small small request --no-email --force user5000@example.com)
@@ -91,7 +92,7 @@ m_l=$(run mixed-large large request --no-email --force --from-file "$OUT/mixed.t
 # One full scan: the sqlite3 shell folding every stored address once.
 scan=$(hyperfine -N --style none --warmup 1 --runs 5 --export-json "$OUT/scan.json" \
   "sqlite3 -readonly $OUT/large.db \"SELECT count(*) FROM accounts WHERE lower(email) = 'user5000@example.com'\"" >/dev/null 2>&1 &&
-  python3 -c "import json,sys; print('%.3f' % json.load(open(sys.argv[1]))['results'][0]['mean'])" "$OUT/scan.json")
+  python3 -c "import json,sys; print('%.4f' % json.load(open(sys.argv[1]))['results'][0]['min'])" "$OUT/scan.json")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "Machine: $(nproc) cores, $(uname -m); binary: $BIN"

@@ -149,7 +149,8 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         rng: SystemRandom::new(),
         worst: Exit::Ok,
         counts: Counts::default(),
-        bar: ui::progress(None, ctx.verbosity, "requesting"),
+        // A few addresses need no bar; bulk runs get theirs below, once they know their size.
+        bar: indicatif::ProgressBar::hidden(),
         bulk,
         // --all walks distinct rows; typed and listed addresses may name a user twice.
         seen: (!args.all).then(std::collections::HashSet::new),
@@ -199,6 +200,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             run.chunk(items)?;
         }
     } else if let Some(path) = &args.from_file {
+        run.bar = ui::progress(None, ctx.verbosity, "requesting");
         // Addresses on the command line are served as well as the file's, never dropped.
         if !args.emails.is_empty() {
             let items = run.resolve(args.emails.clone())?;
@@ -448,6 +450,13 @@ struct Run<'a> {
     /// left out.
     shown: std::collections::HashMap<&'static str, u64>,
     hidden: u64,
+}
+
+impl Drop for Run<'_> {
+    /// However the run ends (an error included), no stale bar is left on the terminal.
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 impl Run<'_> {

@@ -947,6 +947,10 @@ fn request_all_on_a_terminal_asks_before_mailing_everyone() {
     p.send_line("y");
     assert_eq!(p.finish(), 0, "{}", p.transcript);
     assert_eq!(env.messages().len(), 2);
+    // One address: no question and no progress bar flashing by.
+    let mut p = Pty::spawn(&env, &["request", "--force", "alice@example.com"]);
+    assert_eq!(p.finish(), 0, "{}", p.transcript);
+    assert!(!p.transcript.contains("requesting"), "{}", p.transcript);
     // --yes, or no terminal: no question (cron keeps working).
     let mut p = Pty::spawn(&env, &["request", "--all", "--yes", "--force"]);
     assert_eq!(p.finish(), 0, "{}", p.transcript);
@@ -955,5 +959,5 @@ fn request_all_on_a_terminal_asks_before_mailing_everyone() {
         .args(["request", "--all", "--force"])
         .assert()
         .success();
-    assert_eq!(env.messages().len(), 6);
+    assert_eq!(env.messages().len(), 7);
 }
