@@ -89,6 +89,18 @@ one_l=$(run one-large large request --no-email --force user5000@example.com)
 k_s=$(run file-small small request --no-email --force --from-file "$OUT/exact.txt")
 k_l=$(run file-large large request --no-email --force --from-file "$OUT/exact.txt")
 m_l=$(run mixed-large large request --no-email --force --from-file "$OUT/mixed.txt")
+# 10 of the stored addresses in capitals, typed in lower case: neither index lookup finds them,
+# so the run makes its one scan for all ten.
+python3 - "$OUT" <<'PY'
+import sys
+out = sys.argv[1]
+exact = open(f"{out}/exact.txt").read().split()
+ids = [a[len("user"):a.index("@")] for a in exact[5::100][:10]]
+open(f"{out}/upper.sql", "w").write(
+    "UPDATE accounts SET email = upper(email) WHERE id IN (%s);\n" % ",".join(ids))
+PY
+sqlite3 "$OUT/large.db" < "$OUT/upper.sql"
+s_l=$(run stored-case-large large request --no-email --force --from-file "$OUT/exact.txt")
 # One full scan: the sqlite3 shell folding every stored address once.
 scan=$(hyperfine -N --style none --warmup 1 --runs 5 --export-json "$OUT/scan.json" \
   "sqlite3 -readonly $OUT/large.db \"SELECT count(*) FROM accounts WHERE lower(email) = 'user5000@example.com'\"" >/dev/null 2>&1 &&
@@ -101,4 +113,5 @@ echo "| measure | 10,000 rows | 1,000,000 rows | ratio | goal |"
 echo "|---|---|---|---|---|"
 echo "| request --no-email, one user | ${one_s} s | ${one_l} s | $(ratio "$one_l" "$one_s")x | <= 2x |"
 echo "| request --from-file, 1,000 exact addresses | ${k_s} s | ${k_l} s | $(ratio "$k_l" "$k_s")x | <= 2x |"
-echo "| the same with 10 differing in case or width | | ${m_l} s | +$(awk -v a="$m_l" -v b="$k_l" 'BEGIN { printf "%.3f", a - b }') s over exact | <= one full scan (sqlite3 lower(): ${scan} s) |"
+echo "| the same with 10 typed in another case or width | | ${m_l} s | +$(awk -v a="$m_l" -v b="$k_l" 'BEGIN { printf "%.3f", a - b }') s over exact | <= one full scan (sqlite3 lower(): ${scan} s) |"
+echo "| the same with 10 stored in capitals (one scan) | | ${s_l} s | +$(awk -v a="$s_l" -v b="$k_l" 'BEGIN { printf "%.3f", a - b }') s over exact | <= one full scan (sqlite3 lower(): ${scan} s) |"

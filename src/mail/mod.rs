@@ -206,23 +206,7 @@ impl Mailer {
     /// yet (SMTP connects on the first message).
     pub fn new(config: &Config) -> Result<Mailer> {
         let m = &config.mail;
-        let mut env = Environment::new();
-        // A misspelt variable in an admin's template should fail loudly, not send a blank link.
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-        // minijinja's HTML escaping also turns '/' into "&#x2f;", which is valid but leaves
-        // links in the HTML part looking mangled to people and to some mail clients.
-        env.set_formatter(|out, state, value| {
-            if *state.auto_escape() == minijinja::AutoEscape::Html
-                && !value.is_safe()
-                && let Some(text) = value.as_str()
-            {
-                return Ok(out.write_str(&escape_html(text))?);
-            }
-            minijinja::escape_formatter(out, state, value)
-        });
-        // A template with nested loops must fail (78) instead of hanging before any token is
-        // made.
-        env.set_fuel(Some(TEMPLATE_FUEL));
+        let mut env = template_env();
         if let Some(dir) = &m.template_dir {
             crate::trust::check_private_dir(dir, "mail.template_dir")?;
         }
@@ -681,6 +665,28 @@ impl Mailer {
 /// instruction): the built-in templates need a few hundred; nested loops over large ranges run
 /// out instead of hanging.
 const TEMPLATE_FUEL: u64 = 100_000;
+
+/// The template environment of the mails and the web pages: strict about undefined variables,
+/// bounded in work, and escaping HTML without mangling links.
+pub(crate) fn template_env() -> Environment<'static> {
+    let mut env = Environment::new();
+    // A misspelt variable in an admin's template should fail loudly, not send a blank link.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // minijinja's HTML escaping also turns '/' into "&#x2f;", which is valid but leaves links
+    // looking mangled to people and to some mail clients.
+    env.set_formatter(|out, state, value| {
+        if *state.auto_escape() == minijinja::AutoEscape::Html
+            && !value.is_safe()
+            && let Some(text) = value.as_str()
+        {
+            return Ok(out.write_str(&escape_html(text))?);
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    // A template with nested loops must fail (78) instead of hanging before any token is made.
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    env
+}
 
 /// Escape text for HTML: `& < > " '` (not `/`, which needs no escaping).
 fn escape_html(text: &str) -> String {

@@ -179,42 +179,9 @@ enum Stage {
 type SmtpError = lettre::transport::smtp::Error;
 
 impl SmtpPool {
-    fn connect(&self) -> std::result::Result<SmtpConnection, SmtpError> {
-        let wrapper = match &self.tls {
-            SmtpTls::Wrapper(p) => Some(p),
-            _ => None,
-        };
-        let mut conn = SmtpConnection::connect(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            wrapper,
-            None,
-        )?;
-        let setup = (|| {
-            if let SmtpTls::StartTls(p) = &self.tls {
-                conn.starttls(p, &self.hello)?;
-            }
-            if let Some(c) = &self.credentials {
-                conn.auth(
-                    lettre::transport::smtp::authentication::DEFAULT_MECHANISMS,
-                    c,
-                )?;
-            }
-            Ok(())
-        })();
-        match setup {
-            Ok(()) => Ok(conn),
-            Err(e) => {
-                conn.abort();
-                Err(e)
-            }
-        }
-    }
-
-    /// Connect, secure and log in as a delivery would, send nothing, and say what was found
-    /// (for `doctor`).
-    pub(super) fn probe(&self) -> std::result::Result<Probe, SmtpError> {
+    /// Open a connection as every delivery does: connect (or implicit TLS), STARTTLS, AUTH;
+    /// and say what was found on the way (for `doctor`).
+    fn open(&self) -> std::result::Result<(SmtpConnection, Probe), SmtpError> {
         let wrapper = match &self.tls {
             SmtpTls::Wrapper(p) => Some(p),
             _ => None,
@@ -227,7 +194,7 @@ impl SmtpPool {
             None,
         )?;
         let offers_starttls = conn.can_starttls();
-        let result = (|| {
+        let setup = (|| {
             if let SmtpTls::StartTls(p) = &self.tls {
                 conn.starttls(p, &self.hello)?;
             }
@@ -249,16 +216,25 @@ impl SmtpPool {
                 logged_in: self.credentials.is_some(),
             })
         })();
-        match result {
-            Ok(p) => {
-                let _ = conn.quit();
-                Ok(p)
-            }
+        match setup {
+            Ok(p) => Ok((conn, p)),
             Err(e) => {
                 conn.abort();
                 Err(e)
             }
         }
+    }
+
+    fn connect(&self) -> std::result::Result<SmtpConnection, SmtpError> {
+        self.open().map(|(conn, _)| conn)
+    }
+
+    /// Connect, secure and log in as a delivery would, send nothing, and say what was found
+    /// (for `doctor`).
+    pub(super) fn probe(&self) -> std::result::Result<Probe, SmtpError> {
+        let (mut conn, probe) = self.open()?;
+        let _ = conn.quit();
+        Ok(probe)
     }
 
     /// Send one message; on failure, whether it happened while opening a new connection

@@ -39,20 +39,10 @@ impl Pages {
     /// Load the templates (admin's first, built-in otherwise) and render each once with sample
     /// values, so a broken override stops `serve` at start (78) rather than on a user's page.
     pub fn load(config: &Config, css_url: &str) -> Result<Pages> {
-        let mut env = Environment::new();
+        let mut env = crate::mail::template_env();
+        // Pages test optional values (`{% if error %}`): chainable, not strict like the mails.
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         env.set_fuel(Some(FUEL));
-        // minijinja's HTML escaping also writes '/' as "&#x2f;": valid, but it mangles every
-        // path in the page source for no gain inside quoted attributes and text.
-        env.set_formatter(|out, state, value| {
-            if *state.auto_escape() == minijinja::AutoEscape::Html
-                && !value.is_safe()
-                && let Some(text) = value.as_str()
-            {
-                return Ok(out.write_str(&escape_html(text))?);
-            }
-            minijinja::escape_formatter(out, state, value)
-        });
         let dir = config.mail.template_dir.as_ref().map(|d| d.join("web"));
         if let Some(d) = &dir
             && d.is_dir()
@@ -133,17 +123,3 @@ fn sample() -> Value {
     }
 }
 
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
