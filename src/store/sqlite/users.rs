@@ -68,12 +68,12 @@ pub(super) fn with_email(s: &SqliteStore, value: &str) -> Result<Vec<User>> {
 }
 
 pub(super) fn scan(s: &SqliteStore, wanted: &mut dyn FnMut(&str) -> bool) -> Result<Vec<User>> {
-    let mut stmt = s
-        .conn
-        .prepare(&s.q.select_users)
-        .map_err(|e| s.ctx.err(e))?;
+    // Only the key and the address cross into Rust for each row; the few rows wanted are read
+    // whole afterwards, by key.
+    let sql = format!("SELECT {}, {} FROM {}", s.q.id, s.q.email, s.q.table);
+    let mut stmt = s.conn.prepare(&sql).map_err(|e| s.ctx.err(e))?;
     let mut rows = stmt.query([]).map_err(|e| s.ctx.err(e))?;
-    let mut out = Vec::new();
+    let mut ids = Vec::new();
     while let Some(r) = rows.next().map_err(|e| s.ctx.err(e))? {
         // Borrow the text in place: most rows are looked at and dropped.
         let keep = match r.get_ref(1).map_err(|e| s.ctx.err(e))? {
@@ -84,8 +84,14 @@ pub(super) fn scan(s: &SqliteStore, wanted: &mut dyn FnMut(&str) -> bool) -> Res
             _ => false,
         };
         if keep {
-            out.push(user_from_row(r).map_err(|e| s.ctx.err(e))?);
+            ids.push(r.get::<_, UserId>(0).map_err(|e| s.ctx.err(e))?);
         }
+    }
+    drop(rows);
+    drop(stmt);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in &ids {
+        out.extend(by_id(s, id)?);
     }
     Ok(out)
 }
