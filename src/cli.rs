@@ -106,9 +106,11 @@ pub enum Command {
     ///
     /// Checks the token first (exit 1 before any prompt when it is not usable), then asks for
     /// the new password twice with no echo. On a mismatch or a policy failure it says why and
-    /// asks again, 3 tries. The password is hashed with argon2id and stored, the token is
-    /// consumed and the user's other open tokens revoked in one transaction, and a "your
-    /// password was changed" notice is sent.
+    /// asks again, 3 tries. The password is normalised to NFKC (so the same typed text matches
+    /// whatever keyboard made it; set [password] normalize = "none" when the application's own
+    /// login does not normalise), hashed in [users] password_format (argon2id by default) and
+    /// stored; the token is consumed, the user's other open tokens revoked and [users]
+    /// after_reset run in one transaction, and a "your password was changed" notice is sent.
     #[command(after_help = "Examples:
   pwreset reset pwr_9bQ...
   pwreset reset 'https://accounts.example.com/reset_password?token=pwr_9bQ...'

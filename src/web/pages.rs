@@ -122,4 +122,3 @@ fn sample() -> Value {
         sent => false,
     }
 }
-

@@ -406,3 +406,24 @@ fn init_reports_the_formats_a_table_holds_and_names_the_matching_one() {
     let a = env.cmd().arg("init").assert().success();
     assert!(!stderr(&a).contains("password_format is"), "{}", stderr(&a));
 }
+
+#[test]
+fn normalize_none_stores_the_password_as_typed() {
+    // Full-width letters: NFKC turns them into ASCII.
+    let typed = "ｃｏｒｒｅｃｔ horse battery staple";
+    let folded = "correct horse battery staple";
+    let env = app("");
+    assert_eq!(reset(&env, typed, &[]).status.code(), Some(0));
+    let hash = alices_hash(&env);
+    assert!(pwreset::password::verify_any(folded, hash.as_bytes(), None).is_match());
+    let env = app("");
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(&text.replace(
+        "[password.bcrypt]",
+        "[password]\nnormalize = \"none\"\n\n[password.bcrypt]",
+    ));
+    assert_eq!(reset(&env, typed, &[]).status.code(), Some(0));
+    let hash = alices_hash(&env);
+    assert!(pwreset::password::verify_any(typed, hash.as_bytes(), None).is_match());
+    assert!(!pwreset::password::verify_any(folded, hash.as_bytes(), None).is_match());
+}
