@@ -46,14 +46,32 @@ pub(super) fn issue(
                 open.insert(r.get(0)?);
             }
         }
-        // The throttle: the user's row moves to `now` only if its last request is older than
-        // the cutoff. The unique key makes two racing requests for one user queue on each
-        // other, and the second sees the first's time.
-        let mut throttled = tx.prepare_cached(
-            "INSERT INTO pwreset_throttle (user_id, last_at) VALUES (?1, ?2)
-             ON CONFLICT (user_id) DO UPDATE SET last_at = excluded.last_at
-              WHERE pwreset_throttle.last_at <= ?3",
-        )?;
+        // The throttle: a user's row moves to `now` only if their last request is older than
+        // the cutoff (with --force, always, so the next unforced request waits). The unique key
+        // makes two racing requests for one user queue on each other, and the second sees the
+        // first's time. One multi-row upsert per few hundred users; RETURNING names the users
+        // whose row moved, that is, who may have a link.
+        let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+        let mut allowed: HashSet<super::UserId> = HashSet::with_capacity(batch.len());
+        for part in batch.chunks(400) {
+            let values = vec!["(?, ?)"; part.len()].join(",");
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO pwreset_throttle (user_id, last_at) VALUES {values}
+                 ON CONFLICT (user_id) DO UPDATE SET last_at = excluded.last_at
+                  WHERE pwreset_throttle.last_at <= ?
+                 RETURNING user_id"
+            ))?;
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 2 + 1);
+            for item in part {
+                params.push(&item.user.id);
+                params.push(&now);
+            }
+            params.push(&cutoff);
+            let mut rows = stmt.query(params.as_slice())?;
+            while let Some(r) = rows.next()? {
+                allowed.insert(r.get(0)?);
+            }
+        }
         let mut last_at =
             tx.prepare_cached("SELECT last_at FROM pwreset_throttle WHERE user_id = ?1")?;
         let mut revoke = tx.prepare_cached(
@@ -65,22 +83,20 @@ pub(super) fn issue(
             "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?;
-        let mut audit_row = tx.prepare_cached(super::audit::INSERT)?;
+        // Audit rows are written together at the end, a few hundred per statement.
+        let mut audits: Vec<(&NewToken<'_>, AuditOutcome)> = Vec::with_capacity(batch.len());
+        let mut served: HashSet<&super::UserId> = HashSet::new();
         for item in batch {
             let user = item.user;
-            // With --force the row is still moved, so the next unforced request waits.
-            let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
-            if throttled.execute(params![user.id, now, cutoff])? == 0 {
-                let last: i64 = last_at.query_row([&user.id], |r| r.get(0))?;
-                audit_row.execute(params![
-                    now,
-                    actor,
-                    AuditAction::Request.as_str(),
-                    user.id,
-                    &user.email,
-                    AuditOutcome::Throttled.as_str(),
-                    None::<&str>
-                ])?;
+            // A user listed twice in one batch: the second is throttled like any repeat.
+            let repeat = !served.insert(&user.id) && throttle.is_some();
+            if repeat || !allowed.contains(&user.id) {
+                let last: i64 = if repeat {
+                    now
+                } else {
+                    last_at.query_row([&user.id], |r| r.get(0))?
+                };
+                audits.push((item, AuditOutcome::Throttled));
                 out.push(Issued::Throttled {
                     retry_at: last.saturating_add(throttle.unwrap_or(0)),
                 });
@@ -100,15 +116,7 @@ pub(super) fn issue(
             ])?;
             let id = tx.last_insert_rowid();
             if printed {
-                audit_row.execute(params![
-                    now,
-                    actor,
-                    AuditAction::Request.as_str(),
-                    user.id,
-                    &user.email,
-                    AuditOutcome::Created.as_str(),
-                    None::<&str>
-                ])?;
+                audits.push((item, AuditOutcome::Created));
             }
             // A user listed twice in one chunk: the second sees the first's token.
             open.insert(user.id.clone());
@@ -117,6 +125,25 @@ pub(super) fn issue(
                 id,
                 had_open,
             });
+        }
+        let action = AuditAction::Request.as_str();
+        for part in audits.chunks(200) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, NULL)"; part.len()].join(",");
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO pwreset_audit (at, actor, action, user_id, email, outcome, detail)
+                 VALUES {values}"
+            ))?;
+            let outcomes: Vec<&str> = part.iter().map(|(_, o)| o.as_str()).collect();
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 6);
+            for ((item, _), outcome) in part.iter().zip(&outcomes) {
+                params.push(&now);
+                params.push(&actor);
+                params.push(&action);
+                params.push(&item.user.id);
+                params.push(&item.user.email);
+                params.push(outcome);
+            }
+            stmt.execute(params.as_slice())?;
         }
         Ok(())
     };
