@@ -11,66 +11,78 @@ use unicode_normalization::UnicodeNormalization;
 /// Longest address accepted (RFC 5321's path limit less the angle brackets).
 pub const MAX_LEN: usize = 254;
 
+/// Why a typed address was not taken. The web pages say it in the reader's language; the
+/// commands say [`validate`]'s English sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    TooLong,
+    ControlCharacters,
+    NotUtf8,
+    Invisible,
+    MixedScripts,
+    Empty,
+    Syntax,
+}
+
 /// Check an address typed by a user. Returns it trimmed of surrounding white space.
 pub fn validate(input: &str) -> anyhow::Result<&str> {
-    let shown = crate::ui::escape(&input.chars().take(80).collect::<String>());
-    let more = if input.chars().count() > 80 {
-        "..."
-    } else {
-        ""
-    };
+    check(input).map_err(|why| {
+        let shown = crate::ui::escape(&input.chars().take(80).collect::<String>());
+        let more = if input.chars().count() > 80 {
+            "..."
+        } else {
+            ""
+        };
+        let text = match why {
+            Invalid::TooLong => {
+                format!("email address {shown}{more} is longer than {MAX_LEN} characters")
+            }
+            Invalid::ControlCharacters => format!(
+                "email address {shown}{more} contains control characters (a line break, NUL or escape); type the address alone"
+            ),
+            Invalid::NotUtf8 => format!("email address {shown}{more} is not valid UTF-8 text"),
+            Invalid::Invisible => format!(
+                "email address {shown}{more} contains invisible characters (zero-width or text-direction marks); type the address alone"
+            ),
+            Invalid::MixedScripts => format!(
+                "email address {} mixes Latin, Greek and Cyrillic letters in one part, a look-alike of another address; type it in one alphabet",
+                crate::ui::escape(input.trim())
+            ),
+            Invalid::Empty => "email address is empty".to_owned(),
+            Invalid::Syntax => {
+                format!("{shown} is not a valid email address; write it like alice@example.com")
+            }
+        };
+        fail(Exit::DataErr, text)
+    })
+}
+
+/// [`validate`] without the sentence: the address trimmed, or why it is not taken.
+pub fn check(input: &str) -> Result<&str, Invalid> {
     if input.len() > MAX_LEN * 4 {
-        return Err(fail(
-            Exit::DataErr,
-            format!("email address {shown}{more} is longer than {MAX_LEN} characters"),
-        ));
+        return Err(Invalid::TooLong);
     }
     let addr = input.trim();
     if addr.chars().any(|c| c.is_control()) {
-        return Err(fail(
-            Exit::DataErr,
-            format!(
-                "email address {shown}{more} contains control characters (a line break, NUL or escape); type the address alone"
-            ),
-        ));
+        return Err(Invalid::ControlCharacters);
     }
     if addr.contains('\u{fffd}') {
-        return Err(fail(
-            Exit::DataErr,
-            format!("email address {shown}{more} is not valid UTF-8 text"),
-        ));
+        return Err(Invalid::NotUtf8);
     }
     if addr.chars().any(is_invisible) {
-        return Err(fail(
-            Exit::DataErr,
-            format!(
-                "email address {shown}{more} contains invisible characters (zero-width or text-direction marks); type the address alone"
-            ),
-        ));
+        return Err(Invalid::Invisible);
     }
     if addr.split(['@', '.']).any(mixes_scripts) {
-        return Err(fail(
-            Exit::DataErr,
-            format!(
-                "email address {} mixes Latin, Greek and Cyrillic letters in one part, a look-alike of another address; type it in one alphabet",
-                crate::ui::escape(addr)
-            ),
-        ));
+        return Err(Invalid::MixedScripts);
     }
     if addr.chars().count() > MAX_LEN {
-        return Err(fail(
-            Exit::DataErr,
-            format!("email address {shown}{more} is longer than {MAX_LEN} characters"),
-        ));
+        return Err(Invalid::TooLong);
     }
     if addr.is_empty() {
-        return Err(fail(Exit::DataErr, "email address is empty"));
+        return Err(Invalid::Empty);
     }
     if addr.parse::<lettre::Address>().is_err() {
-        return Err(fail(
-            Exit::DataErr,
-            format!("{shown} is not a valid email address; write it like alice@example.com"),
-        ));
+        return Err(Invalid::Syntax);
     }
     Ok(addr)
 }

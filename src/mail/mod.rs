@@ -201,6 +201,40 @@ fn clean_name(name: &str) -> Option<String> {
     (!cleaned.is_empty()).then_some(cleaned)
 }
 
+/// The languages there are templates for, each with its folder in `dir` (a `template_dir`)
+/// if it has one: the built-in ones (English first), then any other language folder in `dir`.
+/// `web/` holds the pages' templates, not a language's.
+pub(crate) fn language_dirs(dir: Option<&Path>) -> Result<Vec<(String, Option<PathBuf>)>> {
+    let mut languages: Vec<(String, Option<PathBuf>)> = locale::BUILTIN
+        .iter()
+        .map(|l| ((*l).to_owned(), None))
+        .collect();
+    let Some(Ok(entries)) = dir.map(std::fs::read_dir) else {
+        return Ok(languages);
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    found.sort();
+    for path in found {
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(lang) = locale::language(name).filter(|_| name != "web") else {
+            continue;
+        };
+        crate::trust::check_private_dir(&path, "mail.template_dir")?;
+        match languages.iter_mut().find(|(l, _)| *l == lang) {
+            Some((_, slot @ None)) => *slot = Some(path),
+            Some(_) => {}
+            None => languages.push((lang, Some(path))),
+        }
+    }
+    Ok(languages)
+}
+
 impl Mailer {
     /// Load the templates and set up the configured transport. Nothing is sent or connected
     /// yet (SMTP connects on the first message).
@@ -210,35 +244,7 @@ impl Mailer {
         if let Some(dir) = &m.template_dir {
             crate::trust::check_private_dir(dir, "mail.template_dir")?;
         }
-        let mut languages: Vec<(String, Option<PathBuf>)> = locale::BUILTIN
-            .iter()
-            .map(|l| ((*l).to_owned(), None))
-            .collect();
-        if let Some(dir) = &m.template_dir
-            && let Ok(entries) = std::fs::read_dir(dir)
-        {
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
-            found.sort();
-            for path in found {
-                let Some(lang) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(locale::language)
-                else {
-                    continue;
-                };
-                crate::trust::check_private_dir(&path, "mail.template_dir")?;
-                match languages.iter_mut().find(|(l, _)| *l == lang) {
-                    Some((_, slot @ None)) => *slot = Some(path),
-                    Some(_) => {}
-                    None => languages.push((lang, Some(path))),
-                }
-            }
-        }
+        let languages = language_dirs(m.template_dir.as_deref())?;
         for (lang, lang_dir) in &languages {
             for name in TEMPLATE_NAMES {
                 let configured_subject = match name {
@@ -689,7 +695,7 @@ pub(crate) fn template_env() -> Environment<'static> {
 }
 
 /// Escape text for HTML: `& < > " '` (not `/`, which needs no escaping).
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         match c {

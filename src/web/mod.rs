@@ -300,6 +300,17 @@ async fn frame(
     let started = Instant::now();
     let client = client_of(peer.ip(), req.headers(), &app.config.serve.trusted_proxies);
     req.extensions_mut().insert(client);
+    // The page's language, for every handler: the best of the browser's that there are pages
+    // for, else English. Repeated headers are one list (RFC 9110 5.3); one that is not text
+    // counts as none.
+    let accept: Vec<&str> = req
+        .headers()
+        .get_all(header::ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let lang = app.pages.pick(&accept.join(","));
+    req.extensions_mut().insert(lang);
     let method = req.method().clone();
     // The path only: the query holds the token.
     let path = req.uri().path().to_owned();
@@ -320,6 +331,17 @@ async fn frame(
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let is_page = h
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        // Language codes are ASCII letters (`locale::language`), so this always parses.
+        if let Ok(v) = HeaderValue::from_str(app.pages.code(lang)) {
+            h.insert(header::CONTENT_LANGUAGE, v);
+        }
+        // A cache in between must not hand a German page to a French browser.
+        h.append(header::VARY, HeaderValue::from_static("accept-language"));
+    }
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     if client.https {

@@ -1,10 +1,11 @@
 //! The routes and their statuses. GET and HEAD only read: a mail scanner that opens the link
 //! first spends, revokes and counts nothing.
 
+use super::pages::Lang;
 use super::pool::{Refused, Worker};
 use super::{App, Client};
 use crate::error::{Exit, exit_of, render as say};
-use crate::mail::Mailer;
+use crate::mail::{Mailer, locale};
 use crate::password::{Refusal, Secret};
 use crate::reset::{self, Outcome, Service};
 use crate::store::{AuditOutcome, Delivered, Handover, Issued, NewToken, User};
@@ -63,133 +64,127 @@ fn with_retry_after(mut res: Response, wait: Duration) -> Response {
     res
 }
 
-fn render(app: &App, status: StatusCode, name: &str, vars: minijinja::Value) -> Response {
-    match app.pages.render(name, vars) {
+fn render(
+    app: &App,
+    lang: Lang,
+    status: StatusCode,
+    name: &str,
+    vars: minijinja::Value,
+) -> Response {
+    match app.pages.render(lang, name, vars) {
         Ok(body) => html(status, body),
-        Err(e) => internal(&e),
+        Err(e) => internal(app, lang, &e),
     }
 }
 
-/// A page that says one thing, with a link to ask for a new reset link when that helps.
-fn message(app: &App, status: StatusCode, title: &str, text: &str, new_link: bool) -> Response {
+/// A page that says one thing (`message.<key>` in the catalogue: a title and a text), with a
+/// link to ask for a new reset link when that helps.
+fn message(app: &App, lang: Lang, status: StatusCode, key: &str, new_link: bool) -> Response {
+    let text = app
+        .pages
+        .text(lang, &format!("message.{key}.text"))
+        .to_owned();
+    message_with(app, lang, status, key, text, new_link)
+}
+
+/// [`message`] with a text made by the caller (one with placeholders filled in).
+fn message_with(
+    app: &App,
+    lang: Lang,
+    status: StatusCode,
+    key: &str,
+    text: String,
+    new_link: bool,
+) -> Response {
     let link = new_link.then_some(app.forgot_path.as_deref()).flatten();
     render(
         app,
+        lang,
         status,
         "message.html",
         context! {
-            title => title,
+            title => app.pages.text(lang, &format!("message.{key}.title")),
             text => text,
             link => link,
-            link_text => "Ask for a new link",
+            link_text => app.pages.text(lang, "page.new_link"),
         },
     )
 }
 
-/// 500: logged in full (errors never carry passwords or tokens), said plainly.
-fn internal(e: &anyhow::Error) -> Response {
+/// 500: logged in full (errors never carry passwords or tokens), said plainly. Not through
+/// the templates, which may be what failed.
+fn internal(app: &App, lang: Lang, e: &anyhow::Error) -> Response {
     eprintln!("error: {}", say(e));
+    let esc = crate::mail::escape_html;
+    let title = esc(app.pages.text(lang, "message.internal.title"));
+    let text = esc(app.pages.text(lang, "message.internal.text"));
+    let code = esc(app.pages.code(lang));
     html(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "<!doctype html><html lang=\"en\"><title>Something went wrong</title><h1>Something went wrong</h1><p>Please try again later.</p></html>".into(),
+        format!(
+            "<!doctype html><html lang=\"{code}\"><title>{title}</title><h1>{title}</h1><p>{text}</p></html>"
+        ),
     )
 }
 
 /// The page for a token that cannot be used: 400, 404 or 410.
-fn unusable(app: &App, status: Status) -> Response {
-    let (code, title, text) = match status {
-        Status::Malformed => (
-            StatusCode::BAD_REQUEST,
-            "This link is incomplete",
-            "The link is damaged or incomplete. Copy the whole link from the email into the address bar, or ask for a new one.",
-        ),
-        Status::Unknown => (
-            StatusCode::NOT_FOUND,
-            "This link is not valid",
-            "We do not know this link: it may have been mistyped, or deleted some time after it expired. Ask for a new one.",
-        ),
-        Status::Expired => (
-            StatusCode::GONE,
-            "This link has expired",
-            "Reset links work for a limited time, and this one is past it. Ask for a new one.",
-        ),
-        Status::Used => (
-            StatusCode::GONE,
-            "This link was already used",
-            "The password was already changed with this link, and a link works only once. If that was not you, ask for a new link now.",
-        ),
-        Status::Revoked | Status::Valid => (
-            StatusCode::GONE,
-            "This link no longer works",
-            "A newer link was sent, or the account changed since this one was made. Use the newest email, or ask for a new link.",
-        ),
+fn unusable(app: &App, lang: Lang, status: Status) -> Response {
+    let (code, key) = match status {
+        Status::Malformed => (StatusCode::BAD_REQUEST, "malformed"),
+        Status::Unknown => (StatusCode::NOT_FOUND, "unknown"),
+        Status::Expired => (StatusCode::GONE, "expired"),
+        Status::Used => (StatusCode::GONE, "used"),
+        Status::Revoked | Status::Valid => (StatusCode::GONE, "revoked"),
     };
-    message(app, code, title, text, true)
+    message(app, lang, code, key, true)
 }
 
-fn busy(app: &App) -> Response {
+fn busy(app: &App, lang: Lang) -> Response {
     with_retry_after(
-        message(
-            app,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Busy right now",
-            "Nothing was changed, and your link still works. Please try again in a minute.",
-            false,
-        ),
+        message(app, lang, StatusCode::SERVICE_UNAVAILABLE, "busy", false),
         Duration::from_secs(RETRY_BUSY),
     )
 }
 
-fn too_many(app: &App, wait: Duration) -> Response {
-    let text = format!(
-        "There were too many tries. Nothing was changed; please wait {} and try again.",
-        ui::rough_span(wait.as_secs().max(1) as i64)
-    );
+fn too_many(app: &App, lang: Lang, wait: Duration) -> Response {
+    let span = locale::span(app.pages.code(lang), wait.as_secs().max(1) as i64);
+    let text = app
+        .pages
+        .fill(lang, "message.too_many.text", &[("wait", span)]);
     with_retry_after(
-        message(
+        message_with(
             app,
+            lang,
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many tries",
-            &text,
+            "too_many",
+            text,
             false,
         ),
         wait,
     )
 }
 
-fn forbidden(app: &App, new_link: bool) -> Response {
-    message(
-        app,
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "The form was open too long, the service restarted, or it was sent from another site. Nothing was changed: open the link from the email again.",
-        new_link,
-    )
+fn forbidden(app: &App, lang: Lang, new_link: bool) -> Response {
+    message(app, lang, StatusCode::FORBIDDEN, "forbidden", new_link)
 }
 
-fn bad_form(app: &App) -> Response {
-    message(
-        app,
-        StatusCode::BAD_REQUEST,
-        "The form did not arrive whole",
-        "Nothing was changed. Go back, reload the page and try again.",
-        false,
-    )
+fn bad_form(app: &App, lang: Lang) -> Response {
+    message(app, lang, StatusCode::BAD_REQUEST, "bad_form", false)
 }
 
 /// A failed pool job: 503 when the database was busy or the queue full, else 500.
-fn failed(app: &App, e: &anyhow::Error) -> Response {
+fn failed(app: &App, lang: Lang, e: &anyhow::Error) -> Response {
     if exit_of(e) == Exit::TempFail {
-        busy(app)
+        busy(app, lang)
     } else {
-        internal(e)
+        internal(app, lang, e)
     }
 }
 
-fn refused(app: &App, r: Refused) -> Response {
+fn refused(app: &App, lang: Lang, r: Refused) -> Response {
     match r {
-        Refused::Full => busy(app),
-        Refused::Gone => internal(&anyhow::anyhow!("a worker thread stopped")),
+        Refused::Full => busy(app, lang),
+        Refused::Gone => internal(app, lang, &anyhow::anyhow!("a worker thread stopped")),
     }
 }
 
@@ -208,26 +203,33 @@ fn cross_site(headers: &HeaderMap, origin: &str) -> bool {
 }
 
 /// The password rules, stated before the user types.
-fn rules(app: &App) -> Vec<String> {
+fn rules(app: &App, lang: Lang) -> Vec<String> {
     let p = &app.config.password;
-    let mut rules = vec![format!(
-        "is at least {} characters long (at most {})",
-        p.min_length, p.max_length
+    let pages = &app.pages;
+    let mut rules = vec![pages.fill(
+        lang,
+        "rule.length",
+        &[
+            ("min", pages.number(lang, p.min_length as u64)),
+            ("max", pages.number(lang, p.max_length as u64)),
+        ],
     )];
+    let mut keys = Vec::new();
     if p.min_strength > 0 {
-        rules.push("is hard to guess: a few unrelated words work well".into());
+        keys.push("rule.min_strength");
     }
-    rules.push("is not made from your email address".into());
-    rules.push("is not your current password".into());
+    keys.extend(["rule.not_email", "rule.not_current"]);
     if app.config.users.password_format == crate::password::Format::Bcrypt {
-        rules.push("is at most 72 bytes long".into());
+        keys.push("rule.bcrypt_72_bytes");
     }
+    rules.extend(keys.into_iter().map(|k| pages.text(lang, k).to_owned()));
     rules
 }
 
 /// The form for a valid token, with a fresh CSRF token bound to it.
 fn form_page(
     app: &App,
+    lang: Lang,
     status: StatusCode,
     token: &Token,
     email: Option<&str>,
@@ -241,15 +243,16 @@ fn form_page(
     };
     render(
         app,
+        lang,
         status,
         "form.html",
         context! {
-            title => "Choose a new password",
+            title => app.pages.text(lang, "form.title"),
             token => token.text().as_str(),
             csrf => app.csrf.issue("reset", token.id(), now),
             email => email,
             action => app.base_path.as_str(),
-            rules => rules(app),
+            rules => rules(app, lang),
             min_length => p.min_length,
             max_length => p.max_length,
             error_title => error_title,
@@ -261,7 +264,11 @@ fn form_page(
 // ---- the reset page ----
 
 /// GET <path>?token=…: the form, or why the link cannot be used. Reads only.
-async fn form(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+async fn form(
+    State(app): State<Arc<App>>,
+    Extension(lang): Extension<Lang>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     let mut token_text = None;
     let mut changed = false;
@@ -276,18 +283,12 @@ async fn form(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Respons
     }
     let Some(text) = token_text else {
         if changed {
-            return message(
-                &app,
-                StatusCode::OK,
-                "Your password was changed",
-                "You can sign in with the new password now. The link is used up; your other open reset links no longer work either.",
-                false,
-            );
+            return message(&app, lang, StatusCode::OK, "changed", false);
         }
-        return unusable(&app, Status::Malformed);
+        return unusable(&app, lang, Status::Malformed);
     };
     let Ok(token) = Token::parse_input(&text) else {
-        return unusable(&app, Status::Malformed);
+        return unusable(&app, lang, Status::Malformed);
     };
     let now = ui::now();
     let looked = app
@@ -299,11 +300,11 @@ async fn form(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Respons
         .await;
     match looked {
         Ok(Ok((Status::Valid, email, Some(token)))) => {
-            form_page(&app, StatusCode::OK, &token, email.as_deref(), None)
+            form_page(&app, lang, StatusCode::OK, &token, email.as_deref(), None)
         }
-        Ok(Ok((status, _, _))) => unusable(&app, status),
-        Ok(Err(e)) => failed(&app, &e),
-        Err(r) => refused(&app, r),
+        Ok(Ok((status, _, _))) => unusable(&app, lang, status),
+        Ok(Err(e)) => failed(&app, lang, &e),
+        Err(r) => refused(&app, lang, r),
     }
 }
 
@@ -329,14 +330,15 @@ enum Attempt {
 async fn reset(
     State(app): State<Arc<App>>,
     Extension(client): Extension<Client>,
+    Extension(lang): Extension<Lang>,
     headers: HeaderMap,
     form: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
     if let Err(wait) = app.ip_attempts.hit(&client.ip) {
-        return too_many(&app, wait);
+        return too_many(&app, lang, wait);
     }
     let Ok(Form(form)) = form else {
-        return bad_form(&app);
+        return bad_form(&app, lang);
     };
     let ResetForm {
         token: token_text,
@@ -347,14 +349,14 @@ async fn reset(
     let token_text = zeroize::Zeroizing::new(token_text);
     let (password, confirm) = (Secret::new(password), Secret::new(confirm));
     let Ok(token) = Token::parse_input(&token_text) else {
-        return unusable(&app, Status::Malformed);
+        return unusable(&app, lang, Status::Malformed);
     };
     let id = token.id();
     if cross_site(&headers, &app.origin) || !app.csrf.check("reset", id, &csrf, ui::now()) {
-        return forbidden(&app, true);
+        return forbidden(&app, lang, true);
     }
     if let Err(wait) = app.token_failures.check(&id) {
-        return too_many(&app, wait);
+        return too_many(&app, lang, wait);
     }
     let actor = client.actor();
     let attempt = app
@@ -364,12 +366,13 @@ async fn reset(
     let again = |email: &str, title: &str, why: String| match Token::parse_input(&token_text) {
         Ok(token) => form_page(
             &app,
+            lang,
             StatusCode::UNPROCESSABLE_ENTITY,
             &token,
             Some(email),
-            Some((title, why)),
+            Some((app.pages.text(lang, title), why)),
         ),
-        Err(_) => unusable(&app, Status::Malformed),
+        Err(_) => unusable(&app, lang, Status::Malformed),
     };
     match attempt {
         Ok(Ok(Attempt::Changed { user, at })) => {
@@ -401,22 +404,22 @@ async fn reset(
             let _ = app.token_failures.hit(&id);
             again(
                 &email,
-                "The two passwords are not the same",
-                "Type the same new password in both fields.".into(),
+                "form.mismatch_title",
+                app.pages.text(lang, "form.mismatch").to_owned(),
             )
         }
         Ok(Ok(Attempt::Refused { email, refusal })) => {
             let _ = app.token_failures.hit(&id);
             again(
                 &email,
-                "This password cannot be used",
-                format!("It is {refusal}."),
+                "form.refused_title",
+                app.pages.refusal(lang, &refusal),
             )
         }
-        Ok(Ok(Attempt::NotUsable(status))) => unusable(&app, status),
-        Ok(Ok(Attempt::Busy)) => busy(&app),
-        Ok(Err(e)) => failed(&app, &e),
-        Err(r) => refused(&app, r),
+        Ok(Ok(Attempt::NotUsable(status))) => unusable(&app, lang, status),
+        Ok(Ok(Attempt::Busy)) => busy(&app, lang),
+        Ok(Err(e)) => failed(&app, lang, &e),
+        Err(r) => refused(&app, lang, r),
     }
 }
 
@@ -474,13 +477,20 @@ fn attempt(
 
 // ---- the forgot-password page ----
 
-fn forgot_page(app: &App, status: StatusCode, email: &str, error: Option<String>) -> Response {
+fn forgot_page(
+    app: &App,
+    lang: Lang,
+    status: StatusCode,
+    email: &str,
+    error: Option<String>,
+) -> Response {
     render(
         app,
+        lang,
         status,
         "forgot.html",
         context! {
-            title => "Forgot your password?",
+            title => app.pages.text(lang, "forgot.title"),
             action => app.forgot_path.as_deref(),
             csrf => app.csrf.issue("forgot", 0, ui::now()),
             email => email,
@@ -490,8 +500,8 @@ fn forgot_page(app: &App, status: StatusCode, email: &str, error: Option<String>
     )
 }
 
-async fn forgot_form(State(app): State<Arc<App>>) -> Response {
-    forgot_page(&app, StatusCode::OK, "", None)
+async fn forgot_form(State(app): State<Arc<App>>, Extension(lang): Extension<Lang>) -> Response {
+    forgot_page(&app, lang, StatusCode::OK, "", None)
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -506,37 +516,41 @@ struct ForgotForm {
 async fn forgot(
     State(app): State<Arc<App>>,
     Extension(client): Extension<Client>,
+    Extension(lang): Extension<Lang>,
     headers: HeaderMap,
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
     if let Err(wait) = app.forgot_ip.hit(&client.ip) {
-        return too_many(&app, wait);
+        return too_many(&app, lang, wait);
     }
     let Ok(Form(form)) = form else {
-        return bad_form(&app);
+        return bad_form(&app, lang);
     };
     if cross_site(&headers, &app.origin) || !app.csrf.check("forgot", 0, &form.csrf, ui::now()) {
-        return forbidden(&app, false);
+        return forbidden(&app, lang, false);
     }
-    let addr = match crate::email::validate(&form.email) {
+    let addr = match crate::email::check(&form.email) {
         Ok(a) => a.to_owned(),
-        Err(e) => {
+        Err(why) => {
             let shown: String = form.email.chars().take(254).collect();
             return forgot_page(
                 &app,
+                lang,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &shown,
-                Some(format!("Please check the address: {}.", say(&e))),
+                Some(app.pages.bad_address(lang, why)),
             );
         }
     };
     if let Err(wait) = app.forgot_address.hit(&crate::email::key(&addr)) {
-        return too_many(&app, wait);
+        return too_many(&app, lang, wait);
     }
     let Some(mailer) = app.mailer.clone() else {
-        return internal(&anyhow::anyhow!(
-            "forgot_password is on but no mailer was set up"
-        ));
+        return internal(
+            &app,
+            lang,
+            &anyhow::anyhow!("forgot_password is on but no mailer was set up"),
+        );
     };
     let actor = client.actor();
     let base_url = app.config.base_url.clone().unwrap_or_default();
@@ -548,15 +562,16 @@ async fn forgot(
             );
         }
     }) {
-        return refused(&app, r);
+        return refused(&app, lang, r);
     }
-    let ttl = ui::rough_span(app.config.token_ttl.as_secs() as i64);
+    let ttl = locale::span(app.pages.code(lang), app.config.token_ttl.as_secs() as i64);
     render(
         &app,
+        lang,
         StatusCode::OK,
         "forgot.html",
         context! {
-            title => "Check your email",
+            title => app.pages.text(lang, "forgot.sent_title"),
             sent => true,
             ttl => ttl,
         },
@@ -679,12 +694,6 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn not_found(State(app): State<Arc<App>>) -> Response {
-    message(
-        &app,
-        StatusCode::NOT_FOUND,
-        "There is no page here",
-        "Check the address, or open the link from your email again.",
-        false,
-    )
+async fn not_found(State(app): State<Arc<App>>, Extension(lang): Extension<Lang>) -> Response {
+    message(&app, lang, StatusCode::NOT_FOUND, "not_found", false)
 }

@@ -760,3 +760,243 @@ fn serve_listens_on_the_configured_address_without_systemd() {
         .assert()
         .code(78);
 }
+
+/// A GET with an `Accept-Language` header.
+fn get_in(s: &Server, path: &str, accept_language: &str) -> Resp {
+    http(
+        s.addr,
+        "GET",
+        path,
+        &[("Accept-Language", accept_language)],
+        "",
+    )
+}
+
+/// The page is in `lang`: the html element, the header, and caches told it varies.
+fn assert_language(r: &Resp, lang: &str) {
+    assert!(
+        r.body.contains(&format!("<html lang=\"{lang}\">")),
+        "lang=\"{lang}\": {}",
+        r.body
+    );
+    assert_eq!(r.header("content-language"), Some(lang), "{:?}", r.headers);
+    assert!(
+        r.header("vary")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("accept-language")),
+        "{:?}",
+        r.headers
+    );
+}
+
+/// The page is in `lang` and says each of `texts`.
+fn assert_says(r: &Resp, lang: &str, texts: &[&str]) {
+    assert_language(r, lang);
+    for t in texts {
+        assert!(r.body.contains(t), "{t:?} in {}", r.body);
+    }
+}
+
+#[test]
+fn serve_pages_follow_accept_language() {
+    let s = Server::start("");
+    let (path, token) = s.link();
+    for (accept, lang, heading, rule) in [
+        (
+            Some("de-DE,de;q=0.9,en;q=0.5"),
+            "de",
+            "<h1>Neues Passwort festlegen</h1>",
+            "ist mindestens 12 Zeichen lang",
+        ),
+        (
+            Some("fr"),
+            "fr",
+            "<h1>Choisir un nouveau mot de passe</h1>",
+            "comporte au moins 12 caractères",
+        ),
+        (
+            Some("es-ES"),
+            "es",
+            "<h1>Elija una nueva contraseña</h1>",
+            "tiene al menos 12 caracteres",
+        ),
+        (
+            Some("ja"),
+            "en",
+            "<h1>Choose a new password</h1>",
+            "is at least 12 characters long",
+        ),
+        (
+            None,
+            "en",
+            "<h1>Choose a new password</h1>",
+            "is at least 12 characters long",
+        ),
+    ] {
+        let r = match accept {
+            Some(a) => get_in(&s, &path, a),
+            None => s.get(&path),
+        };
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_says(&r, lang, &[heading, rule]);
+    }
+
+    // A policy refusal in German: the rule's sentence, its name kept.
+    let csrf = get_in(&s, &path, "de").field("csrf");
+    let r = s.post(
+        "/reset_password",
+        &[("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")],
+        &reset_fields(&token, &csrf, "short", "short"),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_says(
+        &r,
+        "de",
+        &[
+            "Dieses Passwort kann nicht verwendet werden",
+            "Es ist zu kurz (min_length): 5 Zeichen, mindestens 12 sind erforderlich",
+        ],
+    );
+    assert!(!r.body.contains("too short"), "{}", r.body);
+
+    // A 410 in German, with its link to the forgot page.
+    let (_newer, _) = s.link();
+    let r = get_in(&s, &path, "de");
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert_says(
+        &r,
+        "de",
+        &[
+            "<h1>Dieser Link ist nicht mehr gültig</h1>",
+            ">Neuen Link anfordern</a>",
+        ],
+    );
+
+    // The forgot page in French, before and after.
+    let page = get_in(&s, "/forgot_password", "fr-CA, en;q=0.1");
+    assert_eq!(page.status, 200);
+    assert_says(
+        &page,
+        "fr",
+        &[
+            "<h1>Mot de passe oublié\u{a0}?</h1>",
+            "<label for=\"email\">Adresse e-mail</label>",
+        ],
+    );
+    let csrf = page.field("csrf");
+    let fr = [("Accept-Language", "fr")];
+    let bad = s.post(
+        "/forgot_password",
+        &fr,
+        &[("email", "not an address"), ("csrf", &csrf)],
+    );
+    assert_eq!(bad.status, 422);
+    assert_says(
+        &bad,
+        "fr",
+        &["Veuillez vérifier l’adresse\u{a0}: écrivez-la sous la forme"],
+    );
+    let sent = s.post(
+        "/forgot_password",
+        &fr,
+        &[("email", EMAIL), ("csrf", &csrf)],
+    );
+    assert_eq!(sent.status, 200);
+    assert_says(&sent, "fr", &["Ce lien expire dans 1 heure"]);
+
+    // The stylesheet and the health check are not pages in a language.
+    let css = get_in(&s, "/reset_password/pwreset.css", "de");
+    assert_eq!(css.header("content-language"), None);
+}
+
+/// The config of [`serve_toml`] with `template_dir` holding `files` under `web/`.
+fn with_web_templates(dir: &Path, port: u16, files: &[(&str, &str)]) -> String {
+    let templates = dir.join("templates");
+    for (name, text) in files {
+        let path = templates.join("web").join(name);
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("mkdir");
+        std::fs::write(&path, text).expect("write a template");
+    }
+    serve_toml(dir, port, "").replace(
+        "[mail]\n",
+        &format!("[mail]\ntemplate_dir = \"{}\"\n", templates.display()),
+    )
+}
+
+#[test]
+fn serve_page_overrides_per_language_then_shared_then_built_in() {
+    let ours = "{% extends \"layout.html\" %}{% block content %}<h1 class=\"CLASS\">{{ title }}</h1>{% endblock %}";
+    let s = Server::start_with(|dir, port| {
+        with_web_templates(
+            dir,
+            port,
+            &[
+                (
+                    "de/strings.toml",
+                    "[form]\ntitle = \"Neues Kennwort wählen\"\n",
+                ),
+                ("message.html", &ours.replace("CLASS", "shared")),
+                ("es/message.html", &ours.replace("CLASS", "es")),
+                (
+                    "it/strings.toml",
+                    "[form]\ntitle = \"Scegli una nuova password\"\n",
+                ),
+            ],
+        )
+    });
+    let (path, _) = s.link();
+    // German: the admin's one key, the built-in German for the rest.
+    let de = get_in(&s, &path, "de");
+    assert_says(
+        &de,
+        "de",
+        &[
+            "<h1>Neues Kennwort wählen</h1>",
+            "Neues Passwort wiederholen",
+        ],
+    );
+    // A language folder with a catalogue adds a language; what it leaves out is English.
+    let it = get_in(&s, &path, "it-IT, de;q=0.5");
+    assert_says(
+        &it,
+        "it",
+        &["<h1>Scegli una nuova password</h1>", "New password again"],
+    );
+    // web/es/NAME before web/NAME before the built-in one.
+    let es = get_in(&s, "/nothing-here", "es");
+    assert_says(
+        &es,
+        "es",
+        &["<h1 class=\"es\">Aquí no hay ninguna página</h1>"],
+    );
+    let fr = get_in(&s, "/nothing-here", "fr");
+    assert_says(
+        &fr,
+        "fr",
+        &["<h1 class=\"shared\">Cette page n’existe pas</h1>"],
+    );
+}
+
+#[test]
+fn serve_refuses_a_misspelt_key_or_a_language_without_words() {
+    for (files, want) in [
+        (
+            [("de/strings.toml", "[form]\ntitel = \"x\"\n")],
+            "unknown key \"form.titel\"",
+        ),
+        (
+            [("it/form.html", "{{ title }}")],
+            "web/it/ has no strings.toml",
+        ),
+    ] {
+        let env = Env::with_toml(|dir| with_web_templates(dir, 1, &files));
+        env.init();
+        let out = env
+            .cmd()
+            .args(["serve", "--listen", "127.0.0.1:1"])
+            .output()
+            .expect("run serve");
+        assert_eq!(out.status.code(), Some(78), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{err}");
+    }
+}
