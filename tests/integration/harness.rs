@@ -1,5 +1,12 @@
 //! The test harness: a temporary folder with a config, a database and an outbox, and a way to
 //! run the real `pwreset` binary against them.
+//!
+//! The database is a SQLite file in the folder, or, with `PWRESET_TEST_BACKEND=postgres` or
+//! `mysql`, a fresh database on the server named by `PWRESET_TEST_POSTGRES` /
+//! `PWRESET_TEST_MYSQL`, created for the test and dropped after it. Tests reach the database
+//! directly through [`Env::exec`], [`Env::i64`], [`Env::text`] and [`Env::rows`], which work on
+//! every backend (the server ones through `psql` / `mariadb`). A test of something only SQLite
+//! has starts with `if env.sqlite_only("why") { return; }`.
 #![allow(dead_code)]
 
 use assert_cmd::Command;
@@ -7,12 +14,136 @@ use std::path::{Path, PathBuf};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pwreset");
 
+/// Which database the suite runs against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    /// The admin URL (a database to connect to for CREATE DATABASE).
+    Postgres(String),
+    Mysql(String),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+            Backend::Mysql(_) => "mysql",
+        }
+    }
+}
+
+/// The backend chosen by `PWRESET_TEST_BACKEND` (default sqlite).
+pub fn backend() -> Backend {
+    let url = |var: &str| {
+        std::env::var(var).unwrap_or_else(|_| {
+            panic!("PWRESET_TEST_BACKEND names a server, but {var} is not set to its URL")
+        })
+    };
+    match std::env::var("PWRESET_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres(url("PWRESET_TEST_POSTGRES")),
+        Ok("mysql") => Backend::Mysql(url("PWRESET_TEST_MYSQL")),
+        Ok("sqlite") | Ok("") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("PWRESET_TEST_BACKEND={other}: use sqlite, postgres or mysql"),
+    }
+}
+
+/// The per-test database name on a server, made from the test's folder name.
+fn server_db_name(dir: &Path) -> String {
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let tail: String = base.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    format!("pwreset_t_{tail}")
+}
+
+/// `url` with its database (the path) replaced by `name`.
+fn with_db(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The `database` value for a test folder: the SQLite file in it, or its server database.
+pub fn database_for(dir: &Path) -> String {
+    match backend() {
+        Backend::Sqlite => dir.join("pwreset.db").display().to_string(),
+        Backend::Postgres(url) | Backend::Mysql(url) => with_db(&url, &server_db_name(dir)),
+    }
+}
+
+/// A server database made for one test, dropped with it.
+struct ServerDb {
+    backend: Backend,
+    name: String,
+}
+
+impl Drop for ServerDb {
+    fn drop(&mut self) {
+        let sql = match self.backend {
+            Backend::Postgres(_) => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            _ => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let _ = client(&self.backend, None, &sql);
+    }
+}
+
+/// Run SQL with the server's own client; stdout with NULL written as [`NULL`].
+fn client(backend: &Backend, db: Option<&str>, sql: &str) -> std::io::Result<std::process::Output> {
+    match backend {
+        Backend::Postgres(url) => {
+            let url = db.map_or_else(|| url.clone(), |d| with_db(url, d));
+            std::process::Command::new("psql")
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+                .args(["-F", "\u{1f}", "-R", "\u{1e}", "-P"])
+                .arg(format!("null={NULL}"))
+                .arg(url)
+                .arg("-c")
+                .arg(sql)
+                .output()
+        }
+        Backend::Mysql(url) => {
+            let u = url::Url::parse(url).expect("PWRESET_TEST_MYSQL is a URL");
+            let mut c = std::process::Command::new("mariadb");
+            c.arg("--batch")
+                .arg("--raw")
+                .arg("--skip-column-names")
+                .arg("--default-character-set=utf8mb4")
+                .arg(format!("--host={}", u.host_str().unwrap_or("127.0.0.1")))
+                .arg(format!("--port={}", u.port().unwrap_or(3306)))
+                .arg(format!("--user={}", u.username()));
+            if let Some(d) = db {
+                c.arg(format!("--database={d}"));
+            }
+            c.arg("-e").arg(sql).output()
+        }
+        Backend::Sqlite => Err(std::io::Error::other("not a server")),
+    }
+}
+
+/// How the server clients' output shows NULL.
+const NULL: &str = "\u{1}NULL";
+
 /// One isolated pwreset installation in a temporary folder.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The SQLite file (SQLite backend only).
     pub db: PathBuf,
     pub outbox: PathBuf,
+    backend: Backend,
+    server: Option<ServerDb>,
 }
 
 /// The config every test starts from: file transport, cheap argon2 (the policy is the same),
@@ -37,7 +168,7 @@ memory_kib = 8192
 iterations = 1
 parallelism = 1
 "#,
-        db = dir.join("pwreset.db").display(),
+        db = database_for(dir),
         outbox = dir.join("outbox").display(),
     )
 }
@@ -55,13 +186,133 @@ impl Env {
             .tempdir()
             .expect("tempdir");
         let config = dir.path().join("config.toml");
+        let backend = backend();
+        let server = match &backend {
+            Backend::Sqlite => None,
+            server => {
+                let name = server_db_name(dir.path());
+                let create = match server {
+                    Backend::Mysql(_) => format!("CREATE DATABASE {name} CHARACTER SET utf8mb4"),
+                    _ => format!("CREATE DATABASE {name}"),
+                };
+                let out = client(server, None, &create).expect("run the database client");
+                assert!(
+                    out.status.success(),
+                    "{create}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                Some(ServerDb {
+                    backend: server.clone(),
+                    name,
+                })
+            }
+        };
         std::fs::write(&config, toml(dir.path())).expect("write config");
         Env {
             db: dir.path().join("pwreset.db"),
             outbox: dir.path().join("outbox"),
             config,
             dir,
+            backend,
+            server,
         }
+    }
+
+    /// The backend this environment's database is on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// True (after printing one line saying so) when the test needs SQLite and the suite runs
+    /// on a server: `if env.sqlite_only("file modes") { return; }`.
+    pub fn sqlite_only(&self, why: &str) -> bool {
+        if self.backend == Backend::Sqlite {
+            return false;
+        }
+        println!("skipped on {}: {why} is SQLite's", self.backend.name());
+        true
+    }
+
+    /// Run SQL (one or more statements) on the test's database, as the application would.
+    pub fn exec(&self, sql: &str) {
+        match &self.server {
+            None => self.sql().execute_batch(sql).expect(sql),
+            Some(db) => {
+                let out = client(&db.backend, Some(&db.name), sql).expect("run the client");
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    /// Every row of a query, each column as text (NULL as None).
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match &self.server {
+            None => {
+                let conn = self.sql();
+                let mut stmt = conn.prepare(sql).expect(sql);
+                let n = stmt.column_count();
+                stmt.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => None,
+                                rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Real(v) => Some(v.to_string()),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    Some(String::from_utf8_lossy(t).into_owned())
+                                }
+                            })
+                        })
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .expect(sql)
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect(sql)
+            }
+            Some(db) => {
+                let out = client(&db.backend, Some(&db.name), sql).expect("run the client");
+                assert!(
+                    out.status.success(),
+                    "{sql}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                let (row_sep, col_sep) = match db.backend {
+                    Backend::Postgres(_) => ('\u{1e}', '\u{1f}'),
+                    _ => ('\n', '\t'),
+                };
+                text.trim_end_matches(['\n', '\u{1e}'])
+                    .split(row_sep)
+                    .filter(|r| !r.is_empty())
+                    .map(|row| {
+                        row.split(col_sep)
+                            .map(|v| (v != NULL && v != "NULL").then(|| v.to_owned()))
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The first column of the first row, as text (None for NULL or no row).
+    pub fn text(&self, sql: &str) -> Option<String> {
+        self.rows(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+    }
+
+    /// The first column of the first row, as a number.
+    pub fn i64(&self, sql: &str) -> i64 {
+        let v = self.text(sql).unwrap_or_else(|| panic!("{sql}: no value"));
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql}: {v:?} is not a number"))
     }
 
     /// Rewrite the config file.
@@ -160,8 +411,13 @@ impl Env {
             .collect()
     }
 
-    /// Open the database directly, as an application (or an attacker) would.
+    /// Open the SQLite database directly, as an application (or an attacker) would. SQLite
+    /// only: tests that use it start with [`Env::sqlite_only`].
     pub fn sql(&self) -> rusqlite::Connection {
+        assert!(
+            self.backend == Backend::Sqlite,
+            "Env::sql() is SQLite's; use exec/rows/text/i64, or skip with sqlite_only"
+        );
         rusqlite::Connection::open(&self.db).expect("open db")
     }
 }
