@@ -12,6 +12,7 @@ mod hostile;
 mod init;
 mod mail;
 mod packaging;
+mod postgres;
 mod purge;
 mod request;
 mod reset;

@@ -83,6 +83,7 @@ struct Catalog {
     users_exist: bool,
     has_email_key: bool,
     ledger_exists: bool,
+    ledger_readable: bool,
 }
 
 const CATALOG: &str = "
@@ -96,7 +97,8 @@ const CATALOG: &str = "
            u.oid IS NOT NULL,
            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = u.oid
                       AND a.attname = 'email_key' AND NOT a.attisdropped),
-           to_regclass(format('%I.pwreset_schema', s.name)) IS NOT NULL
+           to_regclass(format('%I.pwreset_schema', s.name)) IS NOT NULL,
+           coalesce(has_table_privilege(to_regclass(format('%I.pwreset_schema', s.name)), 'SELECT'), false)
       FROM s, u";
 
 fn catalog(client: &mut Client, server: &Server, users: &UsersTable) -> Result<Catalog> {
@@ -118,6 +120,7 @@ fn catalog(client: &mut Client, server: &Server, users: &UsersTable) -> Result<C
             users_exist: r.try_get(3)?,
             has_email_key: r.try_get(4)?,
             ledger_exists: r.try_get(5)?,
+            ledger_readable: r.try_get(6)?,
         })
     };
     get().map_err(|e| map_error(server, e))
@@ -205,6 +208,10 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         busy_timeout: config.busy_timeout,
         purge_from: None,
     };
+    if cat.ledger_exists && !cat.ledger_readable {
+        // Say every GRANT that is missing, not only the first table the role cannot read.
+        check_grants(&mut store)?;
+    }
     let version = if cat.ledger_exists {
         stored_version(&mut store)?
     } else {
