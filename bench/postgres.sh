@@ -26,6 +26,7 @@ cargo build --release --quiet
 BIN=$PWD/target/release/pwreset
 OUT=${OUT:-$PWD/bench/out-pg}
 rm -rf "$OUT" && mkdir -p "$OUT"
+export PGOPTIONS="-c client_min_messages=warning"
 
 # postgres://u@h:p/admin?x -> postgres://u@h:p/<name>?x
 url_for() { local head=${ADMIN%%\?*} q=""; [[ $ADMIN == *\?* ]] && q="?${ADMIN#*\?}"; echo "${head%/*}/$1$q"; }
@@ -63,14 +64,14 @@ admin "CREATE DATABASE pwreset_bench"
 CFG=$(config pwreset_bench)
 "$BIN" -q -c "$CFG" init
 on pwreset_bench -c "INSERT INTO users (email, email_key, created_at)
-  SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', $now FROM generate_series(1, $N) i;
-  VACUUM ANALYZE users;"
+  SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', $now FROM generate_series(1, $N) i" \
+  -c "VACUUM ANALYZE users"
 
 # -- 1. request --all --no-email vs \copy of the same rows ----------------------------------
 on pwreset_bench -c "CHECKPOINT"
 read -r t_req rss_req < <(measure req "$BIN" -c "$CFG" request --all --no-email)
 on pwreset_bench -c "\\copy (SELECT digest, user_id, binding, created_at, expires_at, dead_at FROM pwreset_tokens ORDER BY id) TO '$OUT/rows.copy'"
-on pwreset_bench -c "TRUNCATE pwreset_tokens; CHECKPOINT"
+on pwreset_bench -c "TRUNCATE pwreset_tokens" -c "CHECKPOINT"
 read -r t_copy _ < <(measure copy psql -X -q "$(url_for pwreset_bench)" -c "\\copy pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) FROM '$OUT/rows.copy'")
 rate_req=$(awk -v n="$N" -v t="$t_req" 'BEGIN { printf "%.0f", n / t }')
 rate_copy=$(awk -v n="$N" -v t="$t_copy" 'BEGIN { printf "%.0f", n / t }')
@@ -84,8 +85,7 @@ on pwreset_bench -c "TRUNCATE pwreset_tokens;
     FROM generate_series(1, $N) i;
   INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
   SELECT sha256(('l' || i)::bytea), i, substr(sha256(('b' || i)::bytea), 1, 16), $now, $now + 3600, $now + 3600
-    FROM generate_series(1, $LIVE) i;
-  VACUUM ANALYZE pwreset_tokens;"
+    FROM generate_series(1, $LIVE) i" -c "VACUUM ANALYZE pwreset_tokens"
 admin "CREATE DATABASE pwreset_bench_a TEMPLATE pwreset_bench"
 admin "CREATE DATABASE pwreset_bench_b TEMPLATE pwreset_bench"
 CFG_A=$(config pwreset_bench_a)

@@ -52,9 +52,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn count(env: &Env, sql: &str) -> i64 {
-    env.sql()
-        .query_row(sql, [], |r| r.get(0))
-        .expect("count query")
+    env.i64(sql)
 }
 
 fn password_hash(conn: &rusqlite::Connection, email: &str) -> Option<String> {

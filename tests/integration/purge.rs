@@ -38,9 +38,7 @@ fn env_with_dead_tokens() -> Env {
 }
 
 fn token_count(env: &Env) -> i64 {
-    env.sql()
-        .query_row("SELECT count(*) FROM pwreset_tokens", [], |r| r.get(0))
-        .expect("count")
+    env.i64("SELECT count(*) FROM pwreset_tokens")
 }
 
 #[test]

@@ -9,9 +9,7 @@ fn code(out: &Output) -> i32 {
 }
 
 fn count(env: &Env, sql: &str) -> i64 {
-    env.sql()
-        .query_row(sql, [], |r| r.get(0))
-        .expect("count query")
+    env.i64(sql)
 }
 
 /// `verify --json` on a link: (exit code, parsed object).

@@ -1,8 +1,8 @@
 //! Tokens: issuing (with the throttle), looking up, spending, revoking.
 //!
-//! A bulk request is one statement per chunk: `unnest()` of the chunk's arrays feeds the
-//! throttle upsert, the revocation of older tokens, the insert of the new ones and their audit
-//! rows, as data-modifying CTEs. One round trip for thousands of users.
+//! A bulk request is two statements per chunk, fed by `unnest()` of the chunk's arrays: the
+//! throttle upsert, then the revocation of older tokens, the insert of the new ones and their
+//! audit rows as data-modifying CTEs. Two round trips for thousands of users.
 
 use super::{IdArray, IdKind, PgStore, Quoted, TxError, id_arg, stored_value, text_lossy, user_id};
 use crate::store::{
@@ -16,43 +16,41 @@ use postgres::types::Type;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// The statement that issues one round of tokens (each user at most once).
+/// The throttle for one round of users (each at most once): a user's row moves to now only if
+/// its last request is older than the cutoff. Under READ COMMITTED a racing request waits for
+/// the row and then sees the winner's time, so exactly one passes. Returns who passed.
+fn throttle_sql(q: &Quoted, id: IdKind) -> String {
+    format!(
+        "INSERT INTO {throttle} AS th (user_id, last_at)
+         SELECT u, $2 FROM unnest({ids}) AS x(u)
+         ON CONFLICT (user_id) DO UPDATE SET last_at = EXCLUDED.last_at WHERE th.last_at <= $3
+         RETURNING {passed}",
+        throttle = q.throttle,
+        ids = id.array_param(1),
+        passed = id.read("th.user_id"),
+    )
+}
+
+/// For the users that passed: revoke their older open tokens, insert the new ones; and the
+/// audit rows of the whole round. No joins: the client already knows who passed, and a join
+/// of `unnest()` outputs, which the planner cannot estimate, turned into nested loops.
 fn issue_sql(q: &Quoted, id: IdKind) -> String {
     format!(
-        "WITH input AS (
-            SELECT * FROM unnest({ids}, $2::bytea[], $3::bytea[], $4::text[]) AS x(user_id, digest, binding, email)
-         ),
-         passed AS (
-            -- The throttle: a user's row moves to now only if its last request is older than
-            -- the cutoff. Under READ COMMITTED a racing request waits for the row and then
-            -- sees the winner's time, so exactly one passes.
-            INSERT INTO {throttle} AS th (user_id, last_at)
-            SELECT user_id, $5 FROM input
-            ON CONFLICT (user_id) DO UPDATE SET last_at = EXCLUDED.last_at
-             WHERE th.last_at <= $6
-            RETURNING th.user_id
-         ),
-         revoked AS (
-            UPDATE {tokens} SET revoked_at = $5, revoked_reason = 'superseded',
-                   dead_at = least(dead_at, $5)
-             WHERE user_id IN (SELECT user_id FROM passed)
-               AND used_at IS NULL AND revoked_at IS NULL AND dead_at > $5
-         ),
-         issued AS (
-            INSERT INTO {tokens} (digest, user_id, binding, created_at, expires_at, dead_at)
-            SELECT i.digest, i.user_id, i.binding, $5, $7, $7
-              FROM input i JOIN passed p ON p.user_id = i.user_id
-            RETURNING id, digest
+        "WITH revoked AS (
+            UPDATE {tokens} SET revoked_at = $4, revoked_reason = 'superseded',
+                   dead_at = least(dead_at, $4)
+             WHERE user_id = ANY({ids})
+               AND used_at IS NULL AND revoked_at IS NULL AND dead_at > $4
          ),
          audited AS (
             INSERT INTO {audit} (at, actor, action, user_id, email, outcome)
-            SELECT $5, $8, 'request', i.user_id::text, i.email,
-                   CASE WHEN p.user_id IS NULL THEN 'throttled' ELSE 'created' END
-              FROM input i LEFT JOIN passed p ON p.user_id = i.user_id
+            SELECT $4, $6, 'request', u, e, o
+              FROM unnest($7::text[], $8::text[], $9::text[]) AS a(u, e, o)
          )
-         SELECT id, digest FROM issued",
+         INSERT INTO {tokens} (digest, user_id, binding, created_at, expires_at, dead_at)
+         SELECT d, u, b, $4, $5, $5 FROM unnest({ids}, $2::bytea[], $3::bytea[]) AS x(u, d, b)
+         RETURNING id, digest",
         ids = id.array_param(1),
-        throttle = q.throttle,
         tokens = q.tokens,
         audit = q.audit,
     )
@@ -91,23 +89,12 @@ pub(super) fn issue(
         seen[r].insert(&item.user.id);
         rounds[r].push(i);
     }
-    // Everything bound, computed before the transaction so a repeat sends the same.
     let kind = s.id;
-    let mut args = Vec::with_capacity(rounds.len());
-    for round in &rounds {
-        let mut ids = IdArray::new(kind, round.len());
-        let mut digests: Vec<&[u8]> = Vec::with_capacity(round.len());
-        let mut bindings: Vec<Vec<u8>> = Vec::with_capacity(round.len());
-        let mut emails: Vec<&str> = Vec::with_capacity(round.len());
-        for &i in round {
-            let user = batch[i].user;
-            ids.push(&user.id)?;
-            digests.push(batch[i].digest.as_bytes());
-            bindings.push(crate::token::binding(&user.email, &user.password).to_vec());
-            emails.push(&user.email);
-        }
-        args.push((ids, digests, bindings, emails));
-    }
+    let bindings: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|t| crate::token::binding(&t.user.email, &t.user.password).to_vec())
+        .collect();
+    let throttle_sql = throttle_sql(&s.q, kind);
     let sql = issue_sql(&s.q, kind);
     let last_sql = format!(
         "SELECT {}, last_at FROM {} WHERE user_id = ANY({})",
@@ -117,33 +104,68 @@ pub(super) fn issue(
     );
     s.in_tx(|c, _, _| {
         let mut out: Vec<Option<Issued>> = vec![None; batch.len()];
-        for (round, (ids, digests, bindings, emails)) in rounds.iter().zip(&args) {
+        for round in &rounds {
+            let mut ids = IdArray::new(kind, round.len());
+            for &i in round {
+                ids.push(&batch[i].user.id)?;
+            }
+            let mut passed: HashSet<UserId> = HashSet::with_capacity(round.len());
+            for r in c.query_typed(
+                &throttle_sql,
+                &[
+                    (ids.sql(), kind.wire_array_type()),
+                    (&now, Type::INT8),
+                    (&cutoff, Type::INT8),
+                ],
+            )? {
+                passed.insert(user_id(kind, &r, 0)?);
+            }
+            let mut new_ids = IdArray::new(kind, passed.len());
+            let mut digests: Vec<&[u8]> = Vec::with_capacity(passed.len());
+            let mut binds: Vec<&[u8]> = Vec::with_capacity(passed.len());
+            let (mut a_ids, mut a_emails, mut a_outcomes) = (
+                Vec::with_capacity(round.len()),
+                Vec::with_capacity(round.len()),
+                Vec::with_capacity(round.len()),
+            );
+            let mut throttled = IdArray::new(kind, 0);
+            let mut any_throttled = false;
+            for &i in round {
+                let user = batch[i].user;
+                a_ids.push(user.id.to_string());
+                a_emails.push(user.email.as_str());
+                if passed.contains(&user.id) {
+                    new_ids.push(&user.id)?;
+                    digests.push(batch[i].digest.as_bytes());
+                    binds.push(&bindings[i]);
+                    a_outcomes.push(AuditOutcome::Created.as_str());
+                } else {
+                    throttled.push(&user.id)?;
+                    any_throttled = true;
+                    a_outcomes.push(AuditOutcome::Throttled.as_str());
+                }
+            }
             let rows = c.query_typed(
                 &sql,
                 &[
-                    (ids.sql(), kind.wire_array_type()),
-                    (digests, Type::BYTEA_ARRAY),
-                    (bindings, Type::BYTEA_ARRAY),
-                    (emails, Type::TEXT_ARRAY),
+                    (new_ids.sql(), kind.wire_array_type()),
+                    (&digests, Type::BYTEA_ARRAY),
+                    (&binds, Type::BYTEA_ARRAY),
                     (&now, Type::INT8),
-                    (&cutoff, Type::INT8),
                     (&expires_at, Type::INT8),
                     (&actor, Type::TEXT),
+                    (&a_ids, Type::TEXT_ARRAY),
+                    (&a_emails, Type::TEXT_ARRAY),
+                    (&a_outcomes, Type::TEXT_ARRAY),
                 ],
             )?;
             let mut ids_by_digest: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
             for r in &rows {
                 ids_by_digest.insert(r.try_get(1)?, r.try_get(0)?);
             }
-            let mut throttled = IdArray::new(kind, 0);
-            let mut any_throttled = false;
             for &i in round {
-                match ids_by_digest.get(batch[i].digest.as_bytes()) {
-                    Some(&id) => out[i] = Some(Issued::Created { expires_at, id }),
-                    None => {
-                        throttled.push(&batch[i].user.id)?;
-                        any_throttled = true;
-                    }
+                if let Some(&id) = ids_by_digest.get(batch[i].digest.as_bytes()) {
+                    out[i] = Some(Issued::Created { expires_at, id });
                 }
             }
             if any_throttled {
