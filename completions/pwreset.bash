@@ -25,6 +25,9 @@ _pwreset() {
             pwreset,demo)
                 cmd="pwreset__subcmd__demo"
                 ;;
+            pwreset,doctor)
+                cmd="pwreset__subcmd__doctor"
+                ;;
             pwreset,help)
                 cmd="pwreset__subcmd__help"
                 ;;
@@ -39,6 +42,9 @@ _pwreset() {
                 ;;
             pwreset,reset)
                 cmd="pwreset__subcmd__reset"
+                ;;
+            pwreset,revoke)
+                cmd="pwreset__subcmd__revoke"
                 ;;
             pwreset,user)
                 cmd="pwreset__subcmd__user"
@@ -55,6 +61,9 @@ _pwreset() {
             pwreset__subcmd__help,demo)
                 cmd="pwreset__subcmd__help__subcmd__demo"
                 ;;
+            pwreset__subcmd__help,doctor)
+                cmd="pwreset__subcmd__help__subcmd__doctor"
+                ;;
             pwreset__subcmd__help,help)
                 cmd="pwreset__subcmd__help__subcmd__help"
                 ;;
@@ -69,6 +78,9 @@ _pwreset() {
                 ;;
             pwreset__subcmd__help,reset)
                 cmd="pwreset__subcmd__help__subcmd__reset"
+                ;;
+            pwreset__subcmd__help,revoke)
+                cmd="pwreset__subcmd__help__subcmd__revoke"
                 ;;
             pwreset__subcmd__help,user)
                 cmd="pwreset__subcmd__help__subcmd__user"
@@ -107,7 +119,7 @@ _pwreset() {
 
     case "${cmd}" in
         pwreset)
-            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit completions demo help"
+            opts="-c -q -v -h -V --config --db --quiet --verbose --help --version init user request verify reset purge-expired audit revoke doctor completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,8 +234,38 @@ _pwreset() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pwreset__subcmd__doctor)
+            opts="-c -q -v -h --send-test --json --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --send-test)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pwreset__subcmd__help)
-            opts="init user request verify reset purge-expired audit completions demo help"
+            opts="init user request verify reset purge-expired audit revoke doctor completions demo help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -265,6 +307,20 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -335,6 +391,20 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__help__subcmd__reset)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__help__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -465,7 +535,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__request)
-            opts="-c -q -v -h --from-file --all --ttl --print-link --no-email --force --json --config --db --quiet --verbose --help"
+            opts="-y -c -q -v -h --from-file --all --ttl --print-link --no-email --force --dry-run --yes --locale --json --config --db --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -476,6 +546,10 @@ _pwreset() {
                     return 0
                     ;;
                 --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --locale)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -505,6 +579,40 @@ _pwreset() {
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pwreset__subcmd__revoke)
+            opts="-c -q -v -h --user --reason --config --db --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

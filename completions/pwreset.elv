@@ -36,6 +36,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand reset 'Set a new password with a token, at an interactive prompt'
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
+            cand revoke 'Revoke one token, or every open token of a user'
+            cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -101,8 +103,9 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;user;help;help'= {
         }
         &'pwreset;request'= {
-            cand --from-file 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped'
+            cand --from-file 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too'
             cand --ttl 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]'
+            cand --locale 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user''s locale_column, else English]'
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
@@ -110,6 +113,9 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand --print-link 'Also print each link on stdout'
             cand --no-email 'Make the link without sending any mail (implies --print-link)'
             cand --force 'Skip the per-user throttle (request_throttle)'
+            cand --dry-run 'Say who would get a link, and send and store nothing (the throttle is not consulted)'
+            cand -y 'Do not ask before sending links to every user (--all) or to more than 100 addresses from a file; without a terminal pwreset never asks'
+            cand --yes 'Do not ask before sending links to every user (--all) or to more than 100 addresses from a file; without a terminal pwreset never asks'
             cand --json 'One JSON object per user per line'
             cand -q 'Print less on stderr (nothing but errors)'
             cand --quiet 'Print less on stderr (nothing but errors)'
@@ -172,6 +178,32 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'pwreset;revoke'= {
+            cand --user 'Revoke every open token of this user instead'
+            cand --reason 'Why, for the audit trail and for `verify` (one line, at most 200 characters)'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'pwreset;doctor'= {
+            cand --send-test 'Also send one real test message to this address'
+            cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
+            cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'
+            cand --json 'Print a JSON array of {"check", "status", "message", "fix"}'
+            cand -q 'Print less on stderr (nothing but errors)'
+            cand --quiet 'Print less on stderr (nothing but errors)'
+            cand -v 'Print more on stderr'
+            cand --verbose 'Print more on stderr'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'pwreset;completions'= {
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
@@ -202,6 +234,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand reset 'Set a new password with a token, at an interactive prompt'
             cand purge-expired 'Delete tokens that can no longer be used (expired, used or revoked)'
             cand audit 'Show the audit trail, newest first'
+            cand revoke 'Revoke one token, or every open token of a user'
+            cand doctor 'Check the config, the database, the users mapping, mail delivery and the hash cost'
             cand completions 'Print the completion script for a shell'
             cand demo 'Run the whole flow on a throwaway database, printing each step'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -225,6 +259,10 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         &'pwreset;help;purge-expired'= {
         }
         &'pwreset;help;audit'= {
+        }
+        &'pwreset;help;revoke'= {
+        }
+        &'pwreset;help;doctor'= {
         }
         &'pwreset;help;completions'= {
         }

@@ -37,6 +37,8 @@ complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "verify" -d 'Say whe
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "reset" -d 'Set a new password with a token, at an interactive prompt'
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "purge-expired" -d 'Delete tokens that can no longer be used (expired, used or revoked)'
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "audit" -d 'Show the audit trail, newest first'
+complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "revoke" -d 'Revoke one token, or every open token of a user'
+complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "doctor" -d 'Check the config, the database, the users mapping, mail delivery and the hash cost'
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "completions" -d 'Print the completion script for a shell'
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "demo" -d 'Run the whole flow on a throwaway database, printing each step'
 complete -c pwreset -n "__fish_pwreset_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -68,14 +70,17 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_su
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a user with no usable password (they set it through a reset link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users: id, email, whether a password is set, open tokens'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l from-file -d 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l from-file -d 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l ttl -d 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l locale -d 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user\'s locale_column, else English]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l all -d 'Every user in the users table'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l print-link -d 'Also print each link on stdout'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l no-email -d 'Make the link without sending any mail (implies --print-link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l force -d 'Skip the per-user throttle (request_throttle)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l dry-run -d 'Say who would get a link, and send and store nothing (the throttle is not consulted)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s y -l yes -d 'Do not ask before sending links to every user (--all) or to more than 100 addresses from a file; without a terminal pwreset never asks'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l json -d 'One JSON object per user per line'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s v -l verbose -d 'Print more on stderr'
@@ -110,6 +115,20 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l json -d 'Print
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l user -d 'Revoke every open token of this user instead' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l reason -d 'Why, for the audit trail and for `verify` (one line, at most 200 characters)' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l send-test -d 'Also send one real test message to this address' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l json -d 'Print a JSON array of {"check", "status", "message", "fix"}'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
@@ -120,15 +139,17 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand demo" -l db -d 'SQLite d
 complete -c pwreset -n "__fish_pwreset_using_subcommand demo" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand demo" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "init" -d 'Create the database and the tool\'s tables, or migrate them; check the users table'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "user" -d 'Add or list users (the tool\'s own users table)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "request" -d 'Email a password reset link to one or more users'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "verify" -d 'Say whether a token is usable and whose it is, without consuming it'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "reset" -d 'Set a new password with a token, at an interactive prompt'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "purge-expired" -d 'Delete tokens that can no longer be used (expired, used or revoked)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "audit" -d 'Show the audit trail, newest first'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "completions" -d 'Print the completion script for a shell'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "demo" -d 'Run the whole flow on a throwaway database, printing each step'
-complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit completions demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "init" -d 'Create the database and the tool\'s tables, or migrate them; check the users table'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "user" -d 'Add or list users (the tool\'s own users table)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "request" -d 'Email a password reset link to one or more users'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "verify" -d 'Say whether a token is usable and whose it is, without consuming it'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "reset" -d 'Set a new password with a token, at an interactive prompt'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "purge-expired" -d 'Delete tokens that can no longer be used (expired, used or revoked)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "audit" -d 'Show the audit trail, newest first'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "revoke" -d 'Revoke one token, or every open token of a user'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "doctor" -d 'Check the config, the database, the users mapping, mail delivery and the hash cost'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "completions" -d 'Print the completion script for a shell'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "demo" -d 'Run the whole flow on a throwaway database, printing each step'
+complete -c pwreset -n "__fish_pwreset_using_subcommand help; and not __fish_seen_subcommand_from init user request verify reset purge-expired audit revoke doctor completions demo help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "add" -d 'Add a user with no usable password (they set it through a reset link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand help; and __fish_seen_subcommand_from user" -f -a "list" -d 'List users: id, email, whether a password is set, open tokens'

@@ -136,6 +136,28 @@ pub enum Command {
   pwreset audit --json --limit 1000")]
     Audit(AuditArgs),
 
+    /// Revoke one token, or every open token of a user
+    ///
+    /// For a user who reports a reset mail they did not ask for: the link stops working at
+    /// once. Audited. Exit 0 when something was revoked, 1 when the token was not usable
+    /// anyway (or the user had no open link), 67 for an unknown user.
+    #[command(after_help = "Examples:
+  pwreset revoke pwr_9bQ... --reason 'user did not ask for it'
+  pwreset revoke --user alice@example.com --reason 'ticket 4711'
+  echo 'https://accounts.example.com/reset_password?token=pwr_9bQ...' | pwreset revoke -")]
+    Revoke(RevokeArgs),
+
+    /// Check the config, the database, the users mapping, mail delivery and the hash cost
+    ///
+    /// One `ok`, `warn` or `fail` line per check, with what was found and how to fix it.
+    /// Sends no mail unless --send-test is given. Exit 0 when nothing failed, else the exit
+    /// code of the worst failure.
+    #[command(after_help = "Examples:
+  pwreset doctor
+  pwreset doctor --send-test me@example.com
+  pwreset doctor --json | jq '.[] | select(.status != \"ok\")'")]
+    Doctor(DoctorArgs),
+
     /// Print the completion script for a shell
     #[command(after_help = "Examples:
   pwreset completions bash > /etc/bash_completion.d/pwreset
@@ -188,7 +210,7 @@ pub struct RequestArgs {
     pub emails: Vec<String>,
 
     /// Read addresses from a file, one per line (`-` for stdin); blank lines and lines
-    /// starting with # are skipped
+    /// starting with # are skipped. Addresses given as arguments are served too
     #[arg(long, value_name = "PATH", conflicts_with = "all")]
     pub from_file: Option<PathBuf>,
 
@@ -211,6 +233,20 @@ pub struct RequestArgs {
     /// Skip the per-user throttle (request_throttle)
     #[arg(long)]
     pub force: bool,
+
+    /// Say who would get a link, and send and store nothing (the throttle is not consulted)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask before sending links to every user (--all) or to more than 100 addresses
+    /// from a file; without a terminal pwreset never asks
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Write the mail in this language for this run (en, de, fr, es, or a language folder of
+    /// template_dir) [default: each user's locale_column, else English]
+    #[arg(long, value_name = "LANG")]
+    pub locale: Option<String>,
 
     /// One JSON object per user per line
     #[arg(long)]
@@ -257,6 +293,33 @@ pub struct PurgeArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also send one real test message to this address
+    #[arg(long, value_name = "EMAIL", value_parser = lossy_string())]
+    pub send_test: Option<String>,
+
+    /// Print a JSON array of {"check", "status", "message", "fix"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The token or the whole reset link; `-` or nothing reads one line from stdin (not with
+    /// --user)
+    #[arg(value_name = "TOKEN|URL|-", allow_hyphen_values = true, conflicts_with = "user", value_parser = clap::builder::OsStringValueParser::new())]
+    pub token: Option<OsString>,
+
+    /// Revoke every open token of this user instead
+    #[arg(long, value_name = "EMAIL", value_parser = lossy_string())]
+    pub user: Option<String>,
+
+    /// Why, for the audit trail and for `verify` (one line, at most 200 characters)
+    #[arg(long, value_name = "TEXT", value_parser = lossy_string())]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]

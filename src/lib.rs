@@ -65,14 +65,14 @@ impl Ctx {
     /// A diagnostic line on stderr, unless -q.
     pub fn note(&self, msg: impl AsRef<str>) {
         if self.verbosity >= ui::Verbosity::Normal {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", ui::escape(msg.as_ref()));
         }
     }
 
     /// A diagnostic line on stderr with -v only.
     pub fn debug(&self, msg: impl AsRef<str>) {
         if self.verbosity >= ui::Verbosity::Verbose {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", ui::escape(msg.as_ref()));
         }
     }
 }
@@ -126,6 +126,8 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Reset(a) => cmd::reset::run(&ctx, a),
         Command::PurgeExpired(a) => cmd::purge::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Revoke(a) => cmd::revoke::run(&ctx, a),
+        Command::Doctor(a) => cmd::doctor::run(&ctx, a),
         Command::Completions { shell } => cmd::completions::run(shell),
         Command::Demo => cmd::demo::run(&ctx),
     }

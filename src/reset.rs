@@ -3,9 +3,10 @@
 
 use crate::config::Config;
 use crate::error::{Exit, exit_of, render};
-use crate::password::{self, Refusal, Secret};
+use crate::password::{self, HashSettings, Refusal, Secret};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Store, TokenRecord, User,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, RevokeReason, Store, TokenRecord,
+    User,
 };
 use crate::token::{Malformed, Status, Token};
 use anyhow::{Context, Result};
@@ -32,8 +33,25 @@ impl Checked {
 
 /// Look a well-formed token up. Never changes anything.
 pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
-    let record = store.lookup_token(token.id(), &token.digest())?;
+    let mut record = store.lookup_token(token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
+    // Revoked because its user is gone or changed, found just now: store it, so the token
+    // stays dead even if a row with the same id and state appears again.
+    if let Some(r) = record.as_mut()
+        && status == Status::Revoked
+        && r.revoked_at().is_none()
+        && r.used_at().is_none()
+    {
+        let reason = if r.lifecycle.user_exists {
+            RevokeReason::AccountChanged
+        } else {
+            RevokeReason::UserDeleted
+        };
+        if store.revoke_token(token.id(), &reason, now, None)? {
+            r.lifecycle.revoked_at = Some(now);
+            r.revoked_reason = Some(reason);
+        }
+    }
     Ok(Checked {
         status,
         record,
@@ -43,7 +61,11 @@ pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
 }
 
 /// A password that passed the policy, normalised as it will be hashed.
-pub struct Accepted(Secret);
+pub struct Accepted {
+    secret: Secret,
+    /// Why the `not_current` rule could not be applied, if it could not (for `-v`).
+    pub note: Option<String>,
+}
 
 /// What became of a reset.
 #[derive(Debug)]
@@ -63,15 +85,22 @@ pub struct Service<'a> {
     store: &'a mut dyn Store,
     config: &'a Config,
     actor: &'a str,
+    settings: HashSettings,
 }
 
 impl<'a> Service<'a> {
-    pub fn new(store: &'a mut dyn Store, config: &'a Config, actor: &'a str) -> Service<'a> {
-        Service {
+    /// 77 or 78 when the pepper file cannot be trusted or read.
+    pub fn new(
+        store: &'a mut dyn Store,
+        config: &'a Config,
+        actor: &'a str,
+    ) -> Result<Service<'a>> {
+        Ok(Service {
             store,
             config,
             actor,
-        }
+            settings: config.hash_settings()?,
+        })
     }
 
     pub fn store(&mut self) -> &mut dyn Store {
@@ -87,14 +116,19 @@ impl<'a> Service<'a> {
 
     /// Normalise a typed password and check it against the policy (and the current password).
     pub fn accept(&self, user: &User, typed: &str) -> std::result::Result<Accepted, Refusal> {
-        let normalised = password::normalise(typed);
-        password::check(
+        let normalised = password::normalise_with(typed, self.config.password.normalize);
+        let current = user.password.is_set().then(|| user.password.bytes());
+        let found = password::check_with(
             &self.config.password,
             &normalised,
             &user.email,
-            user.password.as_text(),
+            current,
+            &self.settings,
         )?;
-        Ok(Accepted(Secret::new(normalised.to_string())))
+        Ok(Accepted {
+            secret: Secret::new(normalised.to_string()),
+            note: found.note(),
+        })
     }
 
     /// Hash an accepted password and store it with the token, in one transaction.
@@ -104,7 +138,16 @@ impl<'a> Service<'a> {
         user: &User,
         accepted: Accepted,
     ) -> Result<Outcome> {
-        let hash = password::hash(accepted.0.expose(), &self.config.password.argon2)?;
+        let hash =
+            password::hash_as(accepted.secret.expose(), &self.settings).map_err(|e| {
+                match e.refusal() {
+                    Some(r) => crate::error::fail(Exit::DataErr, format!("password refused: {r}")),
+                    None => anyhow::anyhow!(
+                        "hashing the password as {}: {e}",
+                        self.settings.format.name()
+                    ),
+                }
+            })?;
         drop(accepted);
         let at = crate::ui::now();
         let consumed = self.store.consume_token(&Consume {
@@ -163,7 +206,7 @@ pub fn send_notice(config: &Config, user: &User, at: i64) -> Result<()> {
         return Ok(());
     }
     let mailer = crate::mail::Mailer::new(config)?;
-    let msg = mailer.changed_message(&user.email, at)?;
+    let msg = mailer.changed_message_to(&user.recipient(), at)?;
     mailer.send(&msg)?;
     Ok(())
 }

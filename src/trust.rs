@@ -399,6 +399,9 @@ pub fn check_database_path(path: &Path, usage: DbUse) -> Result<DbFileCheck> {
     if writer {
         check_private_dir(folder_of(&real), "the database's folder")?;
         judge(&real, &meta, "file", "the database", "600")?;
+    }
+    {
+        // Readers (doctor) are told too: it is only a warning.
         let mode = meta.mode();
         if mode & 0o044 != 0 {
             out.warnings.push(format!(

@@ -57,6 +57,24 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// A count with its noun, the thousands grouped: `1 duplicate line`, `99,999 duplicate lines`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", grouped(n), if n == 1 { one } else { many })
+}
+
+/// A number with its thousands grouped: `20,001`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
 /// Whether stderr is a terminal that can show a progress bar.
 pub fn stderr_is_fancy() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
@@ -108,6 +126,105 @@ pub fn rfc3339(unix: i64) -> String {
 /// Now, as Unix seconds.
 pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
+}
+
+// ---- prompts ------------------------------------------------------------------------------
+
+use anyhow::Context as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Read a secret at a prompt with echo off (rpassword). Ctrl-C and Ctrl-D cancel: the terminal
+/// is restored, nothing was changed, exit 130.
+pub fn read_hidden(guard: &InterruptGuard, prompt: &str) -> anyhow::Result<String> {
+    rpassword::prompt_password(prompt).map_err(|e| {
+        // rpassword reads the terminal in raw mode, so Ctrl-C arrives as a byte: it raises
+        // SIGINT and returns `Interrupted`. Exit 130 here too rather than racing the signal
+        // thread with a "cannot read" error (exit 2).
+        // Ctrl-D on an empty line is a cancel too, not a usage error.
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::Interrupted | std::io::ErrorKind::UnexpectedEof
+        ) {
+            guard.interrupted();
+        }
+        crate::error::fail(
+            crate::error::Exit::Usage,
+            format!("cannot read from the terminal ({e}); pipe the input in instead (reset: --password-stdin)"),
+        )
+    })
+}
+
+/// The terminal as it was before the prompt, to put back.
+type SavedTty = Option<(std::fs::File, rustix::termios::Termios)>;
+
+/// While it lives, Ctrl-C (SIGINT) or SIGTERM at the prompt restores the terminal (echo back on),
+/// says nothing was changed, and exits 130. Nothing is written before the prompt ends, so there
+/// is nothing to undo.
+pub struct InterruptGuard {
+    active: Arc<AtomicBool>,
+    saved: Arc<SavedTty>,
+}
+
+impl InterruptGuard {
+    pub fn install() -> anyhow::Result<InterruptGuard> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let saved: Arc<SavedTty> = Arc::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")
+                .ok()
+                .and_then(|tty| rustix::termios::tcgetattr(&tty).ok().map(|t| (tty, t))),
+        );
+        let active = Arc::new(AtomicBool::new(true));
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+            .context("installing the Ctrl-C handler")?;
+        let flag = Arc::clone(&active);
+        let tty = Arc::clone(&saved);
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                if flag.load(Ordering::SeqCst) {
+                    interrupted(&tty);
+                }
+                // Past the prompt the password is being stored: let the transaction finish,
+                // then behave as the default handler would.
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+            }
+        });
+        Ok(InterruptGuard { active, saved })
+    }
+
+    /// Ctrl-C at the prompt: restore the terminal, say so, exit 130.
+    pub fn interrupted(&self) -> ! {
+        interrupted(&self.saved)
+    }
+}
+
+fn restore(saved: &SavedTty) {
+    if let Some((tty, termios)) = saved {
+        let _ = rustix::termios::tcsetattr(tty, rustix::termios::OptionalActions::Now, termios);
+    }
+}
+
+/// Called from the signal thread or from the prompt (whichever sees Ctrl-C first); the first
+/// caller exits, a second one waits in `call_once` until the process is gone.
+fn interrupted(saved: &SavedTty) -> ! {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        restore(saved);
+        eprintln!("\ninterrupted: nothing was changed; the link still works");
+        std::process::exit(130);
+    });
+    loop {
+        std::thread::park();
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::SeqCst);
+    }
 }
 
 #[cfg(test)]

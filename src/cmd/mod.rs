@@ -3,17 +3,25 @@
 pub mod audit;
 pub mod completions;
 pub mod demo;
+pub mod doctor;
 pub mod init;
 pub mod purge;
 pub mod request;
 pub mod reset;
+pub mod revoke;
 pub mod user;
 pub mod verify;
 
 use std::io::Write;
 
-/// Write to stdout, turning a closed pipe into an error main keeps quiet about.
+/// Write a line to stdout, turning a closed pipe into an error main keeps quiet about.
+///
+/// Every line pwreset prints goes through [`crate::ui::escape`] here (and in [`Lines`] and
+/// `Ctx::note`), so text read from the database (addresses, revocation reasons, audit rows
+/// written by anyone with SQL access) can never move the cursor, recolour the terminal or forge
+/// a line: one rule at the door, not a list of fields.
 pub(crate) fn out(line: &str) -> anyhow::Result<()> {
+    let line = crate::ui::escape(line);
     let mut o = std::io::stdout().lock();
     o.write_all(line.as_bytes())?;
     o.write_all(b"\n")?;
@@ -34,7 +42,7 @@ impl Lines {
     }
 
     pub(crate) fn line(&mut self, line: &str) -> anyhow::Result<()> {
-        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(crate::ui::escape(line).as_bytes())?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -71,7 +79,9 @@ impl JsonArray {
     }
 
     pub(crate) fn finish(mut self) -> anyhow::Result<()> {
-        self.lines.line(if self.first { "[]" } else { "\n]" })?;
+        // Raw: the JSON is escaped already, and "\n]" is structure, not text.
+        let end: &[u8] = if self.first { b"[]\n" } else { b"\n]\n" };
+        self.lines.out.write_all(end)?;
         self.lines.finish()
     }
 }

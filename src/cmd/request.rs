@@ -10,7 +10,7 @@ use crate::config::{Config, TransportKind};
 use crate::error::{Exit, fail, render};
 use crate::lookup::{self, Found};
 use crate::mail::{Mailer, SendError};
-use crate::store::{Access, Hint, Issued, NewToken, Store, User, UserId};
+use crate::store::{Access, Delivered, Handover, Hint, Issued, NewToken, Store, User, UserId};
 use crate::token::{self, Token};
 use crate::ui;
 use anyhow::{Context, Result};
@@ -40,6 +40,8 @@ enum Status {
     Invalid,
     /// Delivery failed.
     Failed,
+    /// `--dry-run`: this user would get a link.
+    WouldSend,
 }
 
 impl Status {
@@ -51,6 +53,7 @@ impl Status {
             Status::UnknownUser => "unknown_user",
             Status::Invalid => "invalid",
             Status::Failed => "failed",
+            Status::WouldSend => "would_send",
         }
     }
 }
@@ -110,17 +113,27 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             ),
         )
     })?;
-    let mut store = crate::store::open(&config, Access::Write)?;
-    let mailer = if args.no_email {
+    let access = if args.dry_run {
+        Access::Read
+    } else {
+        Access::Write
+    };
+    let mut store = crate::store::open(&config, access)?;
+    if !args.dry_run && !args.no_email && !args.yes {
+        confirm(&args, store.as_mut())?;
+    }
+    let mailer = if args.no_email || args.dry_run {
         None
     } else {
-        Some(Mailer::new(&config)?)
+        let mut m = Mailer::new(&config)?;
+        m.set_locale_override(args.locale.as_deref());
+        Some(m)
     };
     if let Some(m) = &mailer {
         ctx.debug(format!("mail goes to {}", m.describe()));
     }
     let bulk = args.all || args.from_file.is_some() || args.emails.len() > 5;
-    if bulk {
+    if bulk && !args.dry_run {
         store.hint(Hint::BulkStart)?;
     }
     let mut run = Run {
@@ -142,6 +155,11 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         seen: (!args.all).then(std::collections::HashSet::new),
         out: Vec::with_capacity(64 * 1024),
         deferred: Vec::new(),
+        duplicates: 0,
+        dry_run: args.dry_run,
+        connections: config.mail.smtp.connections as usize,
+        shown: std::collections::HashMap::new(),
+        hidden: 0,
     };
 
     if args.all {
@@ -154,14 +172,38 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
             after = Some(last.id.clone());
             let items = users
                 .into_iter()
-                .map(|u| Item {
-                    user: Some(u),
-                    outcome: None,
+                .map(|u| {
+                    // A row with no address cannot be mailed, and its link would be born
+                    // revoked: report it instead.
+                    if u.email.trim().is_empty() {
+                        Item {
+                            outcome: Some(Outcome::invalid(
+                                String::new(),
+                                format!(
+                                    "user {} has no address in {}.{}; skipped",
+                                    ui::escape(&u.id.to_string()),
+                                    config.users.table,
+                                    config.users.email_column
+                                ),
+                            )),
+                            user: None,
+                        }
+                    } else {
+                        Item {
+                            user: Some(u),
+                            outcome: None,
+                        }
+                    }
                 })
                 .collect();
             run.chunk(items)?;
         }
     } else if let Some(path) = &args.from_file {
+        // Addresses on the command line are served as well as the file's, never dropped.
+        if !args.emails.is_empty() {
+            let items = run.resolve(args.emails.clone())?;
+            run.chunk(items)?;
+        }
         let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
             Box::new(std::io::stdin().lock())
         } else {
@@ -206,13 +248,106 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         run.chunk(items)?;
     }
     run.bar.finish_and_clear();
-    if bulk {
+    if run.duplicates > 0 {
+        ctx.note(format!(
+            "{} skipped: each named a user already served in this run, who gets one link{}",
+            ui::count(run.duplicates, "duplicate line", "duplicate lines"),
+            if ctx.verbosity < ui::Verbosity::Verbose {
+                " (-v lists them)"
+            } else {
+                ""
+            }
+        ));
+    }
+    if bulk && !args.dry_run {
         run.store.hint(Hint::BulkEnd)?;
     }
+    let configured = config.mail.smtp.connections as usize;
+    if run.mailer.is_some()
+        && config.mail.transport == TransportKind::Smtp
+        && run.connections < configured
+    {
+        ctx.note(format!(
+            "the relay accepted {} of {configured}: it limits connections per client; set [mail.smtp] connections = {} to match",
+            ui::count(run.connections as u64, "connection", "connections"),
+            run.connections
+        ));
+    }
     if run.bulk || run.counts.total() > 1 {
-        ctx.note(run.counts.summary(args.no_email));
+        let first = if args.dry_run {
+            "would_send"
+        } else if args.no_email {
+            "created"
+        } else {
+            "sent"
+        };
+        ctx.note(
+            run.counts
+                .summary(first, config.request_throttle, run.hidden),
+        );
     }
     Ok(run.worst)
+}
+
+/// Above this many addresses from a file, a run on a terminal asks first.
+const ASK_ABOVE: u64 = 100;
+
+/// On a terminal, a run that mails every user (or more than [`ASK_ABOVE`] addresses from a
+/// file) asks first. Without a terminal (cron, scripts) it goes on, as it always has.
+fn confirm(args: &RequestArgs, store: &mut dyn Store) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(());
+    }
+    let n = if args.all {
+        store.count_users()?
+    } else if let Some(path) = args.from_file.as_ref().filter(|p| p.as_os_str() != "-") {
+        let f = std::fs::File::open(path).map_err(|e| {
+            fail(
+                Exit::DataErr,
+                format!("cannot read --from-file {}: {e}", path.display()),
+            )
+        })?;
+        let mut lines = BoundedLines {
+            inner: Box::new(std::io::BufReader::new(f)),
+            line_no: 0,
+        };
+        let mut n = args.emails.len() as u64;
+        while let Some(line) = lines.next_line()? {
+            let t = line.trim();
+            if !t.is_empty() && !t.starts_with('#') {
+                n += 1;
+            }
+        }
+        if n <= ASK_ABOVE {
+            return Ok(());
+        }
+        n
+    } else {
+        return Ok(());
+    };
+    let question = format!(
+        "Send reset links to {}? [y/N] ",
+        ui::count(n, "user", "users")
+    );
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(question.as_bytes());
+        let _ = err.flush();
+    }
+    let mut answer = String::new();
+    let read = std::io::stdin().read_line(&mut answer)?;
+    if read == 0 {
+        eprintln!();
+    }
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(fail(
+            Exit::Interrupted,
+            "nothing was sent (answer y to send, or pass --yes)",
+        )),
+    }
 }
 
 #[derive(Default)]
@@ -223,31 +358,65 @@ struct Counts {
     throttled: u64,
     unknown: u64,
     invalid: u64,
+    would_send: u64,
 }
 
 impl Counts {
     fn total(&self) -> u64 {
-        self.sent + self.created + self.failed + self.throttled + self.unknown + self.invalid
+        self.sent
+            + self.created
+            + self.failed
+            + self.throttled
+            + self.unknown
+            + self.invalid
+            + self.would_send
     }
-    fn summary(&self, no_email: bool) -> String {
-        let mut parts = vec![if no_email {
-            format!("{} created", self.created)
-        } else {
-            format!("{} sent", self.sent)
-        }];
-        for (n, what) in [
-            (self.throttled, "throttled"),
-            (self.unknown, "unknown_user"),
-            (self.invalid, "invalid"),
-            (self.failed, "failed"),
+
+    /// One line for the whole run, each status once with its count, in the words of the
+    /// per-user lines, `--json` and the audit trail.
+    fn summary(&self, first: &str, throttle: Duration, hidden: u64) -> String {
+        let throttle = humantime::format_duration(throttle);
+        let mut parts = vec![format!(
+            "{} {first}",
+            ui::grouped(match first {
+                "created" => self.created,
+                "would_send" => self.would_send,
+                _ => self.sent,
+            })
+        )];
+        for (n, what, why) in [
+            (
+                self.throttled,
+                "throttled",
+                format!(" (requested less than {throttle} ago; --force to override)"),
+            ),
+            (self.unknown, "unknown_user", String::new()),
+            (self.invalid, "invalid", String::new()),
+            (self.failed, "failed", String::new()),
         ] {
             if n > 0 {
-                parts.push(format!("{n} {what}"));
+                parts.push(format!("{} {what}{why}", ui::grouped(n)));
             }
         }
-        format!("requested {}: {}", self.total(), parts.join(", "))
+        let more = if hidden > 0 {
+            format!(
+                "; {} not shown (-v lists every user)",
+                ui::count(hidden, "line", "lines")
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "requested {}: {}{more}",
+            ui::grouped(self.total()),
+            parts.join(", ")
+        )
     }
 }
+
+/// In a bulk run, how many lines of each failing status are shown before the rest is only
+/// counted (every one with -v; all of them with --json).
+const SHOWN_PER_STATUS: u64 = 10;
 
 struct Run<'a> {
     ctx: &'a Ctx,
@@ -269,6 +438,16 @@ struct Run<'a> {
     out: Vec<u8>,
     /// Valid addresses the index did not answer, for the scan at the end.
     deferred: Vec<String>,
+    /// Addresses that named a user already served in this run.
+    duplicates: u64,
+    /// `--dry-run`: look up, report, touch nothing.
+    dry_run: bool,
+    /// SMTP connections to send over: `[mail.smtp] connections`, less those the relay refused.
+    connections: usize,
+    /// Per-user lines of failing statuses shown so far in a bulk run (by status), and those
+    /// left out.
+    shown: std::collections::HashMap<&'static str, u64>,
+    hidden: u64,
 }
 
 impl Run<'_> {
@@ -318,8 +497,10 @@ impl Run<'_> {
                     .as_mut()
                     .is_some_and(|seen| !seen.insert(user.id.clone()))
                 {
-                    // One link per user and run: a second would revoke the first.
-                    self.ctx.note(format!(
+                    // One link per user and run: a second would revoke the first. Counted, and
+                    // summed up in one line at the end; each one under -v.
+                    self.duplicates += 1;
+                    self.ctx.debug(format!(
                         "{} is listed more than once; it gets one link",
                         ui::escape(addr)
                     ));
@@ -348,6 +529,24 @@ impl Run<'_> {
     fn chunk(&mut self, mut items: Vec<Item>) -> Result<()> {
         if items.is_empty() {
             return Ok(());
+        }
+        if self.dry_run {
+            for item in items {
+                let outcome = match (item.outcome, item.user) {
+                    (Some(o), _) => o,
+                    (None, Some(user)) => Outcome {
+                        email: user.email,
+                        status: Status::WouldSend,
+                        exit: Exit::Ok,
+                        expires_at: None,
+                        link: None,
+                        error: None,
+                    },
+                    (None, None) => continue,
+                };
+                self.report(outcome)?;
+            }
+            return self.flush();
         }
         let now = ui::now();
         let wanted = items
@@ -378,10 +577,17 @@ impl Run<'_> {
         } else {
             Some(self.config.request_throttle)
         };
-        let issued = self
-            .store
-            .issue_tokens(&batch, now, self.ttl, throttle, self.ctx.actor())?;
+        let handover = if self.mailer.is_some() {
+            Handover::Mailed
+        } else {
+            Handover::Printed
+        };
+        let issued =
+            self.store
+                .issue_tokens(&batch, now, self.ttl, throttle, handover, self.ctx.actor())?;
         drop(batch);
+        // Whether each created link's user had older open links, to revoke on delivery.
+        let mut had_open = vec![false; items.len()];
 
         // Build links and messages for the created tokens.
         let mut to_send: Vec<(usize, lettre::Message)> = Vec::new();
@@ -406,7 +612,12 @@ impl Run<'_> {
                         )),
                     });
                 }
-                Issued::Created { expires_at, id } => {
+                Issued::Created {
+                    expires_at,
+                    id,
+                    had_open: older,
+                } => {
+                    had_open[i] = older;
                     let tok = tokens[i].take().context("missing token")?.with_id(id)?;
                     let link = token::link(&self.base_url, &tok);
                     tokens[i] = Some(tok);
@@ -423,7 +634,7 @@ impl Run<'_> {
                         error: None,
                     };
                     if let Some(m) = self.mailer {
-                        match m.reset_message(&user.email, &link, expires_at, now) {
+                        match m.reset_message_to(&user.recipient(), &link, expires_at, now) {
                             Ok(msg) => to_send.push((i, msg)),
                             Err(e) => {
                                 // No message, so no one may hold this link: revoke it.
@@ -455,12 +666,18 @@ impl Run<'_> {
                 crate::mail::Transport::Smtp { .. }
                     if self.config.mail.transport == TransportKind::Smtp =>
                 {
-                    self.config.mail.smtp.connections as usize
+                    self.connections
                 }
                 _ => 1,
             };
-            let results = send_all(m, &to_send, workers);
+            let (results, refused) = send_all(m, &to_send, workers);
+            // The pool stays this size for the rest of the run.
+            self.connections = workers.saturating_sub(refused).max(1);
+            let mut delivered_at = Vec::with_capacity(to_send.len());
             for ((i, _), res) in to_send.iter().zip(results) {
+                if res.is_ok() {
+                    delivered_at.push(*i);
+                }
                 if let Err(e) = res {
                     let user = items[*i].user.clone().context("sent without a user")?;
                     let tok = tokens[*i].as_ref().context("missing token")?;
@@ -484,6 +701,19 @@ impl Run<'_> {
                     }
                 }
             }
+            let delivered: Vec<Delivered<'_>> = delivered_at
+                .iter()
+                .filter_map(|&i| {
+                    Some(Delivered {
+                        user: items[i].user.as_ref()?,
+                        token_id: tokens[i].as_ref()?.id(),
+                        had_open: had_open[i],
+                    })
+                })
+                .collect();
+            // Only now do the users' older links stop working, with the `sent` audit rows.
+            self.store
+                .confirm_delivered(&delivered, ui::now(), self.ctx.actor())?;
         }
         drop(tokens);
 
@@ -516,6 +746,7 @@ impl Run<'_> {
             Status::UnknownUser => self.counts.unknown += 1,
             Status::Invalid => self.counts.invalid += 1,
             Status::Failed => self.counts.failed += 1,
+            Status::WouldSend => self.counts.would_send += 1,
         }
         self.bar.inc(1);
         if self.json {
@@ -538,6 +769,7 @@ impl Run<'_> {
             (Status::Sent, Some(t), _) => {
                 format!("sent: reset link for {email} (expires {})", ui::rfc3339(t))
             }
+            (Status::WouldSend, _, _) => format!("would_send: reset link for {email}"),
             (Status::Created, Some(t), _) => format!(
                 "created: reset link for {email} (expires {})",
                 ui::rfc3339(t)
@@ -545,20 +777,36 @@ impl Run<'_> {
             (status, _, Some(err)) => format!("{}: {err}", status.as_str()),
             (status, _, None) => format!("{}: {email}", status.as_str()),
         };
-        if self.print_link {
-            // stdout carries only the links, one per line, so scripts can use them as they are.
-            if let Some(l) = &o.link {
-                self.out.extend_from_slice(l.as_bytes());
-                self.out.push(b'\n');
+        // stdout carries only the links with --print-link/--no-email, one per line, so scripts
+        // can use them as they are.
+        if self.print_link
+            && let Some(l) = &o.link
+        {
+            self.out.extend_from_slice(l.as_bytes());
+            self.out.push(b'\n');
+        }
+        // The rule for per-user lines: every one for a few addresses or with -v; in a bulk run,
+        // the first few of each failing status, the rest counted in the summary; never the
+        // successes or the throttled (--json gives every user).
+        let verbose = self.ctx.verbosity == ui::Verbosity::Verbose;
+        let show = if !self.bulk || verbose {
+            true
+        } else if o.exit == Exit::Ok || o.status == Status::Throttled {
+            false
+        } else {
+            let n = self.shown.entry(o.status.as_str()).or_insert(0);
+            *n += 1;
+            *n <= SHOWN_PER_STATUS
+        };
+        if !show {
+            if o.exit != Exit::Ok {
+                self.hidden += 1;
             }
-            if o.exit != Exit::Ok || !self.bulk {
-                self.bar.suspend(|| eprintln!("{line}"));
-            }
-        } else if o.exit == Exit::Ok {
-            if !self.bulk || self.ctx.verbosity == ui::Verbosity::Verbose {
-                self.out.extend_from_slice(line.as_bytes());
-                self.out.push(b'\n');
-            }
+            return Ok(());
+        }
+        if o.exit == Exit::Ok && !self.print_link {
+            self.out.extend_from_slice(line.as_bytes());
+            self.out.push(b'\n');
         } else {
             self.bar.suspend(|| eprintln!("{line}"));
         }
@@ -566,25 +814,53 @@ impl Run<'_> {
     }
 }
 
-/// Send messages, `workers` at a time; results in the order of `msgs`.
+/// Send messages over up to `workers` connections; results in the order of `msgs`, and how
+/// many connections the relay refused (a per-client connection limit).
+///
+/// A connection the relay refuses while others are still sending is retired, and its message
+/// goes back in the queue for the live ones: a relay that takes two connections of four
+/// delivers everything over two. Only the last connection's failures count towards the
+/// "the whole server is failing" stop, so that rule applies when no connection works.
 fn send_all(
     m: &Mailer,
     msgs: &[(usize, lettre::Message)],
     workers: usize,
-) -> Vec<Result<(), SendError>> {
+) -> (Vec<Result<(), SendError>>, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     if workers <= 1 || msgs.len() <= 1 {
-        return msgs.iter().map(|(_, msg)| m.send(msg)).collect();
+        return (msgs.iter().map(|(_, msg)| m.send(msg)).collect(), 0);
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
+    let queue = std::sync::Mutex::new((0..msgs.len()).collect::<std::collections::VecDeque<_>>());
+    let active = AtomicUsize::new(workers.min(msgs.len()));
+    let refused = AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<(), SendError>>>> =
         msgs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers.min(msgs.len()) {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((_, msg)) = msgs.get(i) else { break };
-                    let r = m.send(msg);
+                while let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                    // The last connection standing reports its failures like any send.
+                    let may_shrink = active.load(Ordering::SeqCst) > 1;
+                    let r = match m.send_or_refused(&msgs[i].1, may_shrink) {
+                        Ok(crate::mail::Sent::Delivered) => Ok(()),
+                        Ok(crate::mail::Sent::RefusedAtConnect(e)) => {
+                            // Retire this connection unless it is the last one.
+                            let retired = active
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    (n > 1).then(|| n - 1)
+                                })
+                                .is_ok();
+                            if retired {
+                                refused.fetch_add(1, Ordering::SeqCst);
+                                if let Ok(mut q) = queue.lock() {
+                                    q.push_front(i);
+                                }
+                                break;
+                            }
+                            Err(e)
+                        }
+                        Err(e) => Err(e),
+                    };
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(r);
                     }
@@ -592,7 +868,7 @@ fn send_all(
             });
         }
     });
-    results
+    let results = results
         .into_iter()
         .map(|slot| {
             slot.into_inner().ok().flatten().unwrap_or_else(|| {
@@ -602,7 +878,8 @@ fn send_all(
                 })
             })
         })
-        .collect()
+        .collect();
+    (results, refused.load(Ordering::SeqCst))
 }
 
 /// Lines of at most MAX_LINE bytes: a file with a 10 MB line costs no more memory.

@@ -11,10 +11,8 @@ use crate::reset::{self, Accepted, Checked, Outcome, Service};
 use crate::store::{Access, AuditOutcome, User};
 use crate::token::Status;
 use crate::ui;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Tries at the prompt before giving up (the token stays usable).
 const TRIES: usize = 3;
@@ -35,7 +33,9 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     }
     // The token line comes from `stdin`, which holds the stdin lock: verify::read_input would
     // lock it again and hang.
-    let input = if token_from_stdin {
+    let input = if token_from_stdin && std::io::stdin().is_terminal() {
+        verify::prompt_token()?
+    } else if token_from_stdin {
         verify::read_line_from(stdin, crate::token::MAX_INPUT_LEN)?
     } else {
         verify::read_input(args.token)?
@@ -59,7 +59,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
     }
-    let mut service = Service::new(store.as_mut(), &config, ctx.actor());
+    let mut service = Service::new(store.as_mut(), &config, ctx.actor())?;
     let user = service.user_of(record)?;
 
     let accepted = if args.password_stdin {
@@ -89,6 +89,9 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         }
     };
 
+    if let Some(note) = &accepted.note {
+        ctx.debug(note);
+    }
     let when = match service.set_password(token, &user, accepted)? {
         Outcome::Changed { at } => at,
         Outcome::NotUsable(status) => {
@@ -176,7 +179,7 @@ fn prompt(
             "there is no terminal to ask for the new password on (stdin is not a terminal); pipe it in with --password-stdin instead",
         ));
     }
-    let guard = InterruptGuard::install()?;
+    let guard = ui::InterruptGuard::install()?;
     let p = &config.password;
     ctx.note(format!(
         "Setting a new password for {}: at least {} characters; a few unrelated words work well.",
@@ -184,8 +187,8 @@ fn prompt(
         p.min_length
     ));
     for attempt in 1..=TRIES {
-        let first = Secret::new(read_hidden(&guard, "New password: ")?);
-        let second = Secret::new(read_hidden(&guard, "Confirm new password: ")?);
+        let first = Secret::new(ui::read_hidden(&guard, "New password: ")?);
+        let second = Secret::new(ui::read_hidden(&guard, "Confirm new password: ")?);
         let left = TRIES - attempt;
         let again = if left > 0 {
             format!(" ({left} {} left)", if left == 1 { "try" } else { "tries" })
@@ -206,91 +209,4 @@ fn prompt(
     }
     drop(guard);
     Ok(None)
-}
-
-fn read_hidden(guard: &InterruptGuard, prompt: &str) -> Result<String> {
-    rpassword::prompt_password(prompt).map_err(|e| {
-        // rpassword reads the terminal in raw mode, so Ctrl-C arrives as a byte: it raises
-        // SIGINT and returns `Interrupted`. Exit 130 here too rather than racing the signal
-        // thread with a "cannot read" error (exit 2).
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            guard.interrupted();
-        }
-        fail(
-            Exit::Usage,
-            format!("cannot read the password from the terminal ({e}); pipe it in with --password-stdin instead"),
-        )
-    })
-}
-
-/// The terminal as it was before the prompt, to put back.
-type SavedTty = Option<(std::fs::File, rustix::termios::Termios)>;
-
-/// While it lives, Ctrl-C (SIGINT) or SIGTERM at the prompt restores the terminal (echo back on),
-/// says nothing was changed, and exits 130. Nothing is written before the prompt ends, so there
-/// is nothing to undo.
-struct InterruptGuard {
-    active: Arc<AtomicBool>,
-    saved: Arc<SavedTty>,
-}
-
-impl InterruptGuard {
-    fn install() -> Result<InterruptGuard> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        let saved: Arc<SavedTty> = Arc::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/tty")
-                .ok()
-                .and_then(|tty| rustix::termios::tcgetattr(&tty).ok().map(|t| (tty, t))),
-        );
-        let active = Arc::new(AtomicBool::new(true));
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-            .context("installing the Ctrl-C handler")?;
-        let flag = Arc::clone(&active);
-        let tty = Arc::clone(&saved);
-        std::thread::spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                if flag.load(Ordering::SeqCst) {
-                    interrupted(&tty);
-                }
-                // Past the prompt the password is being stored: let the transaction finish,
-                // then behave as the default handler would.
-                let _ = signal_hook::low_level::emulate_default_handler(sig);
-            }
-        });
-        Ok(InterruptGuard { active, saved })
-    }
-
-    /// Ctrl-C at the prompt: restore the terminal, say so, exit 130.
-    fn interrupted(&self) -> ! {
-        interrupted(&self.saved)
-    }
-}
-
-fn restore(saved: &SavedTty) {
-    if let Some((tty, termios)) = saved {
-        let _ = rustix::termios::tcsetattr(tty, rustix::termios::OptionalActions::Now, termios);
-    }
-}
-
-/// Called from the signal thread or from the prompt (whichever sees Ctrl-C first); the first
-/// caller exits, a second one waits in `call_once` until the process is gone.
-fn interrupted(saved: &SavedTty) -> ! {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        restore(saved);
-        eprintln!("\ninterrupted: nothing was changed; the link still works");
-        std::process::exit(130);
-    });
-    loop {
-        std::thread::park();
-    }
-}
-
-impl Drop for InterruptGuard {
-    fn drop(&mut self) {
-        self.active.store(false, Ordering::SeqCst);
-    }
 }

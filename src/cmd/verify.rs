@@ -13,14 +13,25 @@ use std::io::{BufRead, Read};
 
 /// Token input as given: an argument, or (None or `-`) one line of stdin. Input that is not
 /// UTF-8 or is far too long comes back as `None`: it is malformed whatever it holds.
+/// At a terminal, stdin is asked for with a prompt and no echo: the token is a secret.
 pub fn read_input(arg: Option<OsString>) -> Result<Option<String>> {
+    use std::io::IsTerminal;
     match arg {
         Some(a) if a != "-" => Ok(a
             .into_string()
             .ok()
             .filter(|s| s.len() <= token::MAX_INPUT_LEN)),
+        _ if std::io::stdin().is_terminal() => prompt_token(),
         _ => read_stdin_line(token::MAX_INPUT_LEN),
     }
+}
+
+/// Ask for the token at the terminal, without echo. Ctrl-C or Ctrl-D: exit 130.
+pub fn prompt_token() -> Result<Option<String>> {
+    let guard = ui::InterruptGuard::install()?;
+    let typed = ui::read_hidden(&guard, "Token or link: ")?;
+    drop(guard);
+    Ok(Some(typed).filter(|s| s.len() <= token::MAX_INPUT_LEN))
 }
 
 /// One line of stdin, without its line ending, reading at most `max` bytes (plus one to tell
@@ -97,7 +108,7 @@ pub fn describe(c: &Checked, now: i64) -> String {
             let why = if r.email.is_none() {
                 "its user was deleted".to_string()
             } else if let (Some(t), Some(reason)) = (r.revoked_at(), &r.revoked_reason) {
-                format!("{}, at {}", ui::escape(reason.describe()), at(t))
+                format!("{}, at {}", ui::escape(&reason.describe()), at(t))
             } else {
                 "the account's email or password changed after it was issued".to_string()
             };

@@ -14,7 +14,7 @@ pub use database::{Database, Endpoint, Server, ServerKind};
 pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
 pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
-    ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Password,
+    ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
 };
 pub use users::{UsersTable, is_identifier};
 
@@ -145,6 +145,23 @@ impl Config {
             .map_err(|p| fail(Exit::Config, format!("{source}: {}: {}", p.key, p.why)))
     }
 
+    /// How `reset` hashes: `[users] password_format`, the costs of `[password.*]`, and the
+    /// pepper (read here, from its 0600 file, when the format uses one).
+    pub fn hash_settings(&self) -> Result<crate::password::HashSettings> {
+        let format = self.users.password_format;
+        let mut s = crate::password::HashSettings::for_format(format);
+        if format != crate::password::Format::DjangoArgon2 {
+            s.argon2 = self.password.argon2;
+        }
+        s.bcrypt_cost = self.password.bcrypt.cost;
+        s.bcrypt_prefix = self.password.bcrypt.prefix;
+        if let Some(path) = &self.users.pepper_file {
+            let pepper = read_secret_file(path, "users.pepper_file")?;
+            s.pepper = Some(zeroize::Zeroizing::new(pepper.as_bytes().to_vec()));
+        }
+        Ok(s)
+    }
+
     /// Parse a config from TOML text (for tests and fuzzing); `name` is used in messages.
     pub fn from_toml(text: &str, name: &Path, over: &Overrides) -> Result<Config> {
         let raw = parse(text, name)?;
@@ -249,6 +266,17 @@ fn parse(text: &str, path: &Path) -> Result<RawConfig> {
         let key = (key != "." && !key.is_empty()).then_some(key);
         located(e.inner(), key)
     })
+}
+
+/// A value read through its `FromStr`, whose error names the valid values.
+pub(crate) fn from_str<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 /// A humantime duration from the config.

@@ -1,6 +1,7 @@
 //! `[password]`: the policy, and the cost of the hash.
 
 use super::Problem;
+use crate::password::{BcryptPrefix, Normalize};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -10,7 +11,30 @@ pub struct Password {
     pub max_length: usize,
     /// zxcvbn score 0-4; 0 turns the check off.
     pub min_strength: u8,
+    /// `nfkc` (the default) or `none`, for applications whose login does not normalise.
+    #[serde(deserialize_with = "super::from_str")]
+    pub normalize: Normalize,
     pub argon2: Argon2,
+    pub bcrypt: Bcrypt,
+}
+
+/// `[password.bcrypt]`: for `password_format = "bcrypt"` (and Django's bcrypt hasher).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Bcrypt {
+    pub cost: u32,
+    /// `2b`, `2y` (PHP/Laravel) or `2a` (Ruby).
+    #[serde(deserialize_with = "super::from_str")]
+    pub prefix: BcryptPrefix,
+}
+
+impl Default for Bcrypt {
+    fn default() -> Self {
+        Bcrypt {
+            cost: 12,
+            prefix: BcryptPrefix::TwoB,
+        }
+    }
 }
 
 impl Default for Password {
@@ -19,7 +43,9 @@ impl Default for Password {
             min_length: 12,
             max_length: 1024,
             min_strength: 3,
+            normalize: Normalize::Nfkc,
             argon2: Argon2::default(),
+            bcrypt: Bcrypt::default(),
         }
     }
 }
@@ -84,6 +110,16 @@ impl Password {
             return Err(Problem::new(
                 "password.max_length",
                 "must be between min_length and 4096",
+            ));
+        }
+        if !crate::password::formats::BCRYPT_COSTS.contains(&self.bcrypt.cost) {
+            return Err(Problem::new(
+                "password.bcrypt.cost",
+                format!(
+                    "must be between {} and {}",
+                    crate::password::formats::BCRYPT_COSTS.start(),
+                    crate::password::formats::BCRYPT_COSTS.end()
+                ),
             ));
         }
         if self.min_strength > 4 {

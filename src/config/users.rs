@@ -1,7 +1,9 @@
 //! `[users]`: where the users live, and the columns pwreset reads and writes.
 
 use super::Problem;
+use crate::password::Format;
 use serde::Deserialize;
+use std::path::PathBuf;
 
 /// Where the users live, and the names of the columns pwreset reads and writes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -15,6 +17,15 @@ pub struct UsersTable {
     pub name_column: Option<String>,
     /// Optional: the column with the user's language (`de`, `de-DE`, `de_DE.UTF-8`).
     pub locale_column: Option<String>,
+    /// The format `reset` writes into the password column, so the application can log the
+    /// user in afterwards.
+    #[serde(deserialize_with = "super::from_str")]
+    pub password_format: Format,
+    /// Devise's `config.pepper`: a secret appended to the password before bcrypt (mode 0600).
+    pub pepper_file: Option<PathBuf>,
+    /// SQL run inside the reset's transaction, with `:user_id` and `:email` bound: typically
+    /// ending the user's sessions.
+    pub after_reset: Vec<String>,
 }
 
 impl Default for UsersTable {
@@ -26,6 +37,9 @@ impl Default for UsersTable {
             password_column: "password_hash".into(),
             name_column: None,
             locale_column: None,
+            password_format: Format::Argon2id,
+            pepper_file: None,
+            after_reset: Vec::new(),
         }
     }
 }
@@ -55,6 +69,26 @@ impl UsersTable {
                     ),
                 ));
             }
+        }
+        for (i, sql) in self.after_reset.iter().enumerate() {
+            if sql.trim().is_empty() || sql.len() > 4096 {
+                return Err(Problem::new(
+                    format!("users.after_reset[{i}]"),
+                    "must be one SQL statement of at most 4096 bytes",
+                ));
+            }
+        }
+        if self.after_reset.len() > 32 {
+            return Err(Problem::new("users.after_reset", "at most 32 statements"));
+        }
+        if self.pepper_file.is_some() && !self.password_format.uses_pepper() {
+            return Err(Problem::new(
+                "users.pepper_file",
+                format!(
+                    "is only used by password_format = \"bcrypt\" (Devise); {} has no pepper",
+                    self.password_format.name()
+                ),
+            ));
         }
         // The same column for both would have a reset write the hash over the address.
         if self

@@ -24,7 +24,7 @@ pub mod locale;
 mod outbox;
 mod readable;
 mod sendmail;
-mod smtp;
+pub mod smtp;
 pub use readable::readable;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -150,6 +150,14 @@ pub struct Mailer {
     timezone: jiff::tz::TimeZone,
     timezone_name: String,
     pub transport: Transport,
+}
+
+/// What became of a message sent over a pool that may shrink.
+#[derive(Debug)]
+pub enum Sent {
+    Delivered,
+    /// The relay refused a new connection; the message was not sent and may be sent again.
+    RefusedAtConnect(SendError),
 }
 
 /// A delivery that did not happen, classified.
@@ -529,31 +537,107 @@ impl Mailer {
         Ok(msg)
     }
 
+    /// A plain test message for `doctor --send-test`: no link, nothing to act on.
+    pub fn test_message(&self, to: &str) -> Result<Message> {
+        let addr: lettre::Address = to.parse().map_err(|_| {
+            fail(
+                Exit::DataErr,
+                format!("{} is not a valid email address", crate::ui::escape(to)),
+            )
+        })?;
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "this machine".into());
+        let id = message_id_part()?;
+        Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, addr))
+            .subject(format!("{}: test message", self.service_name))
+            .date_now()
+            .message_id(Some(format!("<{id}@{}>", self.domain)))
+            .header(AutoSubmitted("auto-generated".into()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!(
+                "This is a test message from `pwreset doctor --send-test` on {host}.\n\nIt shows that {} can deliver mail to this address. There is nothing to do.\n",
+                self.service_name
+            ))
+            .context("building the test message")
+    }
+
+    /// Connect to the SMTP relay as a delivery would (TLS, certificate, AUTH) and send
+    /// nothing: `None` for the other transports.
+    pub fn probe_smtp(&self) -> Option<std::result::Result<smtp::Probe, SendError>> {
+        let Transport::Smtp {
+            pool,
+            server,
+            secrets,
+            ..
+        } = &self.transport
+        else {
+            return None;
+        };
+        Some(pool.probe().map_err(|e| {
+            let (mut err, _) = smtp::classify(server, &e);
+            err.message = secrets.scrub(err.message);
+            err
+        }))
+    }
+
     /// Deliver one message.
     pub fn send(&self, msg: &Message) -> std::result::Result<(), SendError> {
-        match &self.transport {
-            Transport::Smtp {
-                pool,
-                server,
-                secrets,
-                breaker,
-            } => {
-                if let Some(err) = breaker.given_up() {
-                    return Err(err);
-                }
-                match pool.send(msg) {
-                    Ok(()) => {
-                        breaker.record(Ok(()));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let (mut err, server_wide) = smtp::classify(server, &e);
-                        err.message = secrets.scrub(err.message);
-                        breaker.record(Err((&err, server_wide)));
-                        Err(err)
-                    }
-                }
+        match self.send_or_refused(msg, false)? {
+            Sent::Delivered => Ok(()),
+            Sent::RefusedAtConnect(e) => Err(e),
+        }
+    }
+
+    /// Deliver one message over a pool that may shrink: when `may_shrink` and the relay refuses
+    /// a new connection (a per-client connection limit, `421 too many connections`), the
+    /// refusal comes back as [`Sent::RefusedAtConnect`] without counting towards the "the whole
+    /// server is failing" stop, so the caller can retire that connection and send the message
+    /// on one that works.
+    pub fn send_or_refused(
+        &self,
+        msg: &Message,
+        may_shrink: bool,
+    ) -> std::result::Result<Sent, SendError> {
+        if let Transport::Smtp {
+            pool,
+            server,
+            secrets,
+            breaker,
+        } = &self.transport
+        {
+            if let Some(err) = breaker.given_up() {
+                return Err(err);
             }
+            return match pool.send(msg) {
+                Ok(()) => {
+                    breaker.record(Ok(()));
+                    Ok(Sent::Delivered)
+                }
+                Err((at_connect, e)) => {
+                    let (mut err, server_wide) = smtp::classify(server, &e);
+                    err.message = secrets.scrub(err.message);
+                    if at_connect && may_shrink {
+                        return Ok(Sent::RefusedAtConnect(err));
+                    }
+                    breaker.record(Err((&err, server_wide)));
+                    Err(err)
+                }
+            };
+        }
+        self.send_other(msg).map(|()| Sent::Delivered)
+    }
+
+    /// Deliver through sendmail, the outbox or stdout.
+    fn send_other(&self, msg: &Message) -> std::result::Result<(), SendError> {
+        match &self.transport {
+            Transport::Smtp { .. } => Err(SendError {
+                exit: Exit::Software,
+                message: "internal error: SMTP is sent by send_or_refused".into(),
+            }),
             Transport::Sendmail { command } => {
                 sendmail::send(command, msg.envelope(), &msg.formatted())
             }

@@ -156,6 +156,17 @@ pub struct SmtpPool {
     max_idle: usize,
 }
 
+/// What a probe of the relay found.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub encrypted: bool,
+    pub offers_starttls: bool,
+    /// The relay's certificate (DER), when the session is encrypted.
+    pub certificate: Option<Vec<u8>>,
+    /// AUTH was tried and accepted.
+    pub logged_in: bool,
+}
+
 /// Where an SMTP transaction failed.
 #[derive(PartialEq, Eq)]
 enum Stage {
@@ -201,7 +212,58 @@ impl SmtpPool {
         }
     }
 
-    pub(super) fn send(&self, msg: &Message) -> std::result::Result<(), SmtpError> {
+    /// Connect, secure and log in as a delivery would, send nothing, and say what was found
+    /// (for `doctor`).
+    pub(super) fn probe(&self) -> std::result::Result<Probe, SmtpError> {
+        let wrapper = match &self.tls {
+            SmtpTls::Wrapper(p) => Some(p),
+            _ => None,
+        };
+        let mut conn = SmtpConnection::connect(
+            (self.host.as_str(), self.port),
+            Some(self.timeout),
+            &self.hello,
+            wrapper,
+            None,
+        )?;
+        let offers_starttls = conn.can_starttls();
+        let result = (|| {
+            if let SmtpTls::StartTls(p) = &self.tls {
+                conn.starttls(p, &self.hello)?;
+            }
+            let certificate = if conn.is_encrypted() {
+                conn.peer_certificate().ok()
+            } else {
+                None
+            };
+            if let Some(c) = &self.credentials {
+                conn.auth(
+                    lettre::transport::smtp::authentication::DEFAULT_MECHANISMS,
+                    c,
+                )?;
+            }
+            Ok(Probe {
+                encrypted: conn.is_encrypted(),
+                offers_starttls,
+                certificate,
+                logged_in: self.credentials.is_some(),
+            })
+        })();
+        match result {
+            Ok(p) => {
+                let _ = conn.quit();
+                Ok(p)
+            }
+            Err(e) => {
+                conn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    /// Send one message; on failure, whether it happened while opening a new connection
+    /// (before the server took anything: the message can go on another connection).
+    pub(super) fn send(&self, msg: &Message) -> std::result::Result<(), (bool, SmtpError)> {
         let envelope = msg.envelope();
         let data = end_data(&msg.formatted());
         let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
@@ -217,11 +279,11 @@ impl SmtpPool {
                 }
                 Err((_, e)) => {
                     self.recycle(conn, Some(&e));
-                    return Err(e);
+                    return Err((false, e));
                 }
             }
         }
-        let mut conn = self.connect()?;
+        let mut conn = self.connect().map_err(|e| (true, e))?;
         match transaction(&mut conn, envelope, &data) {
             Ok(()) => {
                 self.recycle(conn, None);
@@ -229,7 +291,7 @@ impl SmtpPool {
             }
             Err((_, e)) => {
                 self.recycle(conn, Some(&e));
-                Err(e)
+                Err((false, e))
             }
         }
     }

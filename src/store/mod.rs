@@ -84,6 +84,21 @@ pub struct User {
     pub email: String,
     /// The stored password value, whatever its type.
     pub password: StoredValue,
+    /// The name to greet them by (`[users] name_column`; `user add --name` on pwreset's table).
+    pub name: Option<String>,
+    /// Their language (`[users] locale_column`).
+    pub locale: Option<String>,
+}
+
+impl User {
+    /// Who a message goes to.
+    pub fn recipient(&self) -> crate::mail::Recipient {
+        crate::mail::Recipient {
+            email: self.email.clone(),
+            name: self.name.clone(),
+            locale: self.locale.clone(),
+        }
+    }
 }
 
 /// One line of `user list`.
@@ -104,17 +119,27 @@ pub enum RevokeReason {
     PasswordReset,
     /// Its email could not be delivered.
     Undelivered,
+    /// Its user row was gone when it was looked up.
+    UserDeleted,
+    /// The user's address or password changed after it was issued.
+    AccountChanged,
+    /// By support staff with `pwreset revoke`, with their reason if they gave one.
+    ByHand(Option<String>),
     /// Anything else found in the column (written by hand, or by a newer pwreset).
     Other(String),
 }
 
 impl RevokeReason {
-    pub fn as_str(&self) -> &str {
+    pub fn as_str(&self) -> String {
         match self {
-            RevokeReason::Superseded => "superseded",
-            RevokeReason::PasswordReset => "password reset",
-            RevokeReason::Undelivered => "undelivered",
-            RevokeReason::Other(s) => s,
+            RevokeReason::Superseded => "superseded".into(),
+            RevokeReason::PasswordReset => "password reset".into(),
+            RevokeReason::Undelivered => "undelivered".into(),
+            RevokeReason::UserDeleted => "user deleted".into(),
+            RevokeReason::AccountChanged => "account changed".into(),
+            RevokeReason::ByHand(None) => "revoked".into(),
+            RevokeReason::ByHand(Some(why)) => format!("revoked: {why}"),
+            RevokeReason::Other(s) => s.clone(),
         }
     }
 
@@ -123,17 +148,29 @@ impl RevokeReason {
             "superseded" => RevokeReason::Superseded,
             "password reset" => RevokeReason::PasswordReset,
             "undelivered" => RevokeReason::Undelivered,
-            other => RevokeReason::Other(other.to_owned()),
+            "user deleted" => RevokeReason::UserDeleted,
+            "account changed" => RevokeReason::AccountChanged,
+            "revoked" => RevokeReason::ByHand(None),
+            other => match other.strip_prefix("revoked: ") {
+                Some(why) => RevokeReason::ByHand(Some(why.to_owned())),
+                None => RevokeReason::Other(other.to_owned()),
+            },
         }
     }
 
     /// In a sentence: "revoked (…)".
-    pub fn describe(&self) -> &str {
+    pub fn describe(&self) -> String {
         match self {
-            RevokeReason::Superseded => "superseded by a newer request",
-            RevokeReason::PasswordReset => "the password was reset with another token",
-            RevokeReason::Undelivered => "the email with the link could not be delivered",
-            RevokeReason::Other(s) => s,
+            RevokeReason::Superseded => "superseded by a newer request".into(),
+            RevokeReason::PasswordReset => "the password was reset with another token".into(),
+            RevokeReason::Undelivered => "the email with the link could not be delivered".into(),
+            RevokeReason::UserDeleted => "its user was deleted".into(),
+            RevokeReason::AccountChanged => {
+                "the account's email or password changed after it was issued".into()
+            }
+            RevokeReason::ByHand(None) => "revoked by support".into(),
+            RevokeReason::ByHand(Some(why)) => format!("revoked by support: {why}"),
+            RevokeReason::Other(s) => s.clone(),
         }
     }
 }
@@ -170,6 +207,26 @@ pub struct NewToken<'a> {
     pub digest: Digest,
 }
 
+/// How a new link reaches its user, which decides when the user's older links stop working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Printed now (`--no-email`): older links are revoked at once, and the audit row says
+    /// `created`.
+    Printed,
+    /// Mailed: older links keep working until the relay (or sendmail, or the outbox) has taken
+    /// the new message, so a failed delivery leaves the user's working link alone. The audit row
+    /// is written by [`Store::confirm_delivered`] or [`Store::revoke_undelivered`].
+    Mailed,
+}
+
+/// A link whose message was taken for delivery.
+pub struct Delivered<'a> {
+    pub user: &'a User,
+    pub token_id: i64,
+    /// The user had other open links when this one was made (from [`Issued::Created`]).
+    pub had_open: bool,
+}
+
 /// What became of one token request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issued {
@@ -177,6 +234,9 @@ pub enum Issued {
         expires_at: i64,
         /// The row id: the public half of the token.
         id: i64,
+        /// The user had other open links (revoked already when printed; to revoke on delivery
+        /// when mailed).
+        had_open: bool,
     },
     /// The user had a link made less than `request_throttle` ago.
     Throttled { retry_at: i64 },
@@ -249,8 +309,10 @@ impl AuditAction {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditOutcome {
     Ok,
-    /// A link was made (request).
+    /// A link was made and printed, not mailed (request).
     Created,
+    /// A link was mailed: the relay, sendmail or the outbox took the message (request).
+    Sent,
     /// The throttle refused a request.
     Throttled,
     /// A link's mail was not delivered.
@@ -266,6 +328,7 @@ impl AuditOutcome {
         match self {
             AuditOutcome::Ok => "ok",
             AuditOutcome::Created => "created",
+            AuditOutcome::Sent => "sent",
             AuditOutcome::Throttled => "throttled",
             AuditOutcome::Failed => "failed",
             AuditOutcome::Refused => "refused",
@@ -350,6 +413,9 @@ pub trait Store {
     /// Whether the users table is pwreset's own (made by `init`), which `user add` may write.
     fn owns_users_table(&self) -> bool;
 
+    /// Up to `limit` stored password values that are set, for `init`'s census of formats.
+    fn sample_passwords(&mut self, limit: usize) -> Result<Vec<StoredValue>>;
+
     // ---- users ----
 
     /// Add a user to pwreset's own table. 65 when the address matches an existing one under
@@ -395,8 +461,18 @@ pub trait Store {
         now: i64,
         ttl: Duration,
         throttle: Option<Duration>,
+        handover: Handover,
         actor: &str,
     ) -> Result<Vec<Issued>>;
+
+    /// The messages of these links were taken for delivery: in one transaction, revoke each
+    /// user's older open links (superseded) and write the `sent` audit rows.
+    fn confirm_delivered(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        now: i64,
+        actor: &str,
+    ) -> Result<()>;
 
     /// Revoke a token whose email could not be delivered, record why, and give the user's
     /// throttle back: an undelivered link does not count.
@@ -412,6 +488,28 @@ pub trait Store {
     /// A token by id and secret digest, with its user's current state. A row whose digest
     /// differs is as good as no row: the secret is wrong.
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>>;
+
+    /// Revoke one open token, recording why, with the audit row when `audit` is given (the
+    /// `revoke` command); true when it was open. Without `audit` it stores a revocation found
+    /// when the token was looked up (its user gone or changed), so that it cannot come back;
+    /// a store opened read-only may do that on a connection of its own, and gives up quietly
+    /// when it cannot write.
+    fn revoke_token(
+        &mut self,
+        token_id: i64,
+        reason: &RevokeReason,
+        now: i64,
+        audit: Option<&AuditEvent<'_>>,
+    ) -> Result<bool>;
+
+    /// Revoke every open token of a user, with one audit row; how many there were.
+    fn revoke_user_tokens(
+        &mut self,
+        user: &User,
+        reason: &RevokeReason,
+        now: i64,
+        actor: &str,
+    ) -> Result<u64>;
 
     /// Set a new password hash with a token, in one transaction: spend the token with a
     /// conditional update (exactly one of several racing changes wins), write the hash, revoke

@@ -1,6 +1,6 @@
 //! Integration tests for configuration: files, environment and flags.
 
-use crate::harness::{Env, default_toml, stderr, stdout};
+use crate::harness::{Backend, Env, database_for, default_toml, stderr, stdout};
 use assert_cmd::Command;
 
 /// Like `env.cmd()` but without `--config`: the caller decides where the config comes from.
@@ -34,7 +34,7 @@ fn an_explicit_config_that_is_missing_is_an_error() {
         .assert()
         .code(78);
     assert!(stderr(&a).contains("nope.toml"), "{}", stderr(&a));
-    assert!(!env.db.exists());
+    assert!(!env.database_created());
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn pwreset_config_env_is_used() {
         .arg("init")
         .assert()
         .success();
-    assert!(env.db.exists(), "the config's database was not used");
+    assert!(env.database_created(), "the config's database was not used");
     bare(&env)
         .env("PWRESET_CONFIG", &env.config)
         .args(["user", "add", "alice@example.com"])
@@ -62,11 +62,11 @@ fn pwreset_config_env_is_used() {
 fn the_default_config_file_is_read() {
     let env = Env::new();
     let dir = env.dir.path().join("xdg-config/pwreset");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(&env.config, dir.join("config.toml")).unwrap();
+    std::fs::create_dir_all(&dir).expect("mkdir the config folder");
+    std::fs::copy(&env.config, dir.join("config.toml")).expect("copy the config");
     bare(&env).arg("init").assert().success();
     assert!(
-        env.db.exists(),
+        env.database_created(),
         "$XDG_CONFIG_HOME/pwreset/config.toml was not read"
     );
 }
@@ -74,16 +74,22 @@ fn the_default_config_file_is_read() {
 #[test]
 fn a_missing_default_config_file_is_fine() {
     let env = Env::new();
-    let db = env.dir.path().join("data/my.db");
+    // A SQLite file in a folder init makes, or the test's server database.
+    let db = match env.backend() {
+        Backend::Sqlite => env.dir.path().join("data/my.db").display().to_string(),
+        _ => database_for(env.dir.path()),
+    };
     // XDG_CONFIG_HOME is an empty folder: built-in defaults.
-    std::fs::create_dir_all(env.dir.path().join("xdg-config")).unwrap();
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).expect("mkdir xdg-config");
     bare(&env)
         .arg("--db")
         .arg(&db)
         .arg("init")
         .assert()
         .success();
-    assert!(db.exists());
+    if *env.backend() == Backend::Sqlite {
+        assert!(std::path::Path::new(&db).exists());
+    }
     bare(&env)
         .arg("--db")
         .arg(&db)
@@ -102,7 +108,10 @@ fn a_missing_default_config_file_is_fine() {
 #[test]
 fn the_default_database_is_under_xdg_data_home() {
     let env = Env::new();
-    std::fs::create_dir_all(env.dir.path().join("xdg-config")).unwrap();
+    if env.sqlite_only("the default database path under XDG_DATA_HOME") {
+        return;
+    }
+    std::fs::create_dir_all(env.dir.path().join("xdg-config")).expect("mkdir xdg-config");
     bare(&env).arg("init").assert().success();
     let db = env.dir.path().join("xdg-data/pwreset/pwreset.db");
     assert!(db.exists(), "no database at {}", db.display());
@@ -118,7 +127,7 @@ fn http_base_url_to_a_remote_host_is_refused() {
     });
     let path = env.config.display().to_string();
     config_error(&env, &["init"], &["base_url", &path]);
-    assert!(!env.db.exists());
+    assert!(!env.database_created());
 }
 
 #[test]
@@ -171,6 +180,9 @@ fn toml_syntax_errors_are_config_errors() {
 #[test]
 fn db_flag_overrides_the_config() {
     let env = Env::new();
+    if env.sqlite_only("creating database files named by --db") {
+        return;
+    }
     let other = env.dir.path().join("other.db");
     env.cmd()
         .arg("--db")
@@ -195,6 +207,9 @@ fn db_flag_overrides_the_config() {
 #[test]
 fn pwreset_db_env_overrides_the_config_and_the_flag_overrides_the_env() {
     let env = Env::new();
+    if env.sqlite_only("creating database files named by PWRESET_DB and --db") {
+        return;
+    }
     let from_env = env.dir.path().join("from-env.db");
     let from_flag = env.dir.path().join("from-flag.db");
     env.cmd()
@@ -240,11 +255,14 @@ fn pwreset_db_env_overrides_the_config_and_the_flag_overrides_the_env() {
 #[test]
 fn a_file_that_is_not_a_database_is_a_config_error() {
     let env = Env::new();
+    if env.sqlite_only("a database file that is not SQLite") {
+        return;
+    }
     std::fs::write(
         &env.db,
         "this is not an SQLite database, it is a text file of some length\n".repeat(20),
     )
-    .unwrap();
+    .expect("write a text file where the database goes");
     let a = env.cmd().args(["user", "list"]).assert().failure();
     let code = a.get_output().status.code();
     assert_eq!(code, Some(78), "{}", stderr(&a));

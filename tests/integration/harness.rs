@@ -315,6 +315,91 @@ impl Env {
             .unwrap_or_else(|_| panic!("{sql}: {v:?} is not a number"))
     }
 
+    /// The only row of a query that must return exactly one, first column as text (None for
+    /// NULL). Unlike [`Env::text`], a missing row fails instead of reading as NULL.
+    pub fn one(&self, sql: &str) -> Option<String> {
+        let rows = self.rows(sql);
+        assert_eq!(rows.len(), 1, "{sql}: expected one row, got {rows:?}");
+        rows.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_else(|| panic!("{sql}: no column"))
+    }
+
+    /// `s` as an SQL string literal for this backend: quotes doubled, and on MySQL backslashes
+    /// too, since MySQL reads them as escapes inside literals (unless NO_BACKSLASH_ESCAPES).
+    pub fn quote(&self, s: &str) -> String {
+        let s = s.replace('\'', "''");
+        match self.backend {
+            Backend::Mysql(_) => format!("'{}'", s.replace('\\', "\\\\")),
+            _ => format!("'{s}'"),
+        }
+    }
+
+    /// `bytes` as an SQL literal for a binary column (digest, binding): X'..' on SQLite and
+    /// MySQL; PostgreSQL reads X'..' as a bit string, so it gets a bytea literal.
+    pub fn blob(&self, bytes: &[u8]) -> String {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match self.backend {
+            Backend::Postgres(_) => format!("'\\x{hex}'::bytea"),
+            _ => format!("X'{hex}'"),
+        }
+    }
+
+    /// The tables in the test's database, by name (SQLite's internal ones left out). On SQLite
+    /// a missing file has none (and is not created by looking).
+    pub fn tables(&self) -> Vec<String> {
+        let sql = match self.backend {
+            Backend::Sqlite if !self.db.exists() => return Vec::new(),
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            }
+            // Any schema pwreset might use, but the catalogs.
+            Backend::Postgres(_) => {
+                "SELECT table_name FROM information_schema.tables
+                  WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            }
+            Backend::Mysql(_) => {
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            }
+        };
+        let mut names: Vec<String> = self
+            .rows(sql)
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Whether something created the database: SQLite's file exists; on a server (where the
+    /// harness made an empty database for the test) it holds a table.
+    pub fn database_created(&self) -> bool {
+        match self.backend {
+            Backend::Sqlite => self.db.exists(),
+            _ => !self.tables().is_empty(),
+        }
+    }
+
+    /// Insert users into pwreset's own table straight (quicker than a run of `user add` each),
+    /// email_key = email, so give addresses already in folded form. In statements of 500 rows:
+    /// the server clients take SQL as one argument, which Linux caps at 128 KiB.
+    pub fn insert_users(&self, emails: &[String]) {
+        for chunk in emails.chunks(500) {
+            let values: Vec<String> = chunk
+                .iter()
+                .map(|e| {
+                    let q = self.quote(e);
+                    format!("({q}, {q}, 0)")
+                })
+                .collect();
+            self.exec(&format!(
+                "INSERT INTO users (email, email_key, created_at) VALUES {}",
+                values.join(", ")
+            ));
+        }
+    }
+
     /// Rewrite the config file.
     pub fn set_config(&self, text: &str) {
         std::fs::write(&self.config, text).expect("write config");
@@ -420,6 +505,35 @@ impl Env {
         );
         rusqlite::Connection::open(&self.db).expect("open db")
     }
+}
+
+/// Seconds since the Unix epoch, the way pwreset stores times.
+pub fn unix_now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("seconds fit in i64")
+}
+
+/// The integers 1..=n as a derived table `nums` with one column `i`, for bulk test data in one
+/// `INSERT … SELECT … FROM {numbers(n)}` on every backend. Cross joins of the ten digits rather
+/// than a recursive CTE: MariaDB stops recursion after 1,000 rows (max_recursive_iterations).
+pub fn numbers(n: i64) -> String {
+    let digits = (0..10)
+        .map(|d| format!("SELECT {d} AS d"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let places = n.max(1).to_string().len() as u32;
+    let tables: Vec<String> = (0..places).map(|p| format!("({digits}) AS d{p}")).collect();
+    let sum: Vec<String> = (0..places)
+        .map(|p| format!("{} * d{p}.d", 10i64.pow(p)))
+        .collect();
+    format!(
+        "(SELECT i FROM (SELECT 1 + {} AS i FROM {}) AS all_nums WHERE i <= {n}) AS nums",
+        sum.join(" + "),
+        tables.join(" CROSS JOIN ")
+    )
 }
 
 /// Decode a quoted-printable message body so links and text can be searched.

@@ -84,11 +84,10 @@ fn user_rows(env: &Env) -> i64 {
     env.i64("SELECT count(*) FROM users")
 }
 
-/// Addresses in these tests are plain ASCII without quotes, so they can be inlined.
 fn password_hash(env: &Env, email: &str) -> Option<String> {
-    assert!(!email.contains('\''), "{email}");
-    env.text(&format!(
-        "SELECT password_hash FROM users WHERE email = '{email}'"
+    env.one(&format!(
+        "SELECT password_hash FROM users WHERE email = {}",
+        env.quote(email)
     ))
 }
 
@@ -624,19 +623,15 @@ fn escape_sequences_stored_in_the_database_are_escaped_on_output() {
     let env = alice();
     let token = Env::token_of(&env.link("alice@example.com"));
     let evil = "evil\x1b]0;owned\x07\x1b[2J\x1b[31m\r\u{9b}1m\u{202e}@example.com";
-    let conn = env.sql();
-    conn.execute(
-        "INSERT INTO users (email, email_key, password_hash, created_at) VALUES (?1, 'evil-key', NULL, 0)",
-        [evil],
-    )
-    .expect("insert evil user");
+    env.exec(&format!(
+        "INSERT INTO users (email, email_key, password_hash, created_at) VALUES ({}, 'evil-key', NULL, 0)",
+        env.quote(evil)
+    ));
     // Alice's address becomes hostile too, behind her token's back.
-    conn.execute(
-        "UPDATE users SET email = ?1 WHERE email = 'alice@example.com'",
-        [format!("alice\x1b[8m{evil}")],
-    )
-    .expect("update alice");
-    drop(conn);
+    env.exec(&format!(
+        "UPDATE users SET email = {} WHERE email = 'alice@example.com'",
+        env.quote(&format!("alice\x1b[8m{evil}"))
+    ));
 
     for args in [
         &["user", "list"][..],
@@ -801,12 +796,9 @@ fn token_is_revoked_when_the_email_changes_behind_pwresets_back() {
     let env = alice();
     let token = Env::token_of(&env.link("alice@example.com"));
     env.cmd().args(["verify", &token]).assert().code(0);
-    env.sql()
-        .execute(
-            "UPDATE users SET email = 'mallory@example.com', email_key = 'mallory@example.com' WHERE email = 'alice@example.com'",
-            [],
-        )
-        .expect("change email");
+    env.exec(
+        "UPDATE users SET email = 'mallory@example.com', email_key = 'mallory@example.com' WHERE email = 'alice@example.com'",
+    );
     assert_revoked(&env, &token);
     let out = run(
         &env,
@@ -826,12 +818,10 @@ fn token_is_revoked_when_the_password_hash_changes_behind_pwresets_back() {
     let env = alice();
     let token = Env::token_of(&env.link("alice@example.com"));
     let app_hash = "$argon2id$v=19$m=8192,t=1,p=1$c2FsdHNhbHRzYWx0$YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE";
-    env.sql()
-        .execute(
-            "UPDATE users SET password_hash = ?1 WHERE email = 'alice@example.com'",
-            [app_hash],
-        )
-        .expect("change password");
+    env.exec(&format!(
+        "UPDATE users SET password_hash = {} WHERE email = 'alice@example.com'",
+        env.quote(app_hash)
+    ));
     assert_revoked(&env, &token);
     let out = run(
         &env,
@@ -846,4 +836,45 @@ fn token_is_revoked_when_the_password_hash_changes_behind_pwresets_back() {
     // A new request binds to the new state and works.
     let fresh = Env::token_of(&env.link("alice@example.com"));
     env.cmd().args(["verify", &fresh]).assert().code(0);
+}
+
+/// Strings anyone with SQL access can write into pwreset's own tables reach the terminal
+/// escaped: ESC, BEL and C1 controls in a revocation reason, and a newline in an audit row that
+/// would otherwise forge an extra row on screen.
+#[test]
+fn control_characters_from_pwreset_tables_are_escaped_everywhere() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    let link = env.link("alice@example.com");
+    // The controls go in as literals: char() and || are not portable.
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET revoked_at = 1, dead_at = 1, revoked_reason = {}",
+        env.quote("evil\x1b[2J\x07\u{9b}31m")
+    ));
+    let out = run(&env, &[OsStr::new("verify"), OsStr::new(&link)], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_raw_controls("verify", &out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("evil"),
+        "{out:?}"
+    );
+    env.exec(&format!(
+        "UPDATE pwreset_audit SET action = {}, outcome = {}",
+        // A forged row within the 32 characters MySQL's action column holds.
+        env.quote("request\n2026-01-01  root  reset"),
+        env.quote("ok\x1b]0;owned\x07")
+    ));
+    for args in [&["audit"][..], &["audit", "--json"][..]] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = run(&env, &args, None);
+        assert_eq!(out.status.code(), Some(0));
+        assert_no_raw_controls("audit", &out);
+        let text = String::from_utf8_lossy(&out.stdout);
+        // One header plus one line per row: the newline did not add a row.
+        if args.len() == 1 {
+            let rows = env.i64("SELECT count(*) FROM pwreset_audit") as usize;
+            assert_eq!(text.lines().count(), rows + 1, "{text}");
+        }
+    }
 }

@@ -642,3 +642,78 @@ fn postgres_tls_is_verified_and_passwords_are_checked() {
         .assert();
     assert_eq!(code(&a), 1, "{}", stderr(&a));
 }
+
+#[test]
+fn postgres_init_takes_a_simple_view_and_refuses_other_views_and_null_ids() {
+    let Some(admin) = admin_url("postgres_init_takes_a_simple_view") else {
+        return;
+    };
+    let mapping = "table = \"accounts\"\nid_column = \"id\"\nemail_column = \"mail\"\npassword_column = \"pw\"";
+    // A view over one table: PostgreSQL updates it by itself, so a reset writes through it.
+    let db = Db::new(&admin);
+    db.sql(
+        "CREATE TABLE real_accounts (id bigint PRIMARY KEY, mail text NOT NULL, pw text, active bool NOT NULL DEFAULT true);
+         INSERT INTO real_accounts (id, mail) VALUES (1, 'carol@example.com');
+         CREATE VIEW accounts AS SELECT id, mail, pw FROM real_accounts WHERE active",
+    );
+    let env = env_for(&db.url, "", mapping);
+    env.init();
+    let link = env.link("carol@example.com");
+    reset_with(&env, &link);
+    assert!(
+        db.sql("SELECT pw FROM real_accounts WHERE id = 1")
+            .starts_with("$argon2id$")
+    );
+    for (sql, why) in [
+        (
+            "CREATE TABLE real_accounts (id bigint PRIMARY KEY, mail text);
+             CREATE TABLE secrets (id bigint PRIMARY KEY, pw text);
+             CREATE VIEW accounts AS SELECT a.id, a.mail, s.pw FROM real_accounts a JOIN secrets s USING (id)",
+            "view",
+        ),
+        (
+            "CREATE TABLE accounts (id integer, mail text, pw text);
+             INSERT INTO accounts VALUES (NULL, 'a@example.com', NULL), (2, 'b@example.com', NULL)",
+            "1 row(s) have no id",
+        ),
+    ] {
+        let db = Db::new(&admin);
+        db.sql(sql);
+        let env = env_for(&db.url, "", mapping);
+        let a = env.cmd().arg("init").assert();
+        assert_eq!(code(&a), 78, "{}", stderr(&a));
+        assert!(stderr(&a).contains(why), "{why}: {}", stderr(&a));
+    }
+}
+
+#[test]
+fn postgres_after_reset_binds_a_uuid_key_and_the_address() {
+    let Some(admin) = admin_url("postgres_after_reset_binds_a_uuid_key") else {
+        return;
+    };
+    let db = Db::new(&admin);
+    db.sql(
+        "CREATE TABLE people (key uuid PRIMARY KEY DEFAULT gen_random_uuid(), mail text UNIQUE, pw text, nick text);
+         CREATE TABLE sessions (id serial PRIMARY KEY, person uuid NOT NULL, note text);
+         INSERT INTO people (mail, nick) VALUES ('carol@example.com', 'Caz'), ('dave@example.com', NULL);
+         INSERT INTO sessions (person, note) SELECT key, mail FROM people",
+    );
+    let env = env_for(
+        &db.url,
+        "",
+        "table = \"people\"\nid_column = \"key\"\nemail_column = \"mail\"\npassword_column = \"pw\"\nname_column = \"nick\"\nafter_reset = [\"DELETE FROM sessions WHERE person = :user_id AND note = :email -- not :this\", \"UPDATE sessions SET note = ':email' WHERE person <> :user_id\"]",
+    );
+    env.init();
+    env.cmd()
+        .args(["request", "carol@example.com"])
+        .assert()
+        .success();
+    let mail = env.messages().pop().expect("a message");
+    assert!(crate::harness::decode(&mail).contains("Caz"), "{mail}");
+    let link = env.link("carol@example.com");
+    reset_with(&env, &link);
+    assert_eq!(
+        db.sql("SELECT string_agg(note, ',') FROM sessions"),
+        ":email"
+    );
+}

@@ -1,6 +1,6 @@
 //! `pwreset purge-expired`
 
-use crate::harness::{Env, stderr, stdout};
+use crate::harness::{Env, numbers, stderr, stdout, unix_now};
 
 /// An env with three users and tokens in each dead state plus one live token:
 /// alice: expired (2 h ago), bob: used (1 h ago), carol: revoked (superseded 30 min ago) + live.
@@ -12,29 +12,29 @@ fn env_with_dead_tokens() -> Env {
         env.link(u);
     }
     env.link("carol@example.com"); // supersedes carol's first token
-    let now: i64 = env
-        .sql()
-        .query_row("SELECT strftime('%s','now')", [], |r| r.get::<_, String>(0))
-        .expect("now")
-        .parse()
-        .expect("int");
-    let db = env.sql();
-    db.execute(
-        "UPDATE pwreset_tokens SET expires_at = ?1, dead_at = ?1 WHERE user_id = 1",
-        [now - 7200],
-    )
-    .expect("expire alice");
-    db.execute(
-        "UPDATE pwreset_tokens SET used_at = ?1, dead_at = ?1 WHERE user_id = 2",
-        [now - 3600],
-    )
-    .expect("use bob");
-    db.execute(
-        "UPDATE pwreset_tokens SET revoked_at = ?1, dead_at = ?1 WHERE revoked_at IS NOT NULL",
-        [now - 1800],
-    )
-    .expect("date carol's revocation");
+    let now = unix_now();
+    let (alice, bob) = (
+        user_id(&env, "alice@example.com"),
+        user_id(&env, "bob@example.com"),
+    );
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET expires_at = {t}, dead_at = {t} WHERE user_id = {alice}",
+        t = now - 7200
+    ));
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET used_at = {t}, dead_at = {t} WHERE user_id = {bob}",
+        t = now - 3600
+    ));
+    // carol's first token, superseded by her second.
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET revoked_at = {t}, dead_at = {t} WHERE revoked_at IS NOT NULL",
+        t = now - 1800
+    ));
     env
+}
+
+fn user_id(env: &Env, email: &str) -> i64 {
+    env.i64(&format!("SELECT id FROM users WHERE email = '{email}'"))
 }
 
 fn token_count(env: &Env) -> i64 {
@@ -53,11 +53,8 @@ fn purges_every_dead_token_and_keeps_the_live_one() {
     );
     assert_eq!(token_count(&env), 1);
     // The survivor is carol's live token: it still verifies.
-    let live: i64 = env
-        .sql()
-        .query_row("SELECT user_id FROM pwreset_tokens", [], |r| r.get(0))
-        .expect("row");
-    assert_eq!(live, 3);
+    let live = env.i64("SELECT user_id FROM pwreset_tokens");
+    assert_eq!(live, user_id(&env, "carol@example.com"));
 }
 
 #[test]
@@ -105,14 +102,15 @@ fn small_batches_add_up() {
     let env = Env::new();
     env.init();
     env.add_user("alice@example.com");
-    // 25 dead tokens in batches of 4.
-    env.sql()
-        .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25)
-             INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
-             SELECT randomblob(32), 1, randomblob(16), 1, 2, 2 FROM n;",
-        )
-        .expect("insert");
+    // 25 dead tokens in batches of 4. One digest for all: dead tokens are never looked up.
+    let alice = user_id(&env, "alice@example.com");
+    env.exec(&format!(
+        "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+         SELECT {digest}, {alice}, {binding}, 1, 2, 2 FROM {nums}",
+        digest = env.blob(&[0xd0; 32]),
+        binding = env.blob(&[0xb1; 16]),
+        nums = numbers(25),
+    ));
     let a = env
         .cmd()
         .args(["purge-expired", "--batch-size", "4", "--json"])
@@ -153,24 +151,15 @@ fn piped_output_has_no_carriage_returns_or_escape_codes() {
 fn each_purge_is_audited() {
     let env = env_with_dead_tokens();
     env.cmd().arg("purge-expired").assert().success();
-    let (action, detail): (String, String) = env
-        .sql()
-        .query_row(
-            "SELECT action, detail FROM pwreset_audit WHERE action = 'purge'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("audit row");
-    assert_eq!(action, "purge");
+    let detail = env
+        .one("SELECT detail FROM pwreset_audit WHERE action = 'purge'")
+        .expect("the purge has a detail");
     assert!(
         detail.starts_with("purged 3 (1 expired, 1 used, 1 revoked) in "),
         "{detail}"
     );
     // Purging tokens never deletes audit rows.
-    let audit_rows: i64 = env
-        .sql()
-        .query_row("SELECT count(*) FROM pwreset_audit", [], |r| r.get(0))
-        .expect("count");
+    let audit_rows = env.i64("SELECT count(*) FROM pwreset_audit");
     assert!(audit_rows >= 8, "{audit_rows}");
 }
 

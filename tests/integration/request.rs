@@ -55,14 +55,9 @@ fn sends_one_message_to_the_stored_address() {
     assert_eq!(to_header(&msgs[0]), "Alice@Example.com");
     assert!(!msgs[0].contains("alice@EXAMPLE.com"));
     // One token stored, as a digest only.
-    let (n, digest_len): (i64, i64) = env
-        .sql()
-        .query_row(
-            "SELECT count(*), max(length(digest)) FROM pwreset_tokens",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let n = env.i64("SELECT count(*) FROM pwreset_tokens");
+    // length() of a binary value is its bytes on every backend: a SHA-256.
+    let digest_len = env.i64("SELECT max(length(digest)) FROM pwreset_tokens");
     assert_eq!((n, digest_len), (1, 32));
 }
 
@@ -192,10 +187,7 @@ fn ttl_changes_expires_at() {
         "expires_at {exp} not 30 minutes after {before}..{after}"
     );
     // The stored expiry is the same.
-    let stored: i64 = env
-        .sql()
-        .query_row("SELECT expires_at FROM pwreset_tokens", [], |r| r.get(0))
-        .unwrap();
+    let stored = env.i64("SELECT expires_at FROM pwreset_tokens");
     assert_eq!(stored, exp);
     // Without --ttl, the config's token_ttl (1h).
     let before = now();
@@ -486,10 +478,7 @@ fn missing_base_url_is_a_config_error() {
         .code(78);
     assert!(stderr(&a).contains("base_url"), "{}", stderr(&a));
     assert!(env.messages().is_empty());
-    let n: i64 = env
-        .sql()
-        .query_row("SELECT count(*) FROM pwreset_tokens", [], |r| r.get(0))
-        .unwrap();
+    let n = env.i64("SELECT count(*) FROM pwreset_tokens");
     assert_eq!(n, 0, "a token was stored without a link to send");
 }
 
@@ -584,7 +573,27 @@ fn the_token_is_not_stored_in_clear() {
     let env = env_with(&["alice@example.com"]);
     let link = env.link("alice@example.com");
     let token = Env::token_of(&link);
-    let db = std::fs::read(&env.db).unwrap();
+    // No value in pwreset's tables holds the token or its secret half.
+    for table in [
+        "pwreset_tokens",
+        "pwreset_audit",
+        "pwreset_throttle",
+        "users",
+    ] {
+        for row in env.rows(&format!("SELECT * FROM {table}")) {
+            for value in row.into_iter().flatten() {
+                assert!(
+                    !value.contains(&token) && !value.contains(&token[4..24]),
+                    "the token is in {table}: {value}"
+                );
+            }
+        }
+    }
+    // Nor anywhere in SQLite's file and its write-ahead log, whatever the table.
+    if env.sqlite_only("reading the database file's bytes") {
+        return;
+    }
+    let db = std::fs::read(&env.db).expect("read the database file");
     let wal = std::fs::read(env.db.with_extension("db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
         assert!(
@@ -603,12 +612,10 @@ fn request_to_a_user_in_an_application_table() {
             default_toml(d)
         )
     });
-    env.sql()
-        .execute_batch(
-            "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw_hash TEXT);
-             INSERT INTO accounts (account_id, mail) VALUES (42, 'Dave@Example.com');",
-        )
-        .unwrap();
+    env.exec(
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254) NOT NULL, pw_hash TEXT);
+         INSERT INTO accounts (account_id, mail) VALUES (42, 'Dave@Example.com');",
+    );
     env.init();
     env.cmd()
         .args(["request", "dave@example.COM"])
@@ -617,11 +624,7 @@ fn request_to_a_user_in_an_application_table() {
     let msgs = env.messages();
     assert_eq!(msgs.len(), 1);
     assert_eq!(to_header(&msgs[0]), "Dave@Example.com");
-    let uid: i64 = env
-        .sql()
-        .query_row("SELECT user_id FROM pwreset_tokens", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(uid, 42);
+    assert_eq!(env.i64("SELECT user_id FROM pwreset_tokens"), 42);
 }
 
 #[test]
@@ -629,17 +632,9 @@ fn bulk_no_email_prints_links_in_input_order_across_chunks() {
     // More users than one write transaction holds, listed in an order unlike their ids.
     let env = Env::new();
     env.init();
-    env.sql()
-        .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
-             INSERT INTO users (email, email_key, created_at)
-             SELECT 'u' || i || '@example.com', 'u' || i || '@example.com', 0 FROM n;",
-        )
-        .expect("users");
-    let list: Vec<String> = (1..=2500)
-        .rev()
-        .map(|i| format!("u{i}@example.com"))
-        .collect();
+    let mut list: Vec<String> = (1..=2500).map(|i| format!("u{i}@example.com")).collect();
+    env.insert_users(&list);
+    list.reverse();
     let a = env
         .cmd()
         .args(["request", "--no-email", "--from-file", "-"])
@@ -649,21 +644,23 @@ fn bulk_no_email_prints_links_in_input_order_across_chunks() {
     let links: Vec<String> = stdout(&a).lines().map(str::to_owned).collect();
     assert_eq!(links.len(), 2500);
     assert!(
-        stderr(&a).contains("requested 2500: 2500 created"),
+        stderr(&a).contains("requested 2,500: 2,500 created"),
         "{}",
         stderr(&a)
     );
-    let db = env.sql();
+    // Every token's owner in one query (not one client run per link on a server).
+    let owner: std::collections::HashMap<String, String> = env
+        .rows("SELECT t.id, u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id")
+        .into_iter()
+        .map(|r| {
+            let mut r = r.into_iter().map(|v| v.expect("not NULL"));
+            (r.next().expect("id"), r.next().expect("email"))
+        })
+        .collect();
     for (i, link) in links.iter().enumerate() {
         let token = pwreset::token::Token::parse_input(link).expect("a link");
-        let email: String = db
-            .query_row(
-                "SELECT u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?1",
-                [token.id()],
-                |r| r.get(0),
-            )
-            .expect("row");
-        assert_eq!(email, list[i], "line {i}");
+        let email = owner.get(&token.id().to_string()).expect("the token's row");
+        assert_eq!(email, &list[i], "line {i}");
     }
     assert!(env.messages().is_empty());
 }
@@ -743,11 +740,200 @@ fn a_template_with_an_unknown_variable_stops_before_any_token() {
             .assert()
             .code(78);
         assert!(stderr(&a).contains(name), "{name}: {}", stderr(&a));
-        let tokens: i64 = env
-            .sql()
-            .query_row("SELECT count(*) FROM pwreset_tokens", [], |r| r.get(0))
-            .expect("count");
+        let tokens = env.i64("SELECT count(*) FROM pwreset_tokens");
         assert_eq!(tokens, 0, "{name}: no token without a message");
         assert!(env.messages().is_empty());
     }
+}
+
+#[test]
+fn the_same_address_many_times_is_one_link_and_one_summary_line() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    let list = env.dir.path().join("list.txt");
+    std::fs::write(&list, "alice@example.com\n".repeat(100_000)).expect("write list");
+    let a = env
+        .cmd()
+        .args(["request", "--no-email", "--from-file"])
+        .arg(&list)
+        .assert()
+        .success();
+    let err = stderr(&a);
+    assert!(err.contains("99,999 duplicate lines skipped"), "{err}");
+    assert!(err.lines().count() < 5, "{err}");
+    assert_eq!(stdout(&a).lines().count(), 1);
+    // The details are there for whoever asks.
+    std::fs::write(&list, "alice@example.com\nALICE@example.com\n").expect("write list");
+    let a = env
+        .cmd()
+        .args(["request", "-v", "--no-email", "--force", "--from-file"])
+        .arg(&list)
+        .assert()
+        .success();
+    assert!(
+        stderr(&a).contains("ALICE@example.com is listed more than once"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(
+        stderr(&a).contains("1 duplicate line skipped"),
+        "{}",
+        stderr(&a)
+    );
+}
+
+/// A re-request whose mail fails leaves the user's delivered, working link alone: older links
+/// are revoked only once the new message was taken for delivery.
+#[test]
+fn a_failed_re_request_keeps_the_working_link_and_audit_says_sent_or_created() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+    let first = env.messages().pop().expect("the first mail");
+    let link = crate::harness::decode(&first)
+        .lines()
+        .find(|l| l.starts_with("https://"))
+        .expect("a link")
+        .trim()
+        .to_owned();
+    env.cmd().args(["verify", &link]).assert().code(0);
+    // The next delivery fails: sendmail refuses the message.
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(&format!(
+        "{}\n[mail.sendmail]\ncommand = \"/bin/false\"\n",
+        config.replace("transport = \"file\"", "transport = \"sendmail\"")
+    ));
+    let a = env
+        .cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .code(69);
+    assert!(stderr(&a).contains("failed"), "{}", stderr(&a));
+    let a = env.cmd().args(["verify", &link]).assert().code(0);
+    assert!(stdout(&a).starts_with("valid"), "{}", stdout(&a));
+    // Delivered now: the older link is superseded.
+    env.set_config(&config);
+    env.cmd()
+        .args(["request", "--force", "alice@example.com"])
+        .assert()
+        .success();
+    let a = env.cmd().args(["verify", &link]).assert().code(1);
+    assert!(stdout(&a).contains("superseded"), "{}", stdout(&a));
+    let outcomes: Vec<String> = env
+        .rows("SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    assert_eq!(outcomes, ["sent", "failed", "sent"]);
+    env.cmd()
+        .args(["request", "--force", "--no-email", "alice@example.com"])
+        .assert()
+        .success();
+    assert_eq!(
+        env.text(
+            "SELECT outcome FROM pwreset_audit WHERE action = 'request' ORDER BY id DESC LIMIT 1"
+        ),
+        Some("created".to_string())
+    );
+}
+
+/// The rule for bulk output: one summary line with every status counted and explained, the
+/// first few failing lines, and no line per success or per throttled user (those with -v, and
+/// every user with --json).
+#[test]
+fn a_bulk_run_prints_a_summary_not_a_line_per_user() {
+    let env = Env::new();
+    env.init();
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}@example.com")).collect();
+    env.insert_users(&users);
+    env.cmd().args(["request", "--all"]).assert().success();
+    // Again: everyone is throttled.
+    let a = env.cmd().args(["request", "--all"]).assert().code(75);
+    let err = stderr(&a);
+    assert!(
+        err.contains(
+            "requested 40: 0 sent, 40 throttled (requested less than 1m ago; --force to override)"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(stdout(&a), "");
+    // Unknown addresses: the first ten shown, the rest counted.
+    let list: Vec<String> = (0..25).map(|i| format!("nobody{i}@example.com")).collect();
+    let a = env
+        .cmd()
+        .args(["request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    let err = stderr(&a);
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        10,
+        "{err}"
+    );
+    assert!(
+        err.contains("25 unknown_user; 15 lines not shown (-v lists every user)"),
+        "{err}"
+    );
+    let a = env
+        .cmd()
+        .args(["-v", "request", "--from-file", "-"])
+        .write_stdin(list.join("\n"))
+        .assert()
+        .code(67);
+    assert_eq!(
+        stderr(&a)
+            .lines()
+            .filter(|l| l.starts_with("unknown_user:"))
+            .count(),
+        25
+    );
+}
+
+#[test]
+fn dry_run_says_who_would_get_a_link_and_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.add_user("bob@example.com");
+    let tokens = env.i64("SELECT count(*) FROM pwreset_tokens");
+    let audit = env.i64("SELECT count(*) FROM pwreset_audit");
+    let a = env
+        .cmd()
+        .args(["request", "--dry-run", "--all"])
+        .assert()
+        .success();
+    assert!(
+        stderr(&a).contains("requested 2: 2 would_send"),
+        "{}",
+        stderr(&a)
+    );
+    let a = env
+        .cmd()
+        .args([
+            "request",
+            "--dry-run",
+            "--json",
+            "alice@example.com",
+            "nobody@example.com",
+        ])
+        .assert()
+        .code(67);
+    let lines: Vec<Value> = stdout(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[0]["status"], "would_send");
+    assert_eq!(lines[1]["status"], "unknown_user");
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_tokens"), tokens);
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_audit"), audit);
+    assert!(env.messages().is_empty());
 }

@@ -7,7 +7,6 @@ use expectrl::process::unix::{Signal, WaitStatus};
 use expectrl::session::OsSession;
 use expectrl::{ControlCode, Eof, Expect, Session};
 use std::io::Write;
-use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -54,9 +53,9 @@ fn assert_valid(env: &Env, token: &str) {
 
 /// The stored hash of a user in pwreset's own users table.
 fn stored_hash(env: &Env, email: &str) -> Option<String> {
-    assert!(!email.contains('\''), "{email}");
-    env.text(&format!(
-        "SELECT password_hash FROM users WHERE email = '{email}'"
+    env.one(&format!(
+        "SELECT password_hash FROM users WHERE email = {}",
+        env.quote(email)
     ))
 }
 
@@ -412,9 +411,7 @@ fn revoked_token_is_refused_before_any_prompt() {
 #[test]
 fn expired_token_is_refused_before_any_prompt() {
     let (env, token) = ready();
-    env.sql()
-        .execute("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1", [])
-        .expect("expire the token");
+    env.exec("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1");
     refused_before_prompt(&env, &token, "expired");
 }
 
@@ -446,9 +443,7 @@ fn unknown_token_is_refused_before_any_prompt() {
 #[test]
 fn not_valid_tokens_are_refused_with_password_stdin_too() {
     let (env, token) = ready();
-    env.sql()
-        .execute("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1", [])
-        .expect("expire the token");
+    env.exec("UPDATE pwreset_tokens SET expires_at = 1, dead_at = 1");
     let out = reset_stdin(&env, &token, b"correct horse battery staple\n");
     assert_eq!(code(&out), 1, "{}", err_text(&out));
     assert!(err_text(&out).starts_with("expired"), "{}", err_text(&out));
@@ -672,12 +667,9 @@ fn reset_revokes_the_users_other_open_tokens_only() {
     let bobs = Env::token_of(&env.link("bob@example.com"));
     // A second open token for alice, made behind the throttle's back as an application might.
     let token = Env::token_of(&env.link(EMAIL));
-    env.sql()
-        .execute(
-            "UPDATE pwreset_tokens SET revoked_at = NULL, revoked_reason = NULL, dead_at = expires_at",
-            [],
-        )
-        .expect("reopen the older token");
+    env.exec(
+        "UPDATE pwreset_tokens SET revoked_at = NULL, revoked_reason = NULL, dead_at = expires_at",
+    );
     assert_valid(&env, &older);
     assert_valid(&env, &token);
 
@@ -687,14 +679,9 @@ fn reset_revokes_the_users_other_open_tokens_only() {
     let (c, out) = verify(&env, &older);
     assert_eq!(c, 1);
     assert!(out.starts_with("revoked"), "{out}");
-    let reason: Option<String> = env
-        .sql()
-        .query_row(
-            "SELECT revoked_reason FROM pwreset_tokens WHERE revoked_at IS NOT NULL AND used_at IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("one revoked token");
+    let reason = env.one(
+        "SELECT revoked_reason FROM pwreset_tokens WHERE revoked_at IS NOT NULL AND used_at IS NULL",
+    );
     assert_eq!(reason.as_deref(), Some("password reset"));
     assert_valid(&env, &bobs);
 
@@ -748,23 +735,10 @@ fn racing_resets_with_one_token_exactly_one_wins() {
     }
     let hash = stored_hash(&env, EMAIL).expect("hash");
     assert!(argon2_accepts(&passwords[winners[0]], &hash));
-    let used: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM pwreset_tokens WHERE used_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let used = env.i64("SELECT count(*) FROM pwreset_tokens WHERE used_at IS NOT NULL");
     assert_eq!(used, 1);
-    let resets: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM pwreset_audit WHERE action = 'reset' AND outcome = 'ok'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
+    let resets =
+        env.i64("SELECT count(*) FROM pwreset_audit WHERE action = 'reset' AND outcome = 'ok'");
     assert_eq!(resets, 1);
 }
 
@@ -846,18 +820,8 @@ fn a_notice_that_cannot_be_sent_is_a_warning_and_the_reset_still_succeeds() {
 
 // ---- an application's own users table -----------------------------------------------------------
 
-fn rows(db: &Path) -> Vec<Vec<String>> {
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    let mut stmt = conn
-        .prepare(
-            "SELECT quote(account_id), quote(mail), quote(pw), quote(display), quote(created)
-               FROM accounts ORDER BY account_id",
-        )
-        .expect("prepare");
-    stmt.query_map([], |r| (0..5).map(|i| r.get::<_, String>(i)).collect())
-        .expect("query")
-        .collect::<rusqlite::Result<Vec<Vec<String>>>>()
-        .expect("rows")
+fn rows(env: &Env) -> Vec<Vec<Option<String>>> {
+    env.rows("SELECT account_id, mail, pw, display, created FROM accounts ORDER BY account_id")
 }
 
 #[test]
@@ -874,46 +838,112 @@ password_column = "pw"
             default_toml(d)
         )
     });
-    env.sql()
-        .execute_batch(
-            "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw TEXT,
-                                    display TEXT, created TEXT);
-             INSERT INTO accounts VALUES (7, 'Carol@Example.com', 'legacy$md5$abc', 'Carol C.', '2020-01-02');
-             INSERT INTO accounts VALUES (9, 'dave@example.com', 'legacy$md5$def', 'Dave', '2021-03-04');",
-        )
-        .expect("create the application's table");
+    env.exec(
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254) NOT NULL, pw TEXT,
+                                display TEXT, created TEXT);
+         INSERT INTO accounts VALUES (7, 'Carol@Example.com', 'legacy$md5$abc', 'Carol C.', '2020-01-02');
+         INSERT INTO accounts VALUES (9, 'dave@example.com', 'legacy$md5$def', 'Dave', '2021-03-04');",
+    );
     env.init();
-    let before = rows(&env.db);
+    let before = rows(&env);
 
     let token = Env::token_of(&env.link("carol@example.com"));
     let out = reset_stdin(&env, &token, format!("{GOOD}\n").as_bytes());
     assert_eq!(code(&out), 0, "{}", err_text(&out));
 
-    let after = rows(&env.db);
+    let after = rows(&env);
     assert_eq!(after.len(), 2);
     assert_eq!(after[1], before[1], "the other row changed");
     for col in [0, 1, 3, 4] {
         assert_eq!(after[0][col], before[0][col], "column {col} changed");
     }
-    let pw: String = env
-        .sql()
-        .query_row("SELECT pw FROM accounts WHERE account_id = 7", [], |r| {
-            r.get(0)
-        })
-        .expect("pw");
+    let pw = env
+        .one("SELECT pw FROM accounts WHERE account_id = 7")
+        .expect("a password");
     assert!(pw.starts_with("$argon2id$"), "{pw}");
     assert!(argon2_accepts(GOOD, &pw));
     let (c, out) = verify(&env, &token);
     assert_eq!(c, 1);
     assert!(out.starts_with("used"), "{out}");
     // pwreset made no users table of its own beside the application's.
-    let own: i64 = env
-        .sql()
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    assert_eq!(own, 0);
+    let tables = env.tables();
+    assert!(!tables.iter().any(|t| t == "users"), "{tables:?}");
+}
+
+// ---- prompts: the token is a secret, Ctrl-D is a cancel, bulk mail asks first ---------------
+
+#[test]
+fn with_no_argument_at_a_terminal_the_token_is_asked_for_without_echo() {
+    let (env, token) = ready();
+    for cmd in ["verify", "reset"] {
+        let mut p = Pty::spawn(&env, &[cmd]);
+        p.prompted("Token or link: ");
+        p.send_line(&token);
+        if cmd == "reset" {
+            p.answer(GOOD, GOOD);
+        }
+        assert_eq!(p.finish(), 0, "{cmd}: {}", p.transcript);
+        assert!(
+            !p.transcript.contains(&token),
+            "{cmd}: the token was echoed:\n{}",
+            p.transcript
+        );
+    }
+}
+
+#[test]
+fn ctrl_d_at_any_prompt_is_a_cancel_with_exit_130() {
+    let (env, token) = ready();
+    let mut p = Pty::spawn(&env, &["reset", &token]);
+    p.prompted("New password: ");
+    p.session
+        .send(ControlCode::EndOfTransmission)
+        .expect("send Ctrl-D");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+    assert!(
+        p.transcript
+            .contains("nothing was changed; the link still works"),
+        "{}",
+        p.transcript
+    );
+    assert!(p.echo_on(), "the terminal was left with echo off");
+    assert_valid(&env, &token);
+    let mut p = Pty::spawn(&env, &["verify"]);
+    p.prompted("Token or link: ");
+    p.session
+        .send(ControlCode::EndOfTransmission)
+        .expect("send Ctrl-D");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+}
+
+#[test]
+fn request_all_on_a_terminal_asks_before_mailing_everyone() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    env.add_user("bob@example.com");
+    let mut p = Pty::spawn(&env, &["request", "--all"]);
+    p.expect("Send reset links to 2 users? [y/N] ");
+    p.send_line("n");
+    assert_eq!(p.finish(), 130, "{}", p.transcript);
+    assert!(
+        p.transcript.contains("nothing was sent"),
+        "{}",
+        p.transcript
+    );
+    assert!(env.messages().is_empty());
+    let mut p = Pty::spawn(&env, &["request", "--all"]);
+    p.expect("Send reset links to 2 users? [y/N] ");
+    p.send_line("y");
+    assert_eq!(p.finish(), 0, "{}", p.transcript);
+    assert_eq!(env.messages().len(), 2);
+    // --yes, or no terminal: no question (cron keeps working).
+    let mut p = Pty::spawn(&env, &["request", "--all", "--yes", "--force"]);
+    assert_eq!(p.finish(), 0, "{}", p.transcript);
+    assert!(!p.transcript.contains("[y/N]"), "{}", p.transcript);
+    env.cmd()
+        .args(["request", "--all", "--force"])
+        .assert()
+        .success();
+    assert_eq!(env.messages().len(), 6);
 }

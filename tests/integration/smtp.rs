@@ -4,7 +4,7 @@
 
 mod server;
 
-use crate::harness::{Env, stderr, stdout};
+use crate::harness::{Env, database_for, stderr, stdout};
 use mail_parser::MimeHeaders as _;
 use server::{Options, Server, TestPki};
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ memory_kib = 8192
 iterations = 1
 parallelism = 1
 "#,
-        db = dir.join("pwreset.db").display(),
+        db = database_for(dir),
     )
 }
 
@@ -126,13 +126,12 @@ fn no_password(a: &assert_cmd::assert::Assert) {
 
 /// The tokens of the env's database: (revoked_at, revoked_reason) each.
 fn tokens(env: &Env) -> Vec<(Option<i64>, Option<String>)> {
-    let db = env.sql();
-    let mut st = db
-        .prepare("SELECT revoked_at, revoked_reason FROM pwreset_tokens ORDER BY id")
-        .expect("prepare");
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query")
-        .map(|r| r.expect("row"))
+    env.rows("SELECT revoked_at, revoked_reason FROM pwreset_tokens ORDER BY id")
+        .into_iter()
+        .map(|r| {
+            let at = r[0].as_deref().map(|v| v.parse().expect("a time"));
+            (at, r[1].clone())
+        })
         .collect()
 }
 
@@ -444,7 +443,7 @@ fn plaintext_to_a_remote_host_is_a_config_error() {
         );
         assert!(err.contains("smtp.example.com"), "{err}");
     }
-    assert!(!env.db.exists(), "nothing was created");
+    assert!(!env.database_created(), "nothing was created");
 }
 
 #[test]
@@ -751,19 +750,10 @@ fn a_line_with_a_lone_dot_does_not_end_the_message() {
 /// Add `n` users `user-0001@example.com` ... straight into the database (quicker than n runs
 /// of `user add`).
 fn add_users(env: &Env, n: usize) -> Vec<String> {
-    let mut db = env.sql();
-    let tx = db.transaction().expect("tx");
     let emails: Vec<String> = (1..=n)
         .map(|i| format!("user-{i:04}@example.com"))
         .collect();
-    for e in &emails {
-        tx.execute(
-            "INSERT INTO users (email, email_key, created_at) VALUES (?1, ?1, 0)",
-            [e],
-        )
-        .expect("insert");
-    }
-    tx.commit().expect("commit");
+    env.insert_users(&emails);
     emails
 }
 
@@ -781,7 +771,7 @@ fn bulk_thousand_users_over_four_pooled_connections() {
     let a = env.cmd().args(["request", "--all"]).assert();
     expect_code(&a, 0);
     assert!(
-        stderr(&a).contains("requested 1000: 1000 sent"),
+        stderr(&a).contains("requested 1,000: 1,000 sent"),
         "{}",
         stderr(&a)
     );
@@ -1100,4 +1090,99 @@ fn a_sendmail_that_cannot_be_run_is_a_config_error() {
     let err = stderr(&a);
     assert!(err.contains("mail.sendmail.command: cannot run"), "{err}");
     all_revoked_undelivered(&env, 1);
+}
+
+// ---- doctor against a real relay -----------------------------------------------------------
+
+#[test]
+fn doctor_checks_starttls_the_certificate_and_auth_without_sending() {
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    let server = tls_server(&pki);
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    let ca = ca_file(&env, &pki);
+    let pw = secret_file(&env, "smtp-password", &format!("{PASSWORD}\n"), 0o600);
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &starttls(&server, Some(&ca), Some(&pw)),
+    ));
+    env.init();
+    let a = env.cmd().arg("doctor").assert();
+    expect_code(&a, 0);
+    let out = stdout(&a);
+    for line in [
+        "ok    smtp",
+        "ok    certificate",
+        "ok    database",
+        "ok    templates",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(out.contains("AUTH accepted"), "{out}");
+    no_password(&a);
+    {
+        let log = server.log();
+        assert_eq!(log.tls_handshakes, 1);
+        assert_eq!(log.auth_ok, 1);
+        assert!(log.messages.is_empty(), "doctor sent a message");
+    }
+    let a = env
+        .cmd()
+        .args(["doctor", "--json", "--send-test", "me@example.com"])
+        .assert();
+    expect_code(&a, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+    assert!(
+        v.as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c["check"] == "send-test" && c["status"] == "ok"),
+        "{v}"
+    );
+    assert_eq!(server.log().messages.len(), 1);
+    // Without the private CA the certificate fails, and doctor exits with that failure's code.
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &starttls(&server, None, Some(&pw)),
+    ));
+    let a = env.cmd().arg("doctor").assert();
+    expect_code(&a, 69);
+    assert!(stdout(&a).contains("fail  smtp"), "{}", stdout(&a));
+}
+
+/// A relay that takes two connections per client (Postfix's smtpd_client_connection_count_limit,
+/// Microsoft 365): the pool shrinks to what works, every message goes out, and the summary says
+/// so. Before, the refused connections tripped the "whole server is failing" stop.
+#[test]
+fn a_per_client_connection_limit_shrinks_the_pool_and_everything_is_sent() {
+    let server = Server::start(Options {
+        max_connections: Some(2),
+        ..Options::default()
+    });
+    let env = Env::with_toml(|dir| toml(dir, "", ""));
+    env.set_config(&toml(
+        env.dir.path(),
+        "",
+        &format!("{}\nconnections = 4", plain(&server)),
+    ));
+    env.init();
+    add_users(&env, 200);
+    let a = env.cmd().args(["request", "--all"]).assert();
+    expect_code(&a, 0);
+    let err = stderr(&a);
+    assert!(err.contains("requested 200: 200 sent"), "{err}");
+    // Two, unless a worker happened to reuse a pooled connection instead of opening one.
+    assert!(
+        err.contains("the relay accepted 2 connections of 4")
+            || err.contains("the relay accepted 3 connections of 4"),
+        "{err}"
+    );
+    let log = server.log();
+    assert_eq!(log.messages.len(), 200);
+    assert!(log.refused_connections >= 1, "the limit was never hit");
+    assert_eq!(
+        env.i64("SELECT count(*) FROM pwreset_tokens WHERE revoked_at IS NOT NULL"),
+        0
+    );
 }

@@ -1,7 +1,7 @@
 //! The store through the binary: migrations, the throttle under concurrency, id reuse, the
 //! account binding of non-text values, and address lookups on an application's table.
 
-use crate::harness::{Env, default_toml, stderr, stdout};
+use crate::harness::{Backend, Env, default_toml, stderr, stdout};
 use std::process::{Output, Stdio};
 
 fn code(out: &Output) -> i32 {
@@ -99,8 +99,7 @@ fn force_still_starts_the_throttle_and_an_undelivered_link_gives_it_back() {
 /// A database as pwreset 0.1 (schema version 1) left it: tables, no ledger, no throttle table,
 /// users without AUTOINCREMENT.
 fn version_1_database(env: &Env, now: i64) {
-    env.sql()
-        .execute_batch(&format!(
+    env.exec(&format!(
             "PRAGMA journal_mode = WAL;
              CREATE TABLE pwreset_tokens (
                  id INTEGER PRIMARY KEY, digest BLOB NOT NULL, user_id INTEGER NOT NULL,
@@ -123,13 +122,16 @@ fn version_1_database(env: &Env, now: i64) {
              INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
                  VALUES (zeroblob(32), 3, zeroblob(16), {now} - 7200, {now} - 3600, {now} - 3600);
              PRAGMA user_version = 1;"
-        ))
-        .expect("make a version 1 database");
+        ));
 }
 
 #[test]
 fn a_version_1_database_is_migrated_keeping_its_throttle_and_never_reusing_ids() {
     let env = Env::new();
+    // pwreset 0.1 knew only SQLite: no server database is at version 1.
+    if env.sqlite_only("the migration of a pwreset 0.1 (version 1) database") {
+        return;
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -166,14 +168,9 @@ fn a_version_1_database_is_migrated_keeping_its_throttle_and_never_reusing_ids()
         "SELECT id FROM users WHERE email = 'carol@example.com'",
     );
     assert_eq!(carol, 4);
-    let sql: String = env
-        .sql()
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE name = 'users'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("users sql");
+    let sql = env
+        .one("SELECT sql FROM sqlite_master WHERE name = 'users'")
+        .expect("the users table's SQL");
     assert!(sql.contains("AUTOINCREMENT"), "{sql}");
 }
 
@@ -184,9 +181,7 @@ fn a_deleted_users_id_is_never_handed_out_again_so_old_links_stay_dead() {
     env.add_user("alice@example.com");
     env.add_user("bob@example.com");
     let link = env.link("bob@example.com");
-    env.sql()
-        .execute("DELETE FROM users WHERE email = 'bob@example.com'", [])
-        .expect("delete bob");
+    env.exec("DELETE FROM users WHERE email = 'bob@example.com'");
     let (c, v) = verify_json(&env, &link);
     assert_eq!((c, v["status"].as_str()), (1, Some("revoked")));
     env.add_user("bob@example.com");
@@ -196,6 +191,7 @@ fn a_deleted_users_id_is_never_handed_out_again_so_old_links_stay_dead() {
         (1, Some("revoked")),
         "a re-added user must not inherit the old link: {v}"
     );
+    // After alice's 1 and the deleted bob's 2, whatever the backend's id generator.
     assert_eq!(
         count(&env, "SELECT id FROM users WHERE email = 'bob@example.com'"),
         3
@@ -211,15 +207,17 @@ fn app_env(create: &str) -> Env {
             default_toml(d)
         )
     });
-    env.sql()
-        .execute_batch(create)
-        .expect("create the application's table");
+    env.exec(create);
     env.init();
     env
 }
 
 #[test]
 fn changing_a_password_value_that_is_not_text_revokes_open_links() {
+    // The column has no type, so it holds blobs, integers and reals as they are: SQLite's.
+    if Env::new().sqlite_only("values of any type in a column without one") {
+        return;
+    }
     for (before, after) in [
         ("NULL", "X'00FF'"),
         ("X'01'", "X'02'"),
@@ -234,9 +232,7 @@ fn changing_a_password_value_that_is_not_text_revokes_open_links() {
         ));
         let link = env.link("alice@example.com");
         assert_eq!(verify_json(&env, &link).0, 0, "{before}");
-        env.sql()
-            .execute(&format!("UPDATE accounts SET pw = {after}"), [])
-            .expect("update pw");
+        env.exec(&format!("UPDATE accounts SET pw = {after}"));
         let (c, v) = verify_json(&env, &link);
         assert_eq!(
             (c, v["status"].as_str()),
@@ -248,16 +244,27 @@ fn changing_a_password_value_that_is_not_text_revokes_open_links() {
 
 // ---- address lookups on an application's table ----------------------------------------------
 
-const APP_TABLE: &str =
-    "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw TEXT);
-     CREATE UNIQUE INDEX accounts_mail ON accounts(mail);
-     INSERT INTO accounts VALUES (1, 'Alice@Example.com', NULL);
-     INSERT INTO accounts VALUES (2, 'alice@example.com', NULL);
-     INSERT INTO accounts VALUES (3, 'Bob@Example.com', NULL);
-     INSERT INTO accounts VALUES (4, 'carol@example.com', NULL);
-     INSERT INTO accounts VALUES (5, 'Dave@Example.com', NULL);
-     INSERT INTO accounts VALUES (6, 'DAVE@example.com', NULL);
-     INSERT INTO accounts VALUES (7, 'ｅｖｅ@example.com', NULL);";
+/// An application table whose addresses differ only in case, under a unique index.
+fn app_table_env() -> Env {
+    // MySQL compares with the database's collation, case-insensitive by default, which would
+    // make the index refuse 'alice@example.com' beside 'Alice@Example.com': a binary one here.
+    let collate = if matches!(crate::harness::backend(), Backend::Mysql(_)) {
+        " COLLATE utf8mb4_bin"
+    } else {
+        ""
+    };
+    app_env(&format!(
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254){collate} NOT NULL, pw TEXT);
+         CREATE UNIQUE INDEX accounts_mail ON accounts(mail);
+         INSERT INTO accounts VALUES (1, 'Alice@Example.com', NULL);
+         INSERT INTO accounts VALUES (2, 'alice@example.com', NULL);
+         INSERT INTO accounts VALUES (3, 'Bob@Example.com', NULL);
+         INSERT INTO accounts VALUES (4, 'carol@example.com', NULL);
+         INSERT INTO accounts VALUES (5, 'Dave@Example.com', NULL);
+         INSERT INTO accounts VALUES (6, 'DAVE@example.com', NULL);
+         INSERT INTO accounts VALUES (7, 'ｅｖｅ@example.com', NULL);"
+    ))
+}
 
 /// `request --json --no-email ADDR`: (exit code, parsed line).
 fn request_json(env: &Env, addr: &str) -> (i32, serde_json::Value) {
@@ -278,7 +285,7 @@ fn request_json(env: &Env, addr: &str) -> (i32, serde_json::Value) {
 
 #[test]
 fn an_exact_match_wins_then_the_folded_form_then_one_scan() {
-    let env = app_env(APP_TABLE);
+    let env = app_table_env();
     for (typed, want_id, want_email) in [
         // Exact matches, through the application's index: each row answers to its own address.
         ("Alice@Example.com", 1, "Alice@Example.com"),
@@ -321,7 +328,7 @@ fn an_exact_match_wins_then_the_folded_form_then_one_scan() {
 
 #[test]
 fn the_mail_goes_to_the_stored_address() {
-    let env = app_env(APP_TABLE);
+    let env = app_table_env();
     env.cmd()
         .args(["request", "BOB@EXAMPLE.COM"])
         .assert()
@@ -337,7 +344,7 @@ fn the_mail_goes_to_the_stored_address() {
 
 #[test]
 fn from_file_serves_index_hits_and_scanned_addresses_in_one_run() {
-    let env = app_env(APP_TABLE);
+    let env = app_table_env();
     let list = env.dir.path().join("list.txt");
     std::fs::write(
         &list,
@@ -396,14 +403,9 @@ fn sudo_user_names_the_actor_only_when_root_runs_pwreset() {
         .args(["user", "add", "one@example.com"])
         .assert()
         .success();
-    let actor: String = env
-        .sql()
-        .query_row(
-            "SELECT actor FROM pwreset_audit WHERE action = 'user_add'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("actor");
+    let actor = env
+        .one("SELECT actor FROM pwreset_audit WHERE action = 'user_add'")
+        .expect("an actor");
     assert_eq!(actor, "alice (as root)");
     if std::process::Command::new("setpriv")
         .arg("--version")
@@ -431,14 +433,9 @@ fn sudo_user_names_the_actor_only_when_root_runs_pwreset() {
         .output()
         .expect("run as 65534");
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
-    let actor: String = env
-        .sql()
-        .query_row(
-            "SELECT actor FROM pwreset_audit WHERE email = 'two@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("actor");
+    let actor = env
+        .one("SELECT actor FROM pwreset_audit WHERE email = 'two@example.com'")
+        .expect("an actor");
     assert!(!actor.contains("root"), "{actor}");
 }
 
@@ -446,4 +443,106 @@ fn nix_is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
+}
+
+// ---- mappings that cannot work are refused by init ---------------------------------------
+
+fn mapped(env_sql: &str) -> (Env, assert_cmd::assert::Assert) {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nid_column = \"account_id\"\nemail_column = \"mail\"\npassword_column = \"pw\"\n",
+            default_toml(d)
+        )
+    });
+    env.exec(env_sql);
+    let a = env.cmd().arg("init").assert();
+    (env, a)
+}
+
+#[test]
+fn init_refuses_mappings_that_would_fail_later() {
+    for (sql, why) in [
+        (
+            "CREATE TABLE real_accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254), pw TEXT);
+             CREATE VIEW accounts AS SELECT * FROM real_accounts;",
+            "view",
+        ),
+        (
+            "CREATE TABLE accounts (account_id REAL, mail VARCHAR(254), pw TEXT);",
+            "REAL",
+        ),
+        (
+            "CREATE TABLE accounts (account_id INTEGER, mail VARCHAR(254), pw TEXT);
+             INSERT INTO accounts VALUES (NULL, 'a@example.com', NULL);",
+            "no id",
+        ),
+    ] {
+        let env = Env::new();
+        if env.sqlite_only("SQLite's catalog and type affinity") {
+            return;
+        }
+        let (_env, a) = mapped(sql);
+        let a = a.code(78);
+        assert!(stderr(&a).contains(why), "{why}: {}", stderr(&a));
+    }
+}
+
+#[test]
+fn the_password_column_cannot_be_the_email_column() {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nemail_column = \"mail\"\npassword_column = \"MAIL\"\n",
+            default_toml(d)
+        )
+    });
+    let a = env.cmd().arg("init").assert().code(78);
+    assert!(
+        stderr(&a).contains("users.password_column"),
+        "{}",
+        stderr(&a)
+    );
+}
+
+#[test]
+fn text_ids_work_and_rows_without_an_address_are_reported_not_linked() {
+    let (env, a) = mapped(
+        "CREATE TABLE accounts (account_id VARCHAR(40) PRIMARY KEY, mail VARCHAR(254), pw TEXT);
+         INSERT INTO accounts VALUES ('6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10', 'alice@example.com', NULL);
+         INSERT INTO accounts VALUES ('u-2', NULL, NULL);
+         INSERT INTO accounts VALUES ('u-3', 'carol@example.com', NULL);",
+    );
+    a.success();
+    let out = env
+        .cmd()
+        .args(["request", "--all", "--no-email", "--json"])
+        .output()
+        .expect("run request");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let statuses: Vec<&str> = lines.iter().filter_map(|v| v["status"].as_str()).collect();
+    assert_eq!(statuses, ["created", "invalid", "created"], "{lines:?}");
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("u-2") && e.contains("no address")),
+        "{lines:?}"
+    );
+    assert_eq!(code(&out), 65);
+    let link = lines[0]["link"].as_str().expect("link");
+    let (c, v) = verify_json(&env, link);
+    assert_eq!(c, 0, "{v}");
+    assert_eq!(v["user_id"], "6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10");
+    env.cmd()
+        .args(["reset", "--password-stdin", link])
+        .write_stdin("correct horse battery staple\n")
+        .assert()
+        .success();
+    assert!(
+        env.text(
+            "SELECT pw FROM accounts WHERE account_id = '6f1c9a2e-0b7d-4c1e-9a55-3f0e8a7d2b10'"
+        )
+        .is_some_and(|h| h.starts_with("$argon2id$"))
+    );
 }

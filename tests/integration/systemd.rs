@@ -167,10 +167,7 @@ fn purge_unit_command_line_runs_silently() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
-    let open: i64 = env
-        .sql()
-        .query_row("SELECT count(*) FROM pwreset_tokens", [], |r| r.get(0))
-        .expect("count tokens");
+    let open = env.i64("SELECT count(*) FROM pwreset_tokens");
     assert_eq!(open, 1, "the revoked token was purged, the live one kept");
 }
 

@@ -34,14 +34,7 @@ fn add_then_list() {
     let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
     assert_eq!(emails, ["alice@example.com", "bob@example.com"]);
     // Stored with no password.
-    let hash: Option<String> = env
-        .sql()
-        .query_row(
-            "SELECT password_hash FROM users WHERE email = 'alice@example.com'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash = env.one("SELECT password_hash FROM users WHERE email = 'alice@example.com'");
     assert_eq!(hash, None);
 }
 
@@ -181,12 +174,10 @@ fn add_is_refused_on_an_application_table() {
             default_toml(d)
         )
     });
-    env.sql()
-        .execute_batch(
-            "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail TEXT NOT NULL, pw_hash TEXT);
-             INSERT INTO accounts (account_id, mail, pw_hash) VALUES (3, 'carol@example.com', '$argon2id$x');",
-        )
-        .unwrap();
+    env.exec(
+        "CREATE TABLE accounts (account_id INTEGER PRIMARY KEY, mail VARCHAR(254) NOT NULL, pw_hash TEXT);
+         INSERT INTO accounts (account_id, mail, pw_hash) VALUES (3, 'carol@example.com', '$argon2id$x');",
+    );
     env.init();
     let a = env
         .cmd()
@@ -194,11 +185,7 @@ fn add_is_refused_on_an_application_table() {
         .assert()
         .code(2);
     assert!(stderr(&a).contains("accounts"), "{}", stderr(&a));
-    let n: i64 = env
-        .sql()
-        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(n, 1);
+    assert_eq!(env.i64("SELECT count(*) FROM accounts"), 1);
     // Listing reads the application's table through the mapping.
     let users = list_json(&env);
     assert_eq!(users.len(), 1);

@@ -61,10 +61,7 @@ fn valid_token_human_output() {
     assert!(out.contains("expires in"), "{out}");
     let times = rfc3339_times(&out);
     assert_eq!(times.len(), 1, "no RFC 3339 time in {out}");
-    let stored: i64 = env
-        .sql()
-        .query_row("SELECT expires_at FROM pwreset_tokens", [], |r| r.get(0))
-        .unwrap();
+    let stored = env.i64("SELECT expires_at FROM pwreset_tokens");
     assert_eq!(times[0].as_second(), stored);
 }
 
@@ -155,12 +152,9 @@ fn json_for_unknown_and_malformed_is_only_the_status() {
 fn expired() {
     let (env, link) = env_with_link();
     let past = jiff::Timestamp::now().as_second() - 120;
-    env.sql()
-        .execute(
-            "UPDATE pwreset_tokens SET expires_at = ?1, dead_at = ?1",
-            [past],
-        )
-        .unwrap();
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET expires_at = {past}, dead_at = {past}"
+    ));
     let a = env.cmd().args(["verify", &link]).assert().code(1);
     let out = stdout(&a);
     assert!(out.starts_with("expired"), "{out}");
@@ -233,13 +227,13 @@ fn malformed_needs_no_database() {
         let a = env.cmd().args(["verify", input]).assert().code(1);
         assert!(stdout(&a).starts_with("malformed"), "{}", stdout(&a));
     }
-    assert!(!env.db.exists());
+    assert!(!env.database_created());
     // A well-formed token does need the database.
     env.cmd()
         .args(["verify", &never_issued()])
         .assert()
         .code(78);
-    assert!(!env.db.exists());
+    assert!(!env.database_created());
 }
 
 #[test]
@@ -249,10 +243,7 @@ fn verify_does_not_consume_the_token() {
         let a = env.cmd().args(["verify", &link]).assert().success();
         assert!(stdout(&a).starts_with("valid"));
     }
-    let used: Option<i64> = env
-        .sql()
-        .query_row("SELECT used_at FROM pwreset_tokens", [], |r| r.get(0))
-        .unwrap();
+    let used = env.one("SELECT used_at FROM pwreset_tokens");
     assert_eq!(used, None);
     // The token still resets the password after being verified.
     env.cmd()

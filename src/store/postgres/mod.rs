@@ -10,6 +10,7 @@
 //! Split by concern: [`schema`] (connect, migrations, the mapping and grant checks),
 //! [`users`], [`tokens`], [`purge`], [`audit`].
 
+mod after_reset;
 mod audit;
 mod purge;
 mod schema;
@@ -18,8 +19,9 @@ mod tokens;
 mod users;
 
 use super::{
-    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issued, Migrated,
-    NewToken, PurgeCounts, Store, TokenRecord, User, UserId, UserSummary,
+    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
+    Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,
+    UserSummary,
 };
 use crate::config::{Config, Server, UsersTable};
 use crate::error::{Exit, fail};
@@ -39,6 +41,14 @@ pub struct PgStore {
     id: IdKind,
     q: Quoted,
     own_users: bool,
+    /// Opened for reading (verify, user list, audit): a revocation found at lookup is stored
+    /// only if the role may write, and quietly not otherwise.
+    read_only: bool,
+    /// What `init` and `doctor` should warn about (a superuser role).
+    warnings: Vec<String>,
+    /// `[users] after_reset`, rewritten to `$1` (the user id) and `$2` (the address), or why
+    /// a statement cannot be bound (init says so with 78; a reset refuses before it starts).
+    after_reset: Vec<Result<after_reset::AfterReset, String>>,
     busy_timeout: Duration,
     /// Where the previous purge batch stopped, so the next starts there instead of walking
     /// the index entries of rows already deleted.
@@ -184,7 +194,8 @@ pub(super) struct Quoted {
     audit: String,
     throttle: String,
     ledger: String,
-    /// `SELECT id, email, password FROM users`, mapped: the start of every user query.
+    /// `SELECT id, email, password, name, locale FROM users`, mapped (NULL for a name or locale
+    /// column the mapping has none of): the start of every user query.
     select_users: String,
     /// A token by id and digest, with its user's current email and password.
     select_token: String,
@@ -197,7 +208,8 @@ pub(super) fn quote(ident: &str) -> String {
 }
 
 impl Quoted {
-    fn new(schema: &str, users: &UsersTable, id_kind: IdKind) -> Quoted {
+    /// `own`: the table is pwreset's own, whose `name` column `user add --name` fills.
+    fn new(schema: &str, users: &UsersTable, id_kind: IdKind, own: bool) -> Quoted {
         let s = quote(schema);
         let table = format!("{s}.{}", quote(&users.table));
         let (id, email, password) = (
@@ -205,10 +217,20 @@ impl Quoted {
             quote(&users.email_column),
             quote(&users.password_column),
         );
+        // Read as text whatever their type (varchar, citext, an enum of locales).
+        let name = match &users.name_column {
+            Some(c) => format!("{}::text", quote(c)),
+            None if own => "\"name\"::text".to_owned(),
+            None => "NULL::text".to_owned(),
+        };
+        let locale = users
+            .locale_column
+            .as_deref()
+            .map_or("NULL::text".to_owned(), |c| format!("{}::text", quote(c)));
         let tokens = format!("{s}.pwreset_tokens");
         Quoted {
             select_users: format!(
-                "SELECT {}, {email}, {password} FROM {table}",
+                "SELECT {}, {email}, {password}, {name}, {locale} FROM {table}",
                 id_kind.read(&id)
             ),
             select_token: format!(
@@ -445,10 +467,17 @@ fn user_id(kind: IdKind, r: &Row, i: usize) -> Result<UserId, postgres::Error> {
 }
 
 fn user_from_row(kind: IdKind, r: &Row) -> Result<User, postgres::Error> {
+    // A blank name or locale is as good as none: the template greets without one.
+    let optional = |i: usize| -> Result<Option<String>, postgres::Error> {
+        Ok(r.try_get::<_, Option<String>>(i)?
+            .filter(|t| !t.trim().is_empty()))
+    };
     Ok(User {
         id: user_id(kind, r, 0)?,
         email: text_lossy(r, 1)?,
         password: stored_value(r, 2)?,
+        name: optional(3)?,
+        locale: optional(4)?,
     })
 }
 
@@ -472,7 +501,7 @@ impl Store for PgStore {
     }
 
     fn warnings(&self) -> Vec<String> {
-        Vec::new()
+        self.warnings.clone()
     }
 
     fn hint(&mut self, _hint: Hint) -> Result<()> {
@@ -489,6 +518,10 @@ impl Store for PgStore {
 
     fn owns_users_table(&self) -> bool {
         self.own_users
+    }
+
+    fn sample_passwords(&mut self, limit: usize) -> Result<Vec<StoredValue>> {
+        users::sample_passwords(self, limit)
     }
 
     fn add_user(
@@ -535,9 +568,19 @@ impl Store for PgStore {
         now: i64,
         ttl: Duration,
         throttle: Option<Duration>,
+        handover: Handover,
         actor: &str,
     ) -> Result<Vec<Issued>> {
-        tokens::issue(self, batch, now, ttl, throttle, actor)
+        tokens::issue(self, batch, now, ttl, throttle, handover, actor)
+    }
+
+    fn confirm_delivered(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        now: i64,
+        actor: &str,
+    ) -> Result<()> {
+        tokens::confirm_delivered(self, delivered, now, actor)
     }
 
     fn revoke_undelivered(
@@ -553,6 +596,26 @@ impl Store for PgStore {
 
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
         tokens::lookup(self, token_id, digest)
+    }
+
+    fn revoke_token(
+        &mut self,
+        token_id: i64,
+        reason: &RevokeReason,
+        now: i64,
+        audit: Option<&AuditEvent<'_>>,
+    ) -> Result<bool> {
+        tokens::revoke_token(self, token_id, reason, now, audit)
+    }
+
+    fn revoke_user_tokens(
+        &mut self,
+        user: &User,
+        reason: &RevokeReason,
+        now: i64,
+        actor: &str,
+    ) -> Result<u64> {
+        tokens::revoke_user_tokens(self, user, reason, now, actor)
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {

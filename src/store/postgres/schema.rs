@@ -84,6 +84,8 @@ struct Catalog {
     has_email_key: bool,
     ledger_exists: bool,
     ledger_readable: bool,
+    /// The role is a superuser: it can read and change every table, not only pwreset's.
+    superuser: bool,
 }
 
 const CATALOG: &str = "
@@ -98,7 +100,8 @@ const CATALOG: &str = "
            EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = u.oid
                       AND a.attname = 'email_key' AND NOT a.attisdropped),
            to_regclass(format('%I.pwreset_schema', s.name)) IS NOT NULL,
-           coalesce(has_table_privilege(to_regclass(format('%I.pwreset_schema', s.name)), 'SELECT'), false)
+           coalesce(has_table_privilege(to_regclass(format('%I.pwreset_schema', s.name)), 'SELECT'), false),
+           current_setting('is_superuser') = 'on'
       FROM s, u";
 
 fn catalog(client: &mut Client, server: &Server, users: &UsersTable) -> Result<Catalog> {
@@ -121,6 +124,7 @@ fn catalog(client: &mut Client, server: &Server, users: &UsersTable) -> Result<C
             has_email_key: r.try_get(4)?,
             ledger_exists: r.try_get(5)?,
             ledger_readable: r.try_get(6)?,
+            superuser: r.try_get(7)?,
         })
     };
     get().map_err(|e| map_error(server, e))
@@ -197,14 +201,31 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
             ));
         }
     };
+    let own_users = default_mapping && cat.has_email_key;
+    let mut warnings = Vec::new();
+    if cat.superuser {
+        warnings.push(format!(
+            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (README: \"PostgreSQL\")",
+            server.describe(),
+            server.user
+        ));
+    }
     let mut store = PgStore {
         client,
-        q: Quoted::new(&schema, &config.users, id),
+        q: Quoted::new(&schema, &config.users, id, own_users),
         server: server.clone(),
         users: config.users.clone(),
         schema,
         id,
-        own_users: default_mapping && cat.has_email_key,
+        own_users,
+        read_only: access == Access::Read,
+        warnings,
+        after_reset: config
+            .users
+            .after_reset
+            .iter()
+            .map(|sql| super::after_reset::rewrite(sql, id))
+            .collect(),
         busy_timeout: config.busy_timeout,
         purge_from: None,
     };
@@ -354,6 +375,8 @@ pub(super) fn migrate(s: &mut PgStore) -> Result<Migrated> {
         Ok(before)
     })?;
     s.own_users = default_mapping && (create_own || cat.has_email_key);
+    // pwreset's own table has a name column to read now.
+    s.q = Quoted::new(&s.schema, &s.users, s.id, s.own_users);
     check_grants(s)?;
     Ok(Migrated {
         created: before == 0,
@@ -396,12 +419,21 @@ pub(super) fn check_users_mapping(s: &mut PgStore) -> Result<()> {
         }
     }
     if !cols.is_empty() {
+        let optional = [
+            ("users.name_column", &u.name_column),
+            ("users.locale_column", &u.locale_column),
+        ];
         let missing: Vec<String> = [
             ("users.id_column", &u.id_column),
             ("users.email_column", &u.email_column),
             ("users.password_column", &u.password_column),
         ]
         .into_iter()
+        .chain(
+            optional
+                .into_iter()
+                .filter_map(|(k, c)| c.as_ref().map(|c| (k, c))),
+        )
         .filter(|(_, c)| !cols.iter().any(|(have, _)| have == *c))
         .map(|(key, c)| format!("{key} = {c:?}"))
         .collect();
@@ -425,7 +457,126 @@ pub(super) fn check_users_mapping(s: &mut PgStore) -> Result<()> {
             return Err(bad_id_type(&s.server, &u, t));
         }
     }
-    check_grants(s)
+    check_grants(s)?;
+    check_mapping_works(s).map_err(|why| {
+        fail(
+            Exit::Config,
+            format!(
+                "{}: users.table: {}.{} cannot be used: {why}",
+                s.server.describe(),
+                s.schema,
+                u.table
+            ),
+        )
+    })?;
+    check_after_reset(s)
+}
+
+/// What would fail later, found now: a relation a reset cannot write the password through,
+/// and rows whose id is NULL (a link cannot be bound to them, and `request --all` pages by id).
+///
+/// A view is accepted when PostgreSQL can update its password column by itself (a simple
+/// view over one table): then the reset's `UPDATE` and its `FOR UPDATE` lock go through to
+/// the table. A view that needs INSTEAD OF triggers or rules is refused, because the row
+/// lock the reset takes does not reach the rows behind it.
+fn check_mapping_works(s: &mut PgStore) -> std::result::Result<(), String> {
+    let u = &s.users;
+    let row = s
+        .client
+        .query_typed_one(
+            "SELECT c.relkind::text,
+                    coalesce(pg_column_is_updatable(c.oid, a.attnum, false), false),
+                    coalesce((SELECT i.attnotnull FROM pg_attribute i
+                               WHERE i.attrelid = c.oid AND i.attname = $3::text
+                                 AND NOT i.attisdropped), false)
+               FROM pg_class c
+               LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2::text
+                                       AND NOT a.attisdropped
+              WHERE c.oid = to_regclass(format('%I.%I', $1::text, $4::text))",
+            &[
+                (&s.schema, Type::TEXT),
+                (&u.password_column, Type::TEXT),
+                (&u.id_column, Type::TEXT),
+                (&u.table, Type::TEXT),
+            ],
+        )
+        .map_err(|e| map_error(&s.server, e).to_string())?;
+    let get = || -> Result<(String, bool, bool), postgres::Error> {
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    };
+    let (kind, updatable, not_null) = get().map_err(|e| e.to_string())?;
+    match kind.as_str() {
+        "r" | "p" => {}
+        "v" | "f" if updatable => {}
+        "v" => {
+            return Err(format!(
+                "it is a view whose column {:?} PostgreSQL cannot update by itself (it needs triggers or rules), so a reset could not write the password safely; set [users] table to the table behind it",
+                u.password_column
+            ));
+        }
+        "m" => {
+            return Err(
+                "it is a materialized view, which a reset cannot write the password to; set [users] table to the table behind it"
+                    .into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "it is not a table (relkind {other}); set [users] table to the application's users table"
+            ));
+        }
+    }
+    if !not_null {
+        // Only a key without NOT NULL needs the look at the rows.
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {} IS NULL",
+            s.q.users, s.q.id
+        );
+        let nulls: i64 = s
+            .client
+            .query_typed_one(&sql, &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| map_error(&s.server, e).to_string())?;
+        if nulls > 0 {
+            return Err(format!(
+                "{nulls} row(s) have no id (NULL in {:?}); every user needs a key pwreset can bind its links to",
+                u.id_column
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each `after_reset` statement binds only `:user_id` and `:email`, and prepares (parsed and
+/// planned against the tables, not run).
+fn check_after_reset(s: &mut PgStore) -> Result<()> {
+    let wire = s.id.wire_type();
+    for (i, (stmt, sql)) in s.after_reset.iter().zip(&s.users.after_reset).enumerate() {
+        let prepared = match stmt {
+            Ok(stmt) => s
+                .client
+                .prepare_typed(&stmt.sql, &[wire.clone(), Type::TEXT])
+                .map(drop)
+                .map_err(|e| {
+                    let text = match e.as_db_error() {
+                        Some(db) => crate::ui::escape(db.message()),
+                        None => crate::ui::escape(&e.to_string()),
+                    };
+                    format!("does not prepare: {text}")
+                }),
+            Err(why) => Err(why.clone()),
+        };
+        if let Err(why) = prepared {
+            return Err(fail(
+                Exit::Config,
+                format!(
+                    "users.after_reset[{i}]: {why} (in: {})",
+                    crate::ui::escape(sql)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The privileges pwreset needs, each with the GRANT that gives it.

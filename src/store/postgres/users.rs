@@ -3,6 +3,7 @@
 use super::{PgStore, TxError, text_lossy, user_from_row, user_id};
 use crate::error::{Exit, fail};
 use crate::store::{AuditAction, AuditEvent, AuditOutcome, User, UserId, UserSummary};
+use crate::token::StoredValue;
 use anyhow::Result;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{ToSql, Type};
@@ -209,5 +210,23 @@ fn query(s: &mut PgStore, sql: &str, params: &[(&(dyn ToSql + Sync), Type)]) -> 
     rows.iter()
         .map(|r| user_from_row(s.id, r))
         .collect::<Result<Vec<User>, postgres::Error>>()
+        .map_err(|e| super::map_error(&s.server, e))
+}
+
+pub(super) fn sample_passwords(s: &mut PgStore, limit: usize) -> Result<Vec<StoredValue>> {
+    // Compared as text, whatever the column's type, so that a bytea or varchar column works.
+    let sql = format!(
+        "SELECT {pw} FROM {t} WHERE {pw} IS NOT NULL AND {pw}::text <> '' LIMIT $1",
+        pw = s.q.password,
+        t = s.q.users
+    );
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = s
+        .client
+        .query_typed(&sql, &[(&limit, Type::INT8)])
+        .map_err(|e| super::map_error(&s.server, e))?;
+    rows.iter()
+        .map(|r| super::stored_value(r, 0))
+        .collect::<Result<Vec<_>, postgres::Error>>()
         .map_err(|e| super::map_error(&s.server, e))
 }

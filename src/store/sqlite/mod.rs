@@ -13,8 +13,9 @@ mod users;
 pub use schema::SCHEMA_VERSION;
 
 use super::{
-    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issued, Migrated,
-    NewToken, PurgeCounts, Store, TokenRecord, User, UserId, UserSummary,
+    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
+    Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,
+    UserSummary,
 };
 use crate::config::{Config, UsersTable};
 use crate::error::{Exit, fail};
@@ -34,6 +35,8 @@ pub struct SqliteStore {
     q: Quoted,
     /// The users table is pwreset's own (it has the `email_key` column `init` made).
     own_users: bool,
+    /// Opened read-only (verify, user list, audit).
+    read_only: bool,
     created: bool,
     /// What the checks of the file and its folder found worth a warning.
     warnings: Vec<String>,
@@ -104,22 +107,32 @@ struct Quoted {
     id: String,
     email: String,
     password: String,
-    /// `SELECT id, email, password FROM users`, mapped: the start of every user query.
+    /// `SELECT id, email, password, name, locale FROM users`, mapped (NULL for a name or locale
+    /// column the mapping has none of): the start of every user query.
     select_users: String,
     /// A token by id and digest, with its user's current email and password.
     select_token: String,
 }
 
 impl Quoted {
-    fn new(users: &UsersTable) -> Quoted {
+    /// `own`: the table is pwreset's own, whose `name` column `user add --name` fills.
+    fn new(users: &UsersTable, own: bool) -> Quoted {
         let (table, id, email, password) = (
             quote(&users.table),
             quote(&users.id_column),
             quote(&users.email_column),
             quote(&users.password_column),
         );
+        let name = match &users.name_column {
+            Some(c) => quote(c),
+            None if own => quote("name"),
+            None => "NULL".into(),
+        };
+        let locale = users.locale_column.as_deref().map_or("NULL".into(), quote);
         Quoted {
-            select_users: format!("SELECT {id}, {email}, {password} FROM {table}"),
+            select_users: format!(
+                "SELECT {id}, {email}, {password}, {name}, {locale} FROM {table}"
+            ),
             select_token: format!(
                 "SELECT t.user_id, u.{id} IS NOT NULL, u.{email}, u.{password}, t.binding,
                         t.created_at, t.expires_at, t.used_at, t.revoked_at, t.revoked_reason
@@ -164,10 +177,18 @@ impl FromSql for UserId {
 }
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let optional = |i: usize| -> rusqlite::Result<Option<String>> {
+        Ok(match r.get_ref(i)? {
+            ValueRef::Null => None,
+            v => Some(text_lossy(v)).filter(|t| !t.trim().is_empty()),
+        })
+    };
     Ok(User {
         id: r.get(0)?,
         email: text_lossy(r.get_ref(1)?),
         password: stored_value(r.get_ref(2)?),
+        name: optional(3)?,
+        locale: optional(4)?,
     })
 }
 
@@ -232,6 +253,10 @@ impl Store for SqliteStore {
         self.own_users
     }
 
+    fn sample_passwords(&mut self, limit: usize) -> Result<Vec<StoredValue>> {
+        users::sample_passwords(self, limit)
+    }
+
     fn add_user(
         &mut self,
         email: &str,
@@ -276,9 +301,19 @@ impl Store for SqliteStore {
         now: i64,
         ttl: Duration,
         throttle: Option<Duration>,
+        handover: Handover,
         actor: &str,
     ) -> Result<Vec<Issued>> {
-        tokens::issue(self, batch, now, ttl, throttle, actor)
+        tokens::issue(self, batch, now, ttl, throttle, handover, actor)
+    }
+
+    fn confirm_delivered(
+        &mut self,
+        delivered: &[Delivered<'_>],
+        now: i64,
+        actor: &str,
+    ) -> Result<()> {
+        tokens::confirm_delivered(self, delivered, now, actor)
     }
 
     fn revoke_undelivered(
@@ -294,6 +329,26 @@ impl Store for SqliteStore {
 
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {
         tokens::lookup(self, token_id, digest)
+    }
+
+    fn revoke_token(
+        &mut self,
+        token_id: i64,
+        reason: &RevokeReason,
+        now: i64,
+        audit: Option<&AuditEvent<'_>>,
+    ) -> Result<bool> {
+        tokens::revoke_token(self, token_id, reason, now, audit)
+    }
+
+    fn revoke_user_tokens(
+        &mut self,
+        user: &User,
+        reason: &RevokeReason,
+        now: i64,
+        actor: &str,
+    ) -> Result<u64> {
+        tokens::revoke_user_tokens(self, user, reason, now, actor)
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {

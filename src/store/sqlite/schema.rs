@@ -129,13 +129,14 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
     let users = config.users.clone();
     let mut store = SqliteStore {
         conn,
-        q: Quoted::new(&users),
+        q: Quoted::new(&users, false),
         ctx: ErrCtx {
             path,
             busy_timeout: config.busy_timeout,
         },
         users,
         own_users: false,
+        read_only: access == Access::Read,
         created: !exists,
         warnings: check.warnings,
     };
@@ -177,6 +178,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
             .map_err(|e| ctx.err(e))?;
     }
     store.own_users = owns_users_table(&store)?;
+    store.q = Quoted::new(&store.users, store.own_users);
     Ok(store)
 }
 
@@ -267,6 +269,7 @@ pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
     tx.commit().map_err(|e| s.ctx.err(e))?;
     s.own_users = owns_users_table(s)?;
+    s.q = Quoted::new(&s.users, s.own_users);
     Ok(Migrated {
         created: s.created,
         before,
@@ -335,6 +338,132 @@ pub(super) fn check_users_mapping(s: &SqliteStore) -> Result<()> {
             ),
         ));
     }
+    for (i, sql) in u.after_reset.iter().enumerate() {
+        prepare_after_reset(&s.conn, sql).map_err(|why| {
+            fail(
+                Exit::Config,
+                format!("users.after_reset[{i}]: {why} (in: {sql})"),
+            )
+        })?;
+    }
+    check_mapping_works(s).map_err(|why| {
+        fail(
+            Exit::Config,
+            format!("users.table: table {:?} cannot be used: {why}", u.table),
+        )
+    })
+}
+
+/// What would fail later, found now: a view (a reset would fail after the password was typed),
+/// an id column that is neither an integer nor text, ids that are NULL or of another type.
+fn check_mapping_works(s: &SqliteStore) -> std::result::Result<(), String> {
+    let u = &s.users;
+    let q = &s.q;
+    let db_err = |e: rusqlite::Error| e.to_string();
+    let kind: String = s
+        .conn
+        .query_row(
+            "SELECT type FROM sqlite_master WHERE name = ?1",
+            [&u.table],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if kind == "view" {
+        return Err(
+            "it is a view, which a reset cannot write the password through; set [users] table to the table behind it"
+                .into(),
+        );
+    }
+    let declared: String = s
+        .conn
+        .query_row(
+            "SELECT type FROM pragma_table_info(?1) WHERE name = ?2 COLLATE NOCASE",
+            [&u.table, &u.id_column],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    // SQLite's own affinity rules: REAL, FLOAT, DOUBLE and NUMERIC columns turn keys into
+    // numbers that do not round-trip.
+    let upper = declared.to_ascii_uppercase();
+    if !upper.contains("INT")
+        && (upper.contains("REAL")
+            || upper.contains("FLOA")
+            || upper.contains("DOUB")
+            || upper.contains("NUM")
+            || upper.contains("DEC"))
+    {
+        return Err(format!(
+            "its id column {:?} is declared {declared}; pwreset needs an integer, UUID or text key (users.id_column)",
+            u.id_column
+        ));
+    }
+    let (nulls, others): (i64, i64) = s
+        .conn
+        .query_row(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {id} IS NULL),
+                        count(*) FILTER (WHERE typeof({id}) NOT IN ('integer', 'text', 'null'))
+                   FROM {t}",
+                id = q.id,
+                t = q.table
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db_err)?;
+    if nulls > 0 {
+        return Err(format!(
+            "{nulls} row(s) have no id (NULL in {:?}); every user needs a key pwreset can bind its links to",
+            u.id_column
+        ));
+    }
+    if others > 0 {
+        return Err(format!(
+            "{others} row(s) have an id in {:?} that is neither an integer nor text",
+            u.id_column
+        ));
+    }
+    Ok(())
+}
+
+/// Prepare an `after_reset` statement without running it, and check it binds nothing but
+/// `:user_id` and `:email`.
+fn prepare_after_reset<'c>(
+    conn: &'c Connection,
+    sql: &str,
+) -> std::result::Result<rusqlite::Statement<'c>, String> {
+    let stmt = conn
+        .prepare(sql)
+        .map_err(|e| format!("does not prepare: {e}"))?;
+    for i in 1..=stmt.parameter_count() {
+        match stmt.parameter_name(i) {
+            Some(":user_id") | Some(":email") => {}
+            Some(other) => {
+                return Err(format!("binds {other}; only :user_id and :email are bound"));
+            }
+            None => {
+                return Err("has a positional parameter (?); use :user_id or :email".into());
+            }
+        }
+    }
+    Ok(stmt)
+}
+
+/// Run one `after_reset` statement in the reset's transaction.
+pub(super) fn run_after_reset(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    user_id: &crate::store::UserId,
+    email: &str,
+) -> rusqlite::Result<()> {
+    let mut stmt = prepare_after_reset(tx, sql).map_err(rusqlite::Error::InvalidParameterName)?;
+    if let Some(i) = stmt.parameter_index(":user_id")? {
+        stmt.raw_bind_parameter(i, user_id)?;
+    }
+    if let Some(i) = stmt.parameter_index(":email")? {
+        stmt.raw_bind_parameter(i, email)?;
+    }
+    stmt.raw_execute()?;
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 
 use super::{SqliteStore, begin, stored_value, text_lossy};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issued, NewToken, RevokeReason,
-    TokenRecord, User,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
+    NewToken, RevokeReason, TokenRecord, User,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
@@ -17,8 +17,10 @@ pub(super) fn issue(
     now: i64,
     ttl: Duration,
     throttle: Option<Duration>,
+    handover: Handover,
     actor: &str,
 ) -> Result<Vec<Issued>> {
+    let printed = handover == Handover::Printed;
     let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
     let throttle = throttle
         .filter(|t| !t.is_zero())
@@ -84,7 +86,8 @@ pub(super) fn issue(
                 });
                 continue;
             }
-            if open.contains(&user.id) {
+            let had_open = open.contains(&user.id);
+            if had_open && printed {
                 revoke.execute(params![user.id, now])?;
             }
             let binding = crate::token::binding(&user.email, &user.password);
@@ -96,24 +99,68 @@ pub(super) fn issue(
                 expires_at
             ])?;
             let id = tx.last_insert_rowid();
-            audit_row.execute(params![
-                now,
-                actor,
-                AuditAction::Request.as_str(),
-                user.id,
-                &user.email,
-                AuditOutcome::Created.as_str(),
-                None::<&str>
-            ])?;
+            if printed {
+                audit_row.execute(params![
+                    now,
+                    actor,
+                    AuditAction::Request.as_str(),
+                    user.id,
+                    &user.email,
+                    AuditOutcome::Created.as_str(),
+                    None::<&str>
+                ])?;
+            }
             // A user listed twice in one chunk: the second sees the first's token.
             open.insert(user.id.clone());
-            out.push(Issued::Created { expires_at, id });
+            out.push(Issued::Created {
+                expires_at,
+                id,
+                had_open,
+            });
         }
         Ok(())
     };
     run().map_err(|e| s.ctx.err(e))?;
     tx.commit().map_err(|e| s.ctx.err(e))?;
     Ok(out)
+}
+
+pub(super) fn confirm_delivered(
+    s: &mut SqliteStore,
+    delivered: &[Delivered<'_>],
+    now: i64,
+    actor: &str,
+) -> Result<()> {
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<()> {
+        let mut revoke = tx.prepare_cached(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?3, revoked_reason = 'superseded', dead_at = min(dead_at, ?3)
+              WHERE user_id = ?1 AND id <> ?2 AND used_at IS NULL AND revoked_at IS NULL
+                AND dead_at > ?3",
+        )?;
+        let mut audit_row = tx.prepare_cached(super::audit::INSERT)?;
+        for d in delivered {
+            if d.had_open {
+                revoke.execute(params![d.user.id, d.token_id, now])?;
+            }
+            audit_row.execute(params![
+                now,
+                actor,
+                AuditAction::Request.as_str(),
+                d.user.id,
+                &d.user.email,
+                AuditOutcome::Sent.as_str(),
+                None::<&str>
+            ])?;
+        }
+        Ok(())
+    };
+    run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))
 }
 
 pub(super) fn revoke_undelivered(
@@ -160,6 +207,81 @@ pub(super) fn revoke_undelivered(
     tx.commit().map_err(|e| s.ctx.err(e))
 }
 
+pub(super) fn revoke_token(
+    s: &mut SqliteStore,
+    token_id: i64,
+    reason: &RevokeReason,
+    now: i64,
+    audit: Option<&AuditEvent<'_>>,
+) -> Result<bool> {
+    const SQL: &str = "UPDATE pwreset_tokens
+        SET revoked_at = ?2, revoked_reason = ?3, dead_at = min(dead_at, ?2)
+      WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL";
+    if s.read_only {
+        // verify opens the file read-only; a revocation it finds is stored on a connection of
+        // its own, and only if this user may write the file (support staff may not).
+        let Ok(conn) = rusqlite::Connection::open_with_flags(
+            &s.ctx.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) else {
+            return Ok(false);
+        };
+        let _ = conn.busy_timeout(s.ctx.busy_timeout);
+        return Ok(conn
+            .execute(SQL, params![token_id, now, reason.as_str()])
+            .map(|n| n == 1)
+            .unwrap_or(false));
+    }
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let changed = tx
+        .execute(SQL, params![token_id, now, reason.as_str()])
+        .map_err(|e| s.ctx.err(e))?;
+    if let Some(event) = audit {
+        super::audit::insert(&tx, event).map_err(|e| s.ctx.err(e))?;
+    }
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    Ok(changed == 1)
+}
+
+pub(super) fn revoke_user_tokens(
+    s: &mut SqliteStore,
+    user: &User,
+    reason: &RevokeReason,
+    now: i64,
+    actor: &str,
+) -> Result<u64> {
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let run = || -> rusqlite::Result<u64> {
+        let n = tx.execute(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = ?3, dead_at = min(dead_at, ?2)
+              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?2",
+            params![user.id, now, reason.as_str()],
+        )? as u64;
+        let detail = format!("{n} open token(s): {}", reason.describe());
+        super::audit::insert(
+            &tx,
+            &AuditEvent {
+                at: now,
+                actor,
+                action: AuditAction::Revoke,
+                user_id: Some(&user.id),
+                email: Some(&user.email),
+                outcome: if n > 0 {
+                    AuditOutcome::Ok
+                } else {
+                    AuditOutcome::NotUsable(Status::Revoked)
+                },
+                detail: Some(&detail),
+            },
+        )?;
+        Ok(n)
+    };
+    let n = run().map_err(|e| s.ctx.err(e))?;
+    tx.commit().map_err(|e| s.ctx.err(e))?;
+    Ok(n)
+}
+
 pub(super) fn lookup(
     s: &SqliteStore,
     token_id: i64,
@@ -204,6 +326,24 @@ fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// An `after_reset` statement failed: a busy database is still 75, anything else 70, both
+/// naming the statement.
+fn after_reset_error(i: usize, e: rusqlite::Error) -> anyhow::Error {
+    let busy = matches!(
+        &e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    let msg = format!(
+        "users.after_reset[{i}] failed ({e}); the reset was rolled back, nothing changed and the link still works"
+    );
+    if busy {
+        crate::error::fail(crate::error::Exit::TempFail, msg)
+    } else {
+        anyhow::anyhow!(msg)
+    }
+}
+
 pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> {
     let q = &s.q;
     let update_user = format!(
@@ -212,6 +352,7 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
         pw = q.password,
         id = q.id
     );
+    let after_reset = &s.users.after_reset;
     let tx = begin(&mut s.conn, &s.ctx)?;
     let run = || -> rusqlite::Result<Result<Consumed>> {
         // Re-check inside the transaction: the account binding is computed here, not in SQL.
@@ -252,6 +393,14 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
               WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
             params![c.user_id, c.now],
         )?;
+        // The application's own clean-up (ending sessions), in the same transaction: if one
+        // fails, nothing of the reset happens and the link still works.
+        let email = rec.email.clone().unwrap_or_default();
+        for (i, sql) in after_reset.iter().enumerate() {
+            if let Err(e) = super::schema::run_after_reset(&tx, sql, c.user_id, &email) {
+                return Ok(Err(after_reset_error(i, e)));
+            }
+        }
         super::audit::insert(
             &tx,
             &AuditEvent {

@@ -158,6 +158,23 @@ pub(super) fn list(
     Ok(())
 }
 
+pub(super) fn sample_passwords(
+    s: &SqliteStore,
+    limit: usize,
+) -> Result<Vec<crate::token::StoredValue>> {
+    let sql = format!(
+        "SELECT {pw} FROM {t} WHERE {pw} IS NOT NULL AND {pw} <> '' LIMIT ?1",
+        pw = s.q.password,
+        t = s.q.table
+    );
+    let mut stmt = s.conn.prepare(&sql).map_err(|e| s.ctx.err(e))?;
+    let rows = stmt
+        .query_map([limit as i64], |r| Ok(super::stored_value(r.get_ref(0)?)))
+        .map_err(|e| s.ctx.err(e))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| s.ctx.err(e))
+}
+
 /// The users a query on the users table returns.
 fn query(s: &SqliteStore, sql: &str, params: impl rusqlite::Params) -> Result<Vec<User>> {
     let mut stmt = s.conn.prepare_cached(sql).map_err(|e| s.ctx.err(e))?;

@@ -42,6 +42,9 @@ pub struct Options {
     pub keep_data: bool,
     /// Hang up after each message, without a word (as a server closing idle connections does).
     pub hang_up_after_message: bool,
+    /// At most this many sessions at once; more get `421 too many connections` at the greeting
+    /// (Postfix's smtpd_client_connection_count_limit, Microsoft 365's per-client limit).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             silent: false,
             keep_data: true,
             hang_up_after_message: false,
+            max_connections: None,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Log {
     /// Command verbs in arrival order, across connections (AUTH arguments are not kept).
     pub verbs: Vec<String>,
     pub connections: usize,
+    /// Connections turned away with 421 (over `max_connections`).
+    pub refused_connections: usize,
     pub tls_handshakes: usize,
     pub tls_failures: usize,
     pub auth_ok: usize,
@@ -108,6 +114,7 @@ impl Server {
         let log = Arc::new(Mutex::new(Log::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let opts = Arc::new(opts);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         {
             let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
             std::thread::spawn(move || {
@@ -115,8 +122,19 @@ impl Server {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(stream) = stream else { continue };
-                    let (log, opts) = (Arc::clone(&log), Arc::clone(&opts));
+                    let Ok(mut stream) = stream else { continue };
+                    if let Some(max) = opts.max_connections
+                        && open.load(Ordering::SeqCst) >= max
+                    {
+                        use std::io::Write as _;
+                        lock(&log).refused_connections += 1;
+                        let _ =
+                            stream.write_all(b"421 4.7.0 too many connections from your host\r\n");
+                        continue;
+                    }
+                    open.fetch_add(1, Ordering::SeqCst);
+                    let (log, opts, open) =
+                        (Arc::clone(&log), Arc::clone(&opts), Arc::clone(&open));
                     std::thread::spawn(move || {
                         lock(&log).connections += 1;
                         if let Err(e) = session(stream, &opts, &log)
@@ -124,6 +142,7 @@ impl Server {
                         {
                             lock(&log).tls_failures += 1;
                         }
+                        open.fetch_sub(1, Ordering::SeqCst);
                     });
                 }
             });

@@ -1,0 +1,340 @@
+//! `pwreset doctor`: one line per check, `ok`, `warn` or `fail`, with what was found and the
+//! fix. Exit 0 when nothing failed, else the worst failure's exit code.
+
+use crate::Ctx;
+use crate::cli::DoctorArgs;
+use crate::config::{Config, TransportKind};
+use crate::error::{Exit, exit_of, render};
+use crate::store::Access;
+use crate::ui;
+use anyhow::Result;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Ok,
+    Warn,
+    Fail(Exit),
+}
+
+struct Check {
+    name: &'static str,
+    level: Level,
+    message: String,
+    fix: Option<String>,
+}
+
+struct Report {
+    checks: Vec<Check>,
+}
+
+impl Report {
+    fn ok(&mut self, name: &'static str, message: impl Into<String>) {
+        self.push(name, Level::Ok, message.into(), None);
+    }
+    fn warn(&mut self, name: &'static str, message: impl Into<String>, fix: impl Into<String>) {
+        self.push(name, Level::Warn, message.into(), Some(fix.into()));
+    }
+    fn fail(&mut self, name: &'static str, err: &anyhow::Error, fix: impl Into<String>) {
+        self.push(
+            name,
+            Level::Fail(exit_of(err)),
+            render(err),
+            Some(fix.into()),
+        );
+    }
+    fn push(&mut self, name: &'static str, level: Level, message: String, fix: Option<String>) {
+        self.checks.push(Check {
+            name,
+            level,
+            message,
+            fix: fix.filter(|f| !f.is_empty()),
+        });
+    }
+}
+
+/// OWASP's argon2id minimums (Password Storage Cheat Sheet): memory KiB for each time cost.
+const OWASP_ARGON2: [(u32, u32); 5] = [(1, 47104), (2, 19456), (3, 12288), (4, 9216), (5, 7168)];
+
+pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<Exit> {
+    let mut r = Report { checks: Vec::new() };
+    match ctx.config() {
+        Ok(config) => {
+            r.ok(
+                "config",
+                format!("{} parses, and its owner and mode are safe", config.source),
+            );
+            checks(ctx, &config, &args, &mut r);
+        }
+        Err(e) => r.fail(
+            "config",
+            &e,
+            "fix the file as the message says; nothing else can be checked without it",
+        ),
+    }
+    let worst = r.checks.iter().fold(Exit::Ok, |w, c| match c.level {
+        Level::Fail(code) => w.worst(code),
+        _ => w,
+    });
+    if args.json {
+        let array: Vec<serde_json::Value> = r
+            .checks
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "check": c.name,
+                    "status": match c.level { Level::Ok => "ok", Level::Warn => "warn", Level::Fail(_) => "fail" },
+                    "message": c.message,
+                    "fix": c.fix,
+                })
+            })
+            .collect();
+        super::out(&ui::json(&serde_json::Value::Array(array)))?;
+    } else {
+        let mut lines = super::Lines::new();
+        for c in &r.checks {
+            let level = match c.level {
+                Level::Ok => "ok  ",
+                Level::Warn => "warn",
+                Level::Fail(_) => "fail",
+            };
+            lines.line(&format!("{level}  {:<10} {}", c.name, c.message))?;
+            if let Some(fix) = &c.fix {
+                lines.line(&format!("      {:<10} fix: {fix}", ""))?;
+            }
+        }
+        lines.finish()?;
+    }
+    Ok(worst)
+}
+
+fn checks(ctx: &Ctx, config: &Config, args: &DoctorArgs, r: &mut Report) {
+    database(config, r);
+    match &config.base_url {
+        Some(url) => r.ok("base_url", format!("links go to {url}")),
+        None => r.fail(
+            "base_url",
+            &crate::error::fail(Exit::Config, "base_url is not set: request cannot make links"),
+            format!("set base_url in {}, e.g. base_url = \"https://accounts.example.com/reset_password\"", config.source),
+        ),
+    }
+    mail(config, args, r);
+    argon2(config, r);
+    let _ = ctx;
+}
+
+fn database(config: &Config, r: &mut Report) {
+    let mut store = match crate::store::open(config, Access::Read) {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(
+                "database",
+                &e,
+                "run `pwreset init`, or fix `database` as the message says",
+            );
+            return;
+        }
+    };
+    r.ok(
+        "database",
+        format!(
+            "{} is reachable and its schema is current",
+            store.describe()
+        ),
+    );
+    for w in store.warnings() {
+        r.warn("database", w, "");
+    }
+    match store.check_users_mapping() {
+        Ok(()) => r.ok(
+            "users",
+            format!(
+                "table {} maps id {}, email {}, password {}",
+                config.users.table,
+                config.users.id_column,
+                config.users.email_column,
+                config.users.password_column
+            ),
+        ),
+        Err(e) => {
+            r.fail(
+                "users",
+                &e,
+                "fix [users] as the message says, then run `pwreset init`",
+            );
+            return;
+        }
+    }
+    match super::init::census_of(config, store.as_mut()) {
+        Ok(Some(c)) => {
+            if let Some(warning) = c.warning {
+                r.warn("passwords", c.summary, warning);
+            } else {
+                r.ok("passwords", c.summary);
+            }
+        }
+        Ok(None) => r.ok("passwords", "no password is set in the table yet"),
+        Err(e) => r.fail("passwords", &e, ""),
+    }
+}
+
+fn mail(config: &Config, args: &DoctorArgs, r: &mut Report) {
+    let mailer = match crate::mail::Mailer::new(config) {
+        Ok(m) => m,
+        Err(e) => {
+            r.fail(
+                "mail",
+                &e,
+                "fix [mail] or the templates as the message says",
+            );
+            return;
+        }
+    };
+    r.ok("templates", "every template renders in every language");
+    match config.mail.transport {
+        TransportKind::Smtp => match mailer.probe_smtp() {
+            Some(Ok(p)) => {
+                let how = if p.encrypted {
+                    "TLS"
+                } else {
+                    "plaintext (loopback)"
+                };
+                let auth = if p.logged_in { ", AUTH accepted" } else { "" };
+                r.ok(
+                    "smtp",
+                    format!(
+                        "{}:{} answers over {how}{auth}; no message was sent",
+                        config.mail.smtp.host, config.mail.smtp.port
+                    ),
+                );
+                if let Some(der) = p.certificate {
+                    certificate(&der, r);
+                }
+            }
+            Some(Err(e)) => {
+                let err = anyhow::Error::from(e);
+                r.fail(
+                    "smtp",
+                    &err,
+                    "check [mail.smtp] host, port, tls, ca_file and the password",
+                );
+            }
+            None => {}
+        },
+        TransportKind::Sendmail => {
+            let cmd = &config.mail.sendmail_command;
+            use std::os::unix::fs::PermissionsExt;
+            match std::fs::metadata(cmd) {
+                Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => r.ok(
+                    "sendmail",
+                    format!("{} exists and can be run", cmd.display()),
+                ),
+                _ => r.fail(
+                    "sendmail",
+                    &crate::error::fail(
+                        Exit::Config,
+                        format!("{} does not exist or cannot be run", cmd.display()),
+                    ),
+                    "install a sendmail (e.g. postfix) or set [mail.sendmail] command",
+                ),
+            }
+        }
+        TransportKind::File => {
+            match crate::trust::check_private_dir(&config.mail.file_dir, "mail.file.dir") {
+                Ok(()) => r.ok(
+                    "outbox",
+                    format!("{} is private", config.mail.file_dir.display()),
+                ),
+                Err(e) => r.fail("outbox", &e, ""),
+            }
+        }
+        TransportKind::Stdout => r.ok("mail", "messages go to stdout"),
+    }
+    if let Some(to) = &args.send_test {
+        let sent = mailer
+            .test_message(to)
+            .and_then(|m| mailer.send(&m).map_err(anyhow::Error::from));
+        match sent {
+            Ok(()) => r.ok(
+                "send-test",
+                format!(
+                    "a test message was handed to {} for {}",
+                    mailer.describe(),
+                    ui::escape(to)
+                ),
+            ),
+            Err(e) => r.fail("send-test", &e, "see the smtp check above"),
+        }
+    }
+}
+
+/// A relay certificate that expires within 30 days is a warning; an expired one would not
+/// have passed the TLS check.
+fn certificate(der: &[u8], r: &mut Report) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        r.warn(
+            "certificate",
+            "the relay's certificate could not be read",
+            "",
+        );
+        return;
+    };
+    let not_after = cert.validity().not_after.timestamp();
+    let left = not_after - ui::now();
+    let when = ui::rfc3339(not_after);
+    if left < 30 * 86400 {
+        r.warn(
+            "certificate",
+            format!(
+                "the relay's certificate expires in {} (at {when})",
+                ui::rough_span(left)
+            ),
+            "renew the relay's certificate",
+        );
+    } else {
+        r.ok(
+            "certificate",
+            format!("the relay's certificate is valid until {when}"),
+        );
+    }
+}
+
+fn argon2(config: &Config, r: &mut Report) {
+    let a = config.password.argon2;
+    let start = Instant::now();
+    if let Err(e) = crate::password::hash("doctor timing check", &a) {
+        r.fail("argon2", &e, "");
+        return;
+    }
+    let took = start.elapsed();
+    let params = format!("m={} t={} p={}", a.memory_kib, a.iterations, a.parallelism);
+    let below = OWASP_ARGON2
+        .iter()
+        .find(|(t, _)| *t == a.iterations.min(5))
+        .is_some_and(|(_, m)| a.memory_kib < *m);
+    if took > Duration::from_secs(1) {
+        r.warn(
+            "argon2",
+            format!("one hash with {params} takes {:.2} s here", took.as_secs_f64()),
+            "lower [password.argon2] memory_kib or iterations: a reset should take well under a second",
+        );
+    } else if below {
+        r.warn(
+            "argon2",
+            format!(
+                "{params} is below OWASP's minimum for t={} ({:.0} ms per hash here)",
+                a.iterations,
+                took.as_secs_f64() * 1000.0
+            ),
+            "use at least m=19456 t=2 p=1 (OWASP's baseline)",
+        );
+    } else {
+        r.ok(
+            "argon2",
+            format!(
+                "{params}: {:.0} ms per hash here",
+                took.as_secs_f64() * 1000.0
+            ),
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! `pwreset doctor`: one line per check; exit 0 unless something failed.
+
+use crate::harness::{Env, stdout};
+
+#[test]
+fn a_healthy_setup_passes_every_check() {
+    let env = Env::new();
+    env.init();
+    env.add_user("alice@example.com");
+    let a = env.cmd().arg("doctor").assert().code(0);
+    let out = stdout(&a);
+    for check in [
+        "config",
+        "database",
+        "users",
+        "base_url",
+        "templates",
+        "outbox",
+    ] {
+        assert!(out.contains(&format!("ok    {check}")), "{check}: {out}");
+    }
+    // The test config's cheap argon2 is below OWASP's minimum: a warning, not a failure.
+    assert!(out.contains("warn  argon2"), "{out}");
+    assert!(out.contains("fix:"), "{out}");
+}
+
+#[test]
+fn each_failure_says_what_to_do_and_sets_the_exit_code() {
+    let env = Env::new();
+    // Not initialised: the database check fails with init's advice.
+    let a = env.cmd().arg("doctor").assert().code(78);
+    let out = stdout(&a);
+    assert!(out.contains("fail  database"), "{out}");
+    assert!(out.contains("pwreset init"), "{out}");
+    env.init();
+    // No base_url: request cannot make links.
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(
+        &text
+            .lines()
+            .filter(|l| !l.starts_with("base_url"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let a = env.cmd().args(["doctor", "--json"]).assert().code(78);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+    let base = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["check"] == "base_url")
+        .expect("a base_url check")
+        .clone();
+    assert_eq!(base["status"], "fail");
+    assert!(
+        base["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("base_url =")),
+        "{base}"
+    );
+    // A broken config: one failing line, 78.
+    env.set_config("this is not toml");
+    let a = env.cmd().arg("doctor").assert().code(78);
+    assert!(stdout(&a).contains("fail  config"), "{}", stdout(&a));
+}
+
+#[test]
+fn a_database_others_can_read_is_a_warning() {
+    let env = Env::new();
+    if env.sqlite_only("file modes") {
+        return;
+    }
+    env.init();
+    std::fs::set_permissions(&env.db, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let a = env.cmd().arg("doctor").assert().code(0);
+    let out = stdout(&a);
+    assert!(out.contains("warn  database"), "{out}");
+    assert!(out.contains("chmod 600"), "{out}");
+}
+
+#[test]
+fn doctor_names_the_password_format_a_table_holds() {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nid_column = \"id\"\nemail_column = \"email\"\npassword_column = \"pw\"\n",
+            crate::harness::default_toml(d)
+        )
+    });
+    env.exec(
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, email VARCHAR(254) NOT NULL, pw VARCHAR(255));
+         INSERT INTO accounts VALUES (1, 'a@example.com', '$2y$04$e4Vhu8hCMCzNxG9WLhTfj.jJ9Zzp1s2DbFExnzAWeMoJy8mB8Dloi');",
+    );
+    env.init();
+    let a = env.cmd().arg("doctor").assert().code(0);
+    let out = stdout(&a);
+    assert!(out.contains("warn  passwords"), "{out}");
+    assert!(out.contains("password_format = \"bcrypt\""), "{out}");
+}
