@@ -38,7 +38,9 @@ const MIGRATIONS: &[&str] = &[
         at      bigint NOT NULL,
         actor   text   NOT NULL,
         action  text   NOT NULL,
-        user_id text,
+        -- compared bytewise: only equality is asked of it, and a locale's collation made the
+        -- index on it the most expensive part of writing a bulk request's audit rows
+        user_id text COLLATE \"C\",
         email   text,
         outcome text   NOT NULL,
         detail  text
