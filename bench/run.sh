@@ -138,3 +138,9 @@ echo
 echo "| benchmark | pwreset | sqlite3 shell | ratio | goal |"
 echo "|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+
+# The PostgreSQL backend, when a server is named.
+if [ -n "${PWRESET_BENCH_POSTGRES:-}" ]; then
+  echo
+  bash bench/postgres.sh
+fi

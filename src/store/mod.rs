@@ -12,6 +12,8 @@
 //! upsert on a unique key, and `user add` relies on a unique index. Each change writes its audit
 //! row in the same transaction.
 
+pub mod net;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::config::{Config, Database};
@@ -35,6 +37,9 @@ pub enum Access {
 pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
     match &config.database {
         Database::Sqlite(_) => Ok(Box::new(sqlite::SqliteStore::open(config, access)?)),
+        Database::Server(s) if s.kind == crate::config::ServerKind::Postgres => {
+            Ok(Box::new(self::postgres::PgStore::open(config, access)?))
+        }
         Database::Server(s) => Err(crate::error::fail(
             crate::error::Exit::Config,
             format!(

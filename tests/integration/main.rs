@@ -16,6 +16,7 @@ mod hostile;
 mod init;
 mod mail;
 mod packaging;
+mod postgres;
 mod purge;
 mod request;
 mod reset;

@@ -10,6 +10,8 @@ mod schema;
 mod tokens;
 mod users;
 
+pub use schema::SCHEMA_VERSION;
+
 use super::{
     Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
     Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,

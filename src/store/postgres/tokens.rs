@@ -1,0 +1,646 @@
+//! Tokens: issuing (with the throttle), looking up, spending, revoking.
+//!
+//! A bulk request is three statements per chunk, fed by `unnest()` of the chunk's arrays: the
+//! throttle upsert, the look for open tokens, then the insert of the new tokens and their
+//! audit rows (and, for printed links, the revocation of older ones) as data-modifying CTEs.
+//! Three round trips for thousands of users.
+
+use super::{IdArray, IdKind, PgStore, Quoted, TxError, id_arg, stored_value, text_lossy, user_id};
+use crate::error::{Exit, fail};
+use crate::store::{
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
+    NewToken, RevokeReason, TokenRecord, User, UserId,
+};
+use crate::token::{Digest, Lifecycle, Status};
+use anyhow::Result;
+use postgres::Client;
+use postgres::types::Type;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// The throttle for one round of users (each at most once): a user's row moves to now only if
+/// its last request is older than the cutoff. Under READ COMMITTED a racing request waits for
+/// the row and then sees the winner's time, so exactly one passes. Returns who passed.
+fn throttle_sql(q: &Quoted, id: IdKind) -> String {
+    format!(
+        "INSERT INTO {throttle} AS th (user_id, last_at)
+         SELECT u, $2 FROM unnest({ids}) AS x(u)
+         ON CONFLICT (user_id) DO UPDATE SET last_at = EXCLUDED.last_at WHERE th.last_at <= $3
+         RETURNING {passed}",
+        throttle = q.throttle,
+        ids = id.array_param(1),
+        passed = id.read("th.user_id"),
+    )
+}
+
+/// Which of the round's users (who passed the throttle) have open tokens. In a bulk run most
+/// have none, and then the revocation needs no statement at all.
+fn open_sql(q: &Quoted, id: IdKind) -> String {
+    format!(
+        "SELECT DISTINCT {uid} FROM {tokens}
+          WHERE user_id = ANY({ids}) AND used_at IS NULL AND revoked_at IS NULL
+            AND dead_at + 0 > $2",
+        uid = id.read("user_id"),
+        tokens = q.tokens,
+        ids = id.array_param(1),
+    )
+}
+
+/// For the users that passed: insert the new tokens and the round's audit rows, and (printed
+/// only, `$10`) revoke the older open tokens of the users in `$11`. No joins: the client
+/// already knows who passed and who had open tokens, and a join of `unnest()` outputs, which
+/// the planner cannot estimate, turned into nested loops.
+fn issue_sql(q: &Quoted, id: IdKind, revoke: bool) -> String {
+    let revoked = if revoke {
+        format!(
+            "revoked AS (
+                UPDATE {tokens} SET revoked_at = $4, revoked_reason = 'superseded',
+                       dead_at = least(dead_at, $4)
+                 WHERE user_id = ANY({open})
+                   AND used_at IS NULL AND revoked_at IS NULL AND dead_at + 0 > $4
+             ),",
+            tokens = q.tokens,
+            open = id.array_param(10),
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "WITH {revoked}
+         audited AS (
+            INSERT INTO {audit} (at, actor, action, user_id, email, outcome)
+            SELECT $4, $6, 'request', u, e, o
+              FROM unnest($7::text[], $8::text[], $9::text[]) AS a(u, e, o)
+         )
+         INSERT INTO {tokens} (digest, user_id, binding, created_at, expires_at, dead_at)
+         SELECT d, u, b, $4, $5, $5 FROM unnest({ids}, $2::bytea[], $3::bytea[]) AS x(u, d, b)
+         RETURNING id, digest",
+        ids = id.array_param(1),
+        tokens = q.tokens,
+        audit = q.audit,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn issue(
+    s: &mut PgStore,
+    batch: &[NewToken<'_>],
+    now: i64,
+    ttl: Duration,
+    throttle: Option<Duration>,
+    handover: Handover,
+    actor: &str,
+) -> Result<Vec<Issued>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let printed = handover == Handover::Printed;
+    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let throttle = throttle
+        .filter(|t| !t.is_zero())
+        .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2));
+    // With --force the row is still moved, so the next unforced request waits.
+    let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+    // A user listed twice goes into a later round, which sees the first round's token and
+    // throttle row, as if the requests came one after the other.
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut seen: Vec<HashSet<&UserId>> = Vec::new();
+    for (i, item) in batch.iter().enumerate() {
+        let r = seen
+            .iter()
+            .position(|set| !set.contains(&item.user.id))
+            .unwrap_or(seen.len());
+        if r == seen.len() {
+            seen.push(HashSet::new());
+            rounds.push(Vec::new());
+        }
+        seen[r].insert(&item.user.id);
+        rounds[r].push(i);
+    }
+    let kind = s.id;
+    let bindings: Vec<Vec<u8>> = batch
+        .iter()
+        .map(|t| crate::token::binding(&t.user.email, &t.user.password).to_vec())
+        .collect();
+    let throttle_sql = throttle_sql(&s.q, kind);
+    let open_sql = open_sql(&s.q, kind);
+    let issue_plain = issue_sql(&s.q, kind, false);
+    let issue_revoking = issue_sql(&s.q, kind, true);
+    let last_sql = format!(
+        "SELECT {}, last_at FROM {} WHERE user_id = ANY({})",
+        kind.read("user_id"),
+        s.q.throttle,
+        kind.array_param(1)
+    );
+    s.in_tx(|c, _, _| {
+        // Every statement below finds its rows by key. While a bulk run fills an empty table
+        // there are no statistics (autovacuum analyzes only now and then), and the planner,
+        // guessing `used_at IS NULL AND revoked_at IS NULL` rare, then scans the whole table
+        // for each chunk's open tokens: a request --all slowed from 36,000 to 10,000 tokens/s
+        // as the table grew. No plan here is better with a sequential scan, nor with
+        // parallel workers, whose start costs more than the 2,000 index probes of a chunk.
+        // (`dead_at + 0` keeps the planner off the dead_at index, which it also took.)
+        c.batch_execute(
+            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0",
+        )?;
+        let mut out: Vec<Option<Issued>> = vec![None; batch.len()];
+        for round in &rounds {
+            let mut ids = IdArray::new(kind, round.len());
+            for &i in round {
+                ids.push(&batch[i].user.id)?;
+            }
+            // First the throttle, in a statement of its own: the rows it moves stay locked
+            // until commit, so no other request for these users can add a token that the
+            // look for open tokens below (a new statement, a new snapshot) would miss.
+            let mut passed: HashSet<UserId> = HashSet::with_capacity(round.len());
+            for r in c.query_typed(
+                &throttle_sql,
+                &[
+                    (ids.sql(), kind.wire_array_type()),
+                    (&now, Type::INT8),
+                    (&cutoff, Type::INT8),
+                ],
+            )? {
+                passed.insert(user_id(kind, &r, 0)?);
+            }
+            let mut new_ids = IdArray::new(kind, passed.len());
+            let mut digests: Vec<&[u8]> = Vec::with_capacity(passed.len());
+            let mut binds: Vec<&[u8]> = Vec::with_capacity(passed.len());
+            let (mut a_ids, mut a_emails, mut a_outcomes) = (Vec::new(), Vec::new(), Vec::new());
+            let mut throttled = IdArray::new(kind, 0);
+            let mut any_throttled = false;
+            for &i in round {
+                let user = batch[i].user;
+                let outcome = if passed.contains(&user.id) {
+                    new_ids.push(&user.id)?;
+                    digests.push(batch[i].digest.as_bytes());
+                    binds.push(&bindings[i]);
+                    // A mailed link is audited when its message is taken (confirm_delivered).
+                    printed.then_some(AuditOutcome::Created)
+                } else {
+                    throttled.push(&user.id)?;
+                    any_throttled = true;
+                    Some(AuditOutcome::Throttled)
+                };
+                if let Some(outcome) = outcome {
+                    a_ids.push(user.id.to_string());
+                    a_emails.push(user.email.as_str());
+                    a_outcomes.push(outcome.as_str());
+                }
+            }
+            let mut open: HashSet<UserId> = HashSet::new();
+            if !passed.is_empty() {
+                for r in c.query_typed(
+                    &open_sql,
+                    &[(new_ids.sql(), kind.wire_array_type()), (&now, Type::INT8)],
+                )? {
+                    open.insert(user_id(kind, &r, 0)?);
+                }
+            }
+            // Printed: the older links stop now. Mailed: when the new message is taken.
+            let revoke = printed && !open.is_empty();
+            let mut open_ids = IdArray::new(kind, if revoke { open.len() } else { 0 });
+            if revoke {
+                for id in &open {
+                    open_ids.push(id)?;
+                }
+            }
+            let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+                (new_ids.sql(), kind.wire_array_type()),
+                (&digests, Type::BYTEA_ARRAY),
+                (&binds, Type::BYTEA_ARRAY),
+                (&now, Type::INT8),
+                (&expires_at, Type::INT8),
+                (&actor, Type::TEXT),
+                (&a_ids, Type::TEXT_ARRAY),
+                (&a_emails, Type::TEXT_ARRAY),
+                (&a_outcomes, Type::TEXT_ARRAY),
+            ];
+            if revoke {
+                params.push((open_ids.sql(), kind.wire_array_type()));
+            }
+            let rows = c.query_typed(
+                if revoke {
+                    &issue_revoking
+                } else {
+                    &issue_plain
+                },
+                &params,
+            )?;
+            let mut ids_by_digest: HashMap<Vec<u8>, i64> = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                ids_by_digest.insert(r.try_get(1)?, r.try_get(0)?);
+            }
+            for &i in round {
+                if let Some(&id) = ids_by_digest.get(batch[i].digest.as_bytes()) {
+                    out[i] = Some(Issued::Created {
+                        expires_at,
+                        id,
+                        had_open: open.contains(&batch[i].user.id),
+                    });
+                }
+            }
+            if any_throttled {
+                let mut last: HashMap<UserId, i64> = HashMap::new();
+                for r in c.query_typed(&last_sql, &[(throttled.sql(), kind.wire_array_type())])? {
+                    last.insert(user_id(kind, &r, 0)?, r.try_get(1)?);
+                }
+                for &i in round {
+                    if out[i].is_none() {
+                        let at = last.get(&batch[i].user.id).copied().unwrap_or(now);
+                        out[i] = Some(Issued::Throttled {
+                            retry_at: at.saturating_add(throttle.unwrap_or(0)),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })?
+    .into_iter()
+    .map(|o| o.ok_or_else(|| anyhow::anyhow!("a token request got no answer from the database")))
+    .collect()
+}
+
+pub(super) fn confirm_delivered(
+    s: &mut PgStore,
+    delivered: &[Delivered<'_>],
+    now: i64,
+    actor: &str,
+) -> Result<()> {
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    let kind = s.id;
+    // The users who had other open links when theirs was made, and the link to keep.
+    let mut users = IdArray::new(kind, delivered.len());
+    let mut keep: Vec<i64> = Vec::with_capacity(delivered.len());
+    let (mut a_ids, mut a_emails) = (
+        Vec::with_capacity(delivered.len()),
+        Vec::with_capacity(delivered.len()),
+    );
+    for d in delivered {
+        if d.had_open {
+            users.push(&d.user.id)?;
+            keep.push(d.token_id);
+        }
+        a_ids.push(d.user.id.to_string());
+        a_emails.push(d.user.email.as_str());
+    }
+    let revoke = format!(
+        "UPDATE {tokens} t SET revoked_at = $3, revoked_reason = 'superseded',
+                dead_at = least(t.dead_at, $3)
+           FROM unnest({users}, $2::bigint[]) AS d(u, keep)
+          WHERE t.user_id = d.u AND t.id <> d.keep
+            AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.dead_at + 0 > $3",
+        tokens = s.q.tokens,
+        users = kind.array_param(1),
+    );
+    let audit = format!(
+        "INSERT INTO {} (at, actor, action, user_id, email, outcome)
+         SELECT $1, $2, 'request', u, e, $5 FROM unnest($3::text[], $4::text[]) AS a(u, e)",
+        s.q.audit
+    );
+    let sent = AuditOutcome::Sent.as_str();
+    s.in_tx(|c, _, _| {
+        if !keep.is_empty() {
+            // Found by key, whatever the statistics say (see `issue`).
+            c.batch_execute(
+                "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0",
+            )?;
+            c.execute_typed(
+                &revoke,
+                &[
+                    (users.sql(), kind.wire_array_type()),
+                    (&keep, Type::INT8_ARRAY),
+                    (&now, Type::INT8),
+                ],
+            )?;
+        }
+        c.execute_typed(
+            &audit,
+            &[
+                (&now, Type::INT8),
+                (&actor, Type::TEXT),
+                (&a_ids, Type::TEXT_ARRAY),
+                (&a_emails, Type::TEXT_ARRAY),
+                (&sent, Type::TEXT),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+pub(super) fn revoke_token(
+    s: &mut PgStore,
+    token_id: i64,
+    reason: &RevokeReason,
+    now: i64,
+    audit: Option<&AuditEvent<'_>>,
+) -> Result<bool> {
+    let sql = format!(
+        "UPDATE {} SET revoked_at = $2, revoked_reason = $3, dead_at = least(dead_at, $2)
+          WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        s.q.tokens
+    );
+    let reason = reason.as_str();
+    let params: [(&(dyn postgres::types::ToSql + Sync), Type); 3] = [
+        (&token_id, Type::INT8),
+        (&now, Type::INT8),
+        (&reason, Type::TEXT),
+    ];
+    if s.read_only {
+        // verify and friends: the revocation found at lookup is stored if this role may write
+        // pwreset's tables, and left alone quietly if it may not (support staff's role).
+        return Ok(s
+            .client
+            .execute_typed(&sql, &params)
+            .map(|n| n == 1)
+            .unwrap_or(false));
+    }
+    s.in_tx(|c, q, _| {
+        let changed = c.execute_typed(&sql, &params)?;
+        if let Some(event) = audit {
+            super::audit::insert(c, q, event)?;
+        }
+        Ok(changed == 1)
+    })
+}
+
+pub(super) fn revoke_user_tokens(
+    s: &mut PgStore,
+    user: &User,
+    reason: &RevokeReason,
+    now: i64,
+    actor: &str,
+) -> Result<u64> {
+    let kind = s.id;
+    let uid = id_arg(kind, &user.id)?;
+    let sql = format!(
+        "UPDATE {} SET revoked_at = $2, revoked_reason = $3, dead_at = least(dead_at, $2)
+          WHERE user_id = {} AND used_at IS NULL AND revoked_at IS NULL AND dead_at > $2",
+        s.q.tokens,
+        kind.param(1)
+    );
+    let why = reason.as_str();
+    s.in_tx(|c, q, _| {
+        let n = c.execute_typed(
+            &sql,
+            &[
+                (uid.sql(), kind.wire_type()),
+                (&now, Type::INT8),
+                (&why, Type::TEXT),
+            ],
+        )?;
+        let detail = format!("{n} open token(s): {}", reason.describe());
+        super::audit::insert(
+            c,
+            q,
+            &AuditEvent {
+                at: now,
+                actor,
+                action: AuditAction::Revoke,
+                user_id: Some(&user.id),
+                email: Some(&user.email),
+                outcome: if n > 0 {
+                    AuditOutcome::Ok
+                } else {
+                    AuditOutcome::NotUsable(Status::Revoked)
+                },
+                detail: Some(&detail),
+            },
+        )?;
+        Ok(n)
+    })
+}
+
+pub(super) fn revoke_undelivered(
+    s: &mut PgStore,
+    token_id: i64,
+    user: &User,
+    reason: &str,
+    now: i64,
+    actor: &str,
+) -> Result<()> {
+    let kind = s.id;
+    let uid = id_arg(kind, &user.id)?;
+    let revoke = format!(
+        "UPDATE {} SET revoked_at = $2, revoked_reason = 'undelivered',
+                dead_at = least(dead_at, $2)
+          WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL
+         RETURNING created_at",
+        s.q.tokens
+    );
+    let give_back = format!(
+        "DELETE FROM {} WHERE user_id = {} AND last_at = $2",
+        s.q.throttle,
+        kind.param(1)
+    );
+    s.in_tx(|c, q, _| {
+        let created = c
+            .query_typed_opt(&revoke, &[(&token_id, Type::INT8), (&now, Type::INT8)])?
+            .map(|r| r.try_get::<_, i64>(0))
+            .transpose()?;
+        if let Some(created) = created {
+            // Only if no later request has moved it since.
+            c.query_typed(
+                &give_back,
+                &[(uid.sql(), kind.wire_type()), (&created, Type::INT8)],
+            )?;
+        }
+        super::audit::insert(
+            c,
+            q,
+            &AuditEvent {
+                at: now,
+                actor,
+                action: AuditAction::Request,
+                user_id: Some(&user.id),
+                email: Some(&user.email),
+                outcome: AuditOutcome::Failed,
+                detail: Some(reason),
+            },
+        )
+        .map_err(TxError::Db)
+    })
+}
+
+pub(super) fn lookup(
+    s: &mut PgStore,
+    token_id: i64,
+    digest: &Digest,
+) -> Result<Option<TokenRecord>> {
+    let kind = s.id;
+    let row = s
+        .client
+        .query_typed_opt(
+            &s.q.select_token,
+            &[(&token_id, Type::INT8), (&digest.as_bytes(), Type::BYTEA)],
+        )
+        .map_err(|e| s.err(e))?;
+    row.map(|r| token_from_row(kind, &r))
+        .transpose()
+        .map_err(|e| s.err(e))
+}
+
+fn token_from_row(kind: IdKind, r: &postgres::Row) -> Result<TokenRecord, postgres::Error> {
+    let user_exists: bool = r.try_get(1)?;
+    let email = if user_exists {
+        Some(text_lossy(r, 2)?)
+    } else {
+        None
+    };
+    let password = stored_value(r, 3)?;
+    let stored: Vec<u8> = r.try_get(4)?;
+    let binding_ok = match &email {
+        Some(e) => crate::token::binding(e, &password)[..] == stored[..],
+        None => false,
+    };
+    Ok(TokenRecord {
+        user_id: user_id(kind, r, 0)?,
+        email,
+        created_at: r.try_get(5)?,
+        lifecycle: Lifecycle {
+            expires_at: r.try_get(6)?,
+            used_at: r.try_get(7)?,
+            revoked_at: r.try_get(8)?,
+            user_exists,
+            binding_ok,
+        },
+        revoked_reason: r
+            .try_get::<_, Option<String>>(9)?
+            .map(|t| RevokeReason::parse(&t)),
+    })
+}
+
+/// An `after_reset` statement failed: a lock, serialization or connection failure is 75 (try
+/// again), anything else 70, both naming the statement. Not repeated like other lost races:
+/// the statement is the application's, and its error is worth showing as it is.
+fn after_reset_error(i: usize, e: postgres::Error) -> anyhow::Error {
+    let temporary = e.is_closed()
+        || e.code().is_some_and(|c| {
+            let c = c.code();
+            c.starts_with("40") || c.starts_with("08") || c.starts_with("57P") || c == "55P03"
+        })
+        || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    let text = match e.as_db_error() {
+        Some(db) => crate::ui::escape(db.message()),
+        None => crate::ui::escape(&e.to_string()),
+    };
+    let msg = format!(
+        "users.after_reset[{i}] failed ({text}); the reset was rolled back, nothing changed and the link still works"
+    );
+    if temporary {
+        fail(Exit::TempFail, msg)
+    } else {
+        anyhow::anyhow!(msg)
+    }
+}
+
+pub(super) fn consume(s: &mut PgStore, c: &Consume<'_>) -> Result<Consumed> {
+    let kind = s.id;
+    let uid = id_arg(kind, c.user_id)?;
+    let q = &s.q;
+    let lock_user = format!(
+        "SELECT 1 FROM {} WHERE {} = {} FOR UPDATE",
+        q.users,
+        q.id,
+        kind.param(1)
+    );
+    let spend = format!(
+        "UPDATE {} SET used_at = $2, dead_at = least(dead_at, $2)
+          WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+        q.tokens
+    );
+    let update_user = format!(
+        "UPDATE {} SET {} = $2 WHERE {} = {}",
+        q.users,
+        q.password,
+        q.id,
+        kind.param(1)
+    );
+    let revoke_others = format!(
+        "UPDATE {} SET revoked_at = $2, revoked_reason = 'password reset',
+                dead_at = least(dead_at, $2)
+          WHERE user_id = {} AND used_at IS NULL AND revoked_at IS NULL",
+        q.tokens,
+        kind.param(1)
+    );
+    let select_token = q.select_token.clone();
+    let digest = c.digest.as_bytes();
+    // A statement that cannot be bound is refused before anything happens (init says so too).
+    let mut after_reset: Vec<&str> = Vec::with_capacity(s.after_reset.len());
+    for (i, stmt) in s.after_reset.iter().enumerate() {
+        match stmt {
+            Ok(stmt) => after_reset.push(&stmt.sql),
+            Err(why) => {
+                return Err(fail(
+                    Exit::Config,
+                    format!(
+                        "users.after_reset[{i}]: {why}; nothing changed and the link still works"
+                    ),
+                ));
+            }
+        }
+    }
+    let after_reset: Vec<String> = after_reset.into_iter().map(str::to_owned).collect();
+    s.in_tx(|db: &mut Client, q, _| {
+        // Two resets for one user queue here, so the second sees the first's password (and
+        // its token revoked) instead of both changing it.
+        db.query_typed(&lock_user, &[(uid.sql(), kind.wire_type())])?;
+        // Re-check inside the transaction: the account binding is computed here, not in SQL.
+        let Some(row) = db.query_typed_opt(
+            &select_token,
+            &[(&c.token_id, Type::INT8), (&digest, Type::BYTEA)],
+        )?
+        else {
+            return Ok(Consumed::NotUsable(Status::Unknown));
+        };
+        let rec = token_from_row(kind, &row)?;
+        let status = rec.status(c.now);
+        if status != Status::Valid || rec.user_id != *c.user_id {
+            return Ok(Consumed::NotUsable(status));
+        }
+        // Spend the token with one conditional statement: of several changes racing with one
+        // token, exactly one sees a row change.
+        let spent = db.execute_typed(&spend, &[(&c.token_id, Type::INT8), (&c.now, Type::INT8)])?;
+        if spent != 1 {
+            return Ok(Consumed::NotUsable(Status::Used));
+        }
+        let changed = db.execute_typed(
+            &update_user,
+            &[(uid.sql(), kind.wire_type()), (&c.new_hash, Type::TEXT)],
+        )?;
+        if changed != 1 {
+            return Err(TxError::Other(anyhow::anyhow!(
+                "updating the password of user {} changed {changed} rows; nothing was committed",
+                c.user_id
+            )));
+        }
+        db.execute_typed(
+            &revoke_others,
+            &[(uid.sql(), kind.wire_type()), (&c.now, Type::INT8)],
+        )?;
+        // The application's own clean-up (ending sessions), in the same transaction: if one
+        // fails, nothing of the reset happens and the link still works.
+        let email = rec.email.clone().unwrap_or_default();
+        for (i, sql) in after_reset.iter().enumerate() {
+            db.execute_typed(sql, &[(uid.sql(), kind.wire_type()), (&email, Type::TEXT)])
+                .map_err(|e| TxError::Other(after_reset_error(i, e)))?;
+        }
+        super::audit::insert(
+            db,
+            q,
+            &AuditEvent {
+                at: c.now,
+                actor: c.actor,
+                action: AuditAction::Reset,
+                user_id: Some(c.user_id),
+                email: rec.email.as_deref(),
+                outcome: AuditOutcome::Ok,
+                detail: None,
+            },
+        )?;
+        Ok(Consumed::Changed)
+    })
+}
