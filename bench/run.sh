@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh            # 1,000,000 users / 1,100,000 tokens (a few minutes)
 #   N=100000 bash bench/run.sh   # smaller, for a quick look
+#   BIN=/path/to/pwreset bash bench/run.sh   # measure another build
 #
 # Needs: sqlite3, hyperfine, GNU time (installed with apt-get when missing).
 set -euo pipefail
@@ -19,8 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
-BIN=$PWD/target/release/pwreset
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  BIN=$PWD/target/release/pwreset
+fi
 OUT=${OUT:-$PWD/bench/out}
 rm -rf "$OUT" && mkdir -p "$OUT"
 DB=$OUT/base.db
