@@ -12,6 +12,7 @@
 //! upsert on a unique key, and `user add` relies on a unique index. Each change writes its audit
 //! row in the same transaction.
 
+pub mod mysql;
 pub mod net;
 pub mod postgres;
 pub mod sqlite;
@@ -39,6 +40,9 @@ pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
         Database::Sqlite(_) => Ok(Box::new(sqlite::SqliteStore::open(config, access)?)),
         Database::Server(s) if s.kind == crate::config::ServerKind::Postgres => {
             Ok(Box::new(self::postgres::PgStore::open(config, access)?))
+        }
+        Database::Server(s) if s.kind == crate::config::ServerKind::Mysql => {
+            Ok(Box::new(self::mysql::MysqlStore::open(config, s, access)?))
         }
         Database::Server(s) => Err(crate::error::fail(
             crate::error::Exit::Config,

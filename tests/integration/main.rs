@@ -15,6 +15,7 @@ mod hash_formats;
 mod hostile;
 mod init;
 mod mail;
+mod mysql;
 mod packaging;
 mod postgres;
 mod purge;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Scale benchmarks for pwreset on MariaDB/MySQL, each beside the same work done by the server's
+# own tools on the same rows. Prints a Markdown table (the one in the README).
+#
+#   bash bench/mysql.sh             # 1,000,000 users / 1,100,000 tokens
+#   N=100000 bash bench/mysql.sh    # smaller, for a quick look
+#
+# Needs a MariaDB server on 127.0.0.1:3306 where root may log in without a password (override
+# with MYSQL_ADMIN="--host=... --user=..."), the mariadb client, hyperfine and GNU time
+# (installed with apt-get when missing). Uses (and drops) the database pwreset_bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-1000000}
+LIVE=$(( N / 10 ))
+ADMIN=${MYSQL_ADMIN:---host=127.0.0.1 --port=3306 --user=root}
+DBNAME=pwreset_bench
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v mariadb >/dev/null || need+=(mariadb-client)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# shellcheck disable=SC2206
+MYSQL=(mariadb $ADMIN --batch --skip-column-names)
+sql() { "${MYSQL[@]}" "$@"; }
+
+cargo build --release --quiet
+BIN=$PWD/target/release/pwreset
+OUT=${OUT:-$PWD/bench/out-mysql}
+rm -rf "$OUT" && mkdir -p "$OUT"
+cat > "$OUT/config.toml" <<CONF
+database = "mysql://root@127.0.0.1:3306/$DBNAME?ssl-mode=DISABLED"
+base_url = "https://accounts.example.com/reset_password"
+request_throttle = "60s"
+[mail]
+transport = "file"
+[mail.file]
+dir = "$OUT/outbox"
+CONF
+export PWRESET_CONFIG=$OUT/config.toml
+now=$(date +%s)
+
+# Rough time of a command (seconds) and its peak RSS (KiB), via GNU time.
+measure() { # label, command...
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
+  read -r secs rss < "$OUT/time.$label"
+  echo "$secs $rss"
+}
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
+empty_tokens() { sql "$DBNAME" -e "TRUNCATE pwreset_tokens; TRUNCATE pwreset_audit; TRUNCATE pwreset_throttle;"; }
+
+# -- data: N users (pwreset's own table) ----------------------------------------------------
+sql -e "DROP DATABASE IF EXISTS $DBNAME; CREATE DATABASE $DBNAME CHARACTER SET utf8mb4"
+"$BIN" -q init
+sql "$DBNAME" -e "INSERT INTO users (email, email_key, created_at)
+  SELECT CONCAT('user', seq, '@example.com'), CONCAT('user', seq, '@example.com'), $now FROM seq_1_to_$N"
+
+# -- 1. request --all --no-email vs the server's bulk paths for the same rows ----------------
+read -r t_req rss_req < <(measure req "$BIN" request --all --no-email)
+sql "$DBNAME" -e "SELECT HEX(digest), user_id, HEX(binding), created_at, expires_at, dead_at
+  FROM pwreset_tokens ORDER BY id" > "$OUT/tokens.tsv"
+# The same rows as multi-row INSERTs of 1,000 rows in one transaction, through the client.
+awk -F'\t' 'BEGIN { print "START TRANSACTION;" }
+  { r = sprintf("(UNHEX(\"%s\"),%s,UNHEX(\"%s\"),%s,%s,%s)", $1, $2, $3, $4, $5, $6)
+    buf = (NR % 1000 == 1) ? "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) VALUES " r : buf "," r
+    if (NR % 1000 == 0) { print buf ";"; buf = "" } }
+  END { if (buf != "") print buf ";"; print "COMMIT;" }' "$OUT/tokens.tsv" > "$OUT/rows.sql"
+empty_tokens
+read -r t_ins _ < <(measure ins "${MYSQL[@]}" "$DBNAME" -e "source $OUT/rows.sql")
+empty_tokens
+read -r t_load _ < <(measure load "${MYSQL[@]}" --local-infile=1 "$DBNAME" -e "LOAD DATA LOCAL INFILE '$OUT/tokens.tsv'
+  INTO TABLE pwreset_tokens (@d, user_id, @b, created_at, expires_at, dead_at)
+  SET digest = UNHEX(@d), binding = UNHEX(@b)")
+# The faster of the two server paths is the yardstick.
+t_raw=$(awk -v a="$t_ins" -v b="$t_load" 'BEGIN { print (a < b) ? a : b }')
+rate_req=$(awk -v n="$N" -v t="$t_req" 'BEGIN { printf "%.0f", n / t }')
+rate_raw=$(awk -v n="$N" -v t="$t_raw" 'BEGIN { printf "%.0f", n / t }')
+ratio=$(awk -v a="$rate_req" -v b="$rate_raw" 'BEGIN { printf "%.2f", a / b }')
+row "request --all --no-email, $N users" "${t_req}s ($rate_req tokens/s), peak RSS ${rss_req} KiB" "multi-row INSERT ${t_ins}s, LOAD DATA ${t_load}s ($rate_raw rows/s, the faster)" "${ratio}x the raw rate" ">= 0.5x"
+
+# -- 2. purge-expired of N expired tokens out of N + LIVE vs one DELETE ----------------------
+load_dead() {
+  empty_tokens
+  sql "$DBNAME" -e "
+    INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+      SELECT UNHEX(SHA2(seq, 256)), seq, UNHEX(MD5(seq)), $now - 7200, $now - 3600, $now - 3600 FROM seq_1_to_$N;
+    INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
+      SELECT UNHEX(SHA2(-seq, 256)), seq, UNHEX(MD5(-seq)), $now, $now + 3600, $now + 3600 FROM seq_1_to_$LIVE;"
+}
+load_dead
+read -r t_purge rss_purge < <(measure purge "$BIN" purge-expired)
+load_dead
+read -r t_del rss_del < <(measure delete "${MYSQL[@]}" "$DBNAME" -e "DELETE FROM pwreset_tokens WHERE dead_at <= $now")
+ratio=$(awk -v a="$t_purge" -v b="$t_del" 'BEGIN { printf "%.2f", a / b }')
+row "purge-expired, $N of $((N + LIVE)) tokens" "${t_purge}s, peak RSS ${rss_purge} KiB" "${t_del}s (one DELETE by mariadb)" "${ratio}x the raw time" "<= 1.5x, RSS < 64 MiB"
+
+# -- 3. verify with N + LIVE tokens stored vs a mariadb lookup process ----------------------
+load_dead
+link=$("$BIN" request --no-email --force user1@example.com)
+token=${link##*token=}
+id=$(sql "$DBNAME" -e "SELECT MAX(id) FROM pwreset_tokens")
+digest=$(sql "$DBNAME" -e "SELECT HEX(digest) FROM pwreset_tokens WHERE id = $id")
+# The same lookup verify does, by the mariadb client: one process per lookup, like verify.
+lookup="SELECT t.user_id, u.email, u.password_hash, t.binding, t.created_at, t.expires_at, t.used_at, t.revoked_at
+  FROM pwreset_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE t.id = $id AND t.digest = UNHEX('$digest')"
+hyperfine -N --style none --warmup 20 --runs 300 --export-json "$OUT/verify.json" \
+  -n pwreset "$BIN verify $token" \
+  -n mariadb "mariadb $ADMIN $DBNAME -e \"$lookup\"" \
+  > /dev/null
+read -r v_pw v_my < <(python3 - "$OUT/verify.json" <<'PY'
+import json, sys
+r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+print(f"{r['pwreset']:.2f} {r['mariadb']:.2f}")
+PY
+)
+read -r _ rss_verify < <(measure verify "$BIN" verify "$token")
+ratio=$(awk -v a="$v_pw" -v b="$v_my" 'BEGIN { printf "%.2f", a / b }')
+row "verify, $((N + LIVE + 1)) tokens stored" "${v_pw} ms per process, peak RSS ${rss_verify} KiB" "${v_my} ms per process" "${ratio}x" "<= 1.5x"
+
+sql -e "DROP DATABASE $DBNAME"
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -m); $(sql -e 'SELECT VERSION()'), innodb_buffer_pool_size $(sql -e 'SELECT @@innodb_buffer_pool_size DIV 1048576') MiB"
+echo
+echo "| benchmark | pwreset | mariadb | ratio | goal |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
