@@ -233,7 +233,9 @@ fn refuse_settings(ctx: &Ctx) -> Result<()> {
 }
 
 fn step(n: u32, what: &str) -> Result<()> {
-    super::out(&format!("\n== {n}. {what}"))
+    // Two lines, not one with a newline in it: every printed line is escaped whole.
+    super::out("")?;
+    super::out(&format!("== {n}. {what}"))
 }
 
 fn say(line: &str) -> Result<()> {

@@ -50,6 +50,10 @@ fn demo_runs_with_no_config_and_cleans_up() {
     assert!(out.contains("Auto-Submitted: auto-generated"), "{out}");
     // As its reader sees it: decoded, not quoted-printable, and the link in one piece.
     assert!(!out.contains("=3D"), "quoted-printable in the demo:\n{out}");
+    assert!(
+        !out.contains("\\n"),
+        "an escaped line break in the demo:\n{out}"
+    );
     assert!(!out.contains("Content-Transfer-Encoding"), "{out}");
     let link = out
         .lines()
