@@ -31,7 +31,21 @@ impl Checked {
     }
 }
 
-/// Look a well-formed token up. Never changes anything.
+/// Look a well-formed token up, changing nothing at all: what the web form's GET uses, since
+/// mail scanners fetch links before people do.
+pub fn peek(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
+    let record = store.lookup_token(token.id(), &token.digest())?;
+    let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
+    Ok(Checked {
+        status,
+        record,
+        token: Some(token),
+        malformed: None,
+    })
+}
+
+/// Look a well-formed token up. Never consumes it; a revocation found on the way (its user
+/// deleted or changed) is stored, so the token stays dead.
 pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
     let mut record = store.lookup_token(token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));

@@ -294,7 +294,8 @@ async fn form(
     let looked = app
         .db
         .run(move |w| -> Result<_> {
-            let c = reset::check(w.store()?, token, now)?;
+            // A GET changes nothing, not even a revocation found on the way.
+            let c = reset::peek(w.store()?, token, now)?;
             Ok((c.status, c.record.and_then(|r| r.email), c.token))
         })
         .await;

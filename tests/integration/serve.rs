@@ -314,6 +314,23 @@ fn serve_statuses_for_unusable_links() {
     assert_eq!(verify_status(&s.env, &newer_token), "unknown");
 }
 
+/// A GET writes nothing, not even the revocation a lookup finds when the account changed
+/// behind pwreset's back (`verify` stores that; a mail scanner's fetch must not).
+#[test]
+fn serve_get_of_a_link_whose_account_changed_writes_nothing() {
+    let s = Server::start("");
+    let (path, _token) = s.link();
+    s.env
+        .exec("UPDATE users SET password_hash = 'changed by the application'");
+    let r = s.get(&path);
+    assert_eq!(r.status, 410, "{}", r.body);
+    assert_eq!(
+        s.env
+            .i64("SELECT count(*) FROM pwreset_tokens WHERE revoked_at IS NOT NULL"),
+        0
+    );
+}
+
 #[test]
 fn serve_post_sets_the_password_through_the_reset_service() {
     let s = Server::start("");
