@@ -355,6 +355,37 @@ pub struct AuditEvent<'a> {
     pub detail: Option<&'a str>,
 }
 
+impl<'a> AuditEvent<'a> {
+    /// The record of `revoke --user`: how many open links it ended (`detail`, made by
+    /// [`revoke_user_detail`]), `ok` when there were some.
+    pub fn revoked_user(
+        user: &'a User,
+        revoked: u64,
+        detail: &'a str,
+        at: i64,
+        actor: &'a str,
+    ) -> AuditEvent<'a> {
+        AuditEvent {
+            at,
+            actor,
+            action: AuditAction::Revoke,
+            user_id: Some(&user.id),
+            email: Some(&user.email),
+            outcome: if revoked > 0 {
+                AuditOutcome::Ok
+            } else {
+                AuditOutcome::NotUsable(Status::Revoked)
+            },
+            detail: Some(detail),
+        }
+    }
+}
+
+/// The detail of a `revoke --user` audit row: the same words on every backend.
+pub fn revoke_user_detail(revoked: u64, reason: &RevokeReason) -> String {
+    format!("{revoked} open token(s): {}", reason.describe())
+}
+
 /// One audit record as read back. Text, not enums: the table may hold rows written by other
 /// versions, or by hand.
 #[derive(Debug, Clone)]

@@ -417,23 +417,11 @@ pub(super) fn revoke_user_tokens(
         )?;
         // Every matched row changes (revoked_at was NULL), so changed rows = matched rows.
         let n = conn.affected_rows();
-        let detail = format!("{n} open token(s): {}", reason.describe());
+        let detail = crate::store::revoke_user_detail(n, reason);
         super::audit::insert(
             conn,
             sh,
-            &[AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Revoke,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
-                outcome: if n > 0 {
-                    AuditOutcome::Ok
-                } else {
-                    AuditOutcome::NotUsable(Status::Revoked)
-                },
-                detail: Some(&detail),
-            }],
+            &[AuditEvent::revoked_user(user, n, &detail, now, actor)],
         )?;
         Ok(n)
     })

@@ -392,23 +392,11 @@ pub(super) fn revoke_user_tokens(
                 (&why, Type::TEXT),
             ],
         )?;
-        let detail = format!("{n} open token(s): {}", reason.describe());
+        let detail = crate::store::revoke_user_detail(n, reason);
         super::audit::insert(
             c,
             q,
-            &AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Revoke,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
-                outcome: if n > 0 {
-                    AuditOutcome::Ok
-                } else {
-                    AuditOutcome::NotUsable(Status::Revoked)
-                },
-                detail: Some(&detail),
-            },
+            &AuditEvent::revoked_user(user, n, &detail, now, actor),
         )?;
         Ok(n)
     })

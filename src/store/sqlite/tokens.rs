@@ -285,23 +285,8 @@ pub(super) fn revoke_user_tokens(
               WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?2",
             params![user.id, now, reason.as_str()],
         )? as u64;
-        let detail = format!("{n} open token(s): {}", reason.describe());
-        super::audit::insert(
-            &tx,
-            &AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Revoke,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
-                outcome: if n > 0 {
-                    AuditOutcome::Ok
-                } else {
-                    AuditOutcome::NotUsable(Status::Revoked)
-                },
-                detail: Some(&detail),
-            },
-        )?;
+        let detail = crate::store::revoke_user_detail(n, reason);
+        super::audit::insert(&tx, &AuditEvent::revoked_user(user, n, &detail, now, actor))?;
         Ok(n)
     };
     let n = run().map_err(|e| s.ctx.err(e))?;
