@@ -558,8 +558,9 @@ pub trait Store {
     /// What a purge with this cutoff would delete (for `--dry-run`).
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts>;
 
-    /// Delete up to `limit` dead tokens with `dead_at <= cutoff` in one short transaction.
-    /// Zero means done.
+    /// Delete about `limit` dead tokens with `dead_at <= cutoff`, in short transactions of
+    /// about `limit` each (one, except where a backend walks a large purge by table pages).
+    /// Fewer than `limit` means done.
     fn purge_batch(&mut self, cutoff: i64, limit: u32) -> Result<PurgeCounts>;
 
     // ---- audit ----

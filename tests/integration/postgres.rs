@@ -717,3 +717,101 @@ fn postgres_after_reset_binds_a_uuid_key_and_the_address() {
         ":email"
     );
 }
+
+/// A large purge of a mostly dead table goes by runs of pages (no index scan at all), one of
+/// few dead tokens follows the dead_at index; both count each kind exactly.
+#[test]
+fn postgres_purge_walks_pages_when_most_is_dead_and_the_index_when_little_is() {
+    let Some(admin) = admin_url("postgres_purge_walks_pages_when_most_is_dead") else {
+        return;
+    };
+    let db = Db::new(&admin);
+    let env = env_for(&db.url, "", "");
+    env.init();
+    env.add_user("alice@example.com");
+    let alice = db.sql("SELECT id FROM users");
+    let now = crate::harness::unix_now();
+    // 3,000 tokens: i % 10 = 0 used, i % 10 = 1 revoked, i % 10 = 2 live, the rest expired.
+    let fill = |dead_before: i64| {
+        db.sql(&format!(
+            "TRUNCATE pwreset_tokens;
+             INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at,
+                                         used_at, revoked_at, dead_at)
+             SELECT sha256(i::text::bytea), {alice}, '\\x00', {t}, {t},
+                    CASE WHEN i % 10 = 0 THEN {t} END, CASE WHEN i % 10 = 1 THEN {t} END,
+                    CASE WHEN i % 10 = 2 THEN {live} ELSE {t} END
+               FROM generate_series(1, 3000) i;
+             ANALYZE pwreset_tokens",
+            t = dead_before,
+            live = now + 3600,
+        ));
+    };
+    // A backend writes its statistics before it leaves pg_stat_activity: once pwreset's
+    // session is gone, its index scans are counted.
+    let index_scans = || -> i64 {
+        for _ in 0..1000 {
+            let others = db.sql(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            );
+            if others == "0" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        db.sql(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'pwreset_tokens_dead'",
+        )
+        .parse()
+        .expect("a number")
+    };
+    let purge = |older_than: &str| -> serde_json::Value {
+        let a = env
+            .cmd()
+            .args(["purge-expired", "--batch-size", "100", "--json"])
+            .args(["--older-than", older_than])
+            .assert()
+            .success();
+        serde_json::from_str(crate::harness::stdout(&a).trim()).expect("json")
+    };
+
+    fill(now - 7200);
+    let before = index_scans();
+    assert_eq!(
+        purge("0s"),
+        serde_json::json!({"purged": 2700, "expired": 2100, "used": 300, "revoked": 300, "dry_run": false})
+    );
+    assert_eq!(
+        index_scans(),
+        before,
+        "the page walk used the dead_at index"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM pwreset_tokens"), "300");
+    assert_eq!(
+        db.sql(&format!(
+            "SELECT count(*) FROM pwreset_tokens WHERE dead_at > {now}"
+        )),
+        "300",
+        "only the live tokens are left"
+    );
+
+    // The first 90 dead tokens (i = 1..100 without the ten live ones) died two hours ago,
+    // the rest ten minutes ago: --older-than 1h takes those 90.
+    fill(now - 600);
+    db.sql(&format!(
+        "UPDATE pwreset_tokens SET dead_at = {old} WHERE id IN
+           (SELECT id FROM pwreset_tokens WHERE dead_at < {now} ORDER BY id LIMIT 90);
+         ANALYZE pwreset_tokens",
+        old = now - 7200
+    ));
+    let before = index_scans();
+    assert_eq!(
+        purge("1h"),
+        serde_json::json!({"purged": 90, "expired": 70, "used": 10, "revoked": 10, "dry_run": false})
+    );
+    assert!(
+        index_scans() > before,
+        "a purge of few tokens follows the index"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM pwreset_tokens"), "2910");
+}

@@ -50,9 +50,8 @@ pub struct PgStore {
     /// a statement cannot be bound (init says so with 78; a reset refuses before it starts).
     after_reset: Vec<Result<after_reset::AfterReset, String>>,
     busy_timeout: Duration,
-    /// Where the previous purge batch stopped, so the next starts there instead of walking
-    /// the index entries of rows already deleted.
-    purge_from: Option<(i64, i64, i64)>,
+    /// Where the purge stands: the next batch goes on from there.
+    purge_from: Option<purge::Walk>,
 }
 
 /// The type of the users table's key, which pwreset's `user_id` columns copy.
