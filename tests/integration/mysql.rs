@@ -532,3 +532,65 @@ fn mysql_laravel_walkthrough() {
     assert_eq!(token, "keep-me");
     assert_eq!(code(&env.cmd().args(["verify", &link]).assert()), 1);
 }
+
+/// A purge of a mostly dead table (primary-key ranges, many of them with nothing dead) and one
+/// of a few old tokens (the dead_at index) each delete exactly the dead tokens and count each
+/// kind.
+#[test]
+fn mysql_purge_counts_each_kind_in_both_walks() {
+    let Some(mut db) = Db::new("mysql_purge_counts_each_kind_in_both_walks") else {
+        return;
+    };
+    let env = db.env(&db.url(), "");
+    env.init();
+    env.add_user("alice@example.com");
+    let alice: i64 = db.one("SELECT id FROM users");
+    let now = crate::harness::unix_now();
+    // 3,000 tokens: seq % 10 = 0 used, 1 revoked, 2 live, the rest expired; ids 1..3000.
+    let fill = |db: &mut Db, dead: i64| {
+        db.sql(&format!(
+            "TRUNCATE pwreset_tokens;
+             INSERT INTO pwreset_tokens (id, digest, user_id, binding, created_at, expires_at,
+                                         used_at, revoked_at, dead_at)
+             SELECT seq, UNHEX(SHA2(seq, 256)), {alice}, UNHEX(MD5(seq)), {dead}, {dead},
+                    IF(seq % 10 = 0, {dead}, NULL), IF(seq % 10 = 1, {dead}, NULL),
+                    IF(seq % 10 = 2, {live}, {dead})
+               FROM seq_1_to_3000;
+             ANALYZE TABLE pwreset_tokens",
+            live = now + 3600,
+        ));
+    };
+    let purge = |older_than: &str| -> serde_json::Value {
+        let a = env
+            .cmd()
+            .args(["purge-expired", "--batch-size", "100", "--json"])
+            .args(["--older-than", older_than])
+            .assert()
+            .success();
+        serde_json::from_str(stdout(&a).trim()).expect("json")
+    };
+    fill(&mut db, now - 7200);
+    assert_eq!(
+        purge("0s"),
+        serde_json::json!({"purged": 2700, "expired": 2100, "used": 300, "revoked": 300, "dry_run": false})
+    );
+    let left: i64 = db.one(&format!(
+        "SELECT COUNT(*) FROM pwreset_tokens WHERE dead_at > {now}"
+    ));
+    assert_eq!(left, 300);
+    let all: i64 = db.one("SELECT COUNT(*) FROM pwreset_tokens");
+    assert_eq!(all, 300, "only the live tokens are left");
+
+    // Ids 1..100 (90 dead, 10 live) died two hours ago, the rest ten minutes ago.
+    fill(&mut db, now - 600);
+    db.sql(&format!(
+        "UPDATE pwreset_tokens SET dead_at = {} WHERE id <= 100 AND dead_at < {now}",
+        now - 7200
+    ));
+    assert_eq!(
+        purge("1h"),
+        serde_json::json!({"purged": 90, "expired": 70, "used": 10, "revoked": 10, "dry_run": false})
+    );
+    let all: i64 = db.one("SELECT COUNT(*) FROM pwreset_tokens");
+    assert_eq!(all, 2910);
+}
