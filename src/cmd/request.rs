@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 /// Users per write transaction: large enough to amortise the commit, small enough that the
 /// write lock is held for milliseconds.
-const CHUNK: usize = 2000;
+const CHUNK: usize = 5000;
 /// Longest line read from --from-file; an address is at most 254 characters.
 const MAX_LINE: usize = 1024;
 

@@ -937,3 +937,48 @@ fn dry_run_says_who_would_get_a_link_and_changes_nothing() {
     assert_eq!(env.i64("SELECT count(*) FROM pwreset_audit"), audit);
     assert!(env.messages().is_empty());
 }
+
+/// One statement decides the throttle for many users: when some of them are throttled, the
+/// others still get their links, and the throttled ones get none.
+#[test]
+fn a_run_with_some_users_throttled_serves_the_others() {
+    let env = env_with(&["alice@example.com", "bob@example.com", "carol@example.com"]);
+    env.link("bob@example.com");
+    let a = env
+        .cmd()
+        .args(["request", "--json", "--no-email"])
+        .args(["alice@example.com", "bob@example.com", "carol@example.com"])
+        .assert()
+        .code(75);
+    let statuses: Vec<(String, String)> = json_lines(&stdout(&a))
+        .iter()
+        .map(|l| {
+            (
+                l["email"].as_str().unwrap_or_default().to_owned(),
+                l["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("alice@example.com".to_owned(), "created".to_owned()),
+            ("bob@example.com".to_owned(), "throttled".to_owned()),
+            ("carol@example.com".to_owned(), "created".to_owned()),
+        ]
+    );
+    for (email, tokens) in [
+        ("alice@example.com", 1),
+        ("bob@example.com", 1),
+        ("carol@example.com", 1),
+    ] {
+        assert_eq!(
+            env.i64(&format!(
+                "SELECT count(*) FROM pwreset_tokens t JOIN users u ON u.id = t.user_id
+                  WHERE u.email = '{email}'"
+            )),
+            tokens,
+            "{email}"
+        );
+    }
+}
