@@ -98,6 +98,80 @@ struct Item {
     outcome: Option<Outcome>,
 }
 
+/// A chunk made ready for the store: its items, a fresh token for each item that needs one,
+/// and which items those are.
+struct Prepared {
+    items: Vec<Item>,
+    tokens: Vec<Option<Token>>,
+    batch_idx: Vec<usize>,
+    now: i64,
+}
+
+impl Prepared {
+    fn batch(&self) -> Vec<NewToken<'_>> {
+        self.batch_idx
+            .iter()
+            .filter_map(|&i| {
+                Some(NewToken {
+                    user: self.items[i].user.as_ref()?,
+                    digest: self.tokens[i].as_ref()?.digest(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A chunk and the store's answer for it.
+type Stored = (Prepared, Vec<Issued>);
+
+/// Connections that store tokens at once in a parallel `--all` (besides the one that reads).
+const WORKERS: usize = 2;
+/// The sequence number of an answer that is no chunk's (a worker that could not connect).
+const NO_CHUNK: u64 = u64::MAX;
+
+/// The answers of a parallel `--all`, printed in the order of their chunks.
+#[derive(Default)]
+struct InOrder {
+    /// Answers waiting for those before them; None for a chunk the store refused.
+    ready: std::collections::BTreeMap<u64, Option<Stored>>,
+    /// The next chunk to print.
+    next: u64,
+    /// The first error a worker met.
+    failure: Option<anyhow::Error>,
+}
+
+impl InOrder {
+    fn take(&mut self, run: &mut Run<'_>, (seq, result): (u64, Result<Stored>)) -> Result<()> {
+        let answer = match result {
+            Ok(stored) => Some(stored),
+            Err(e) => {
+                self.failure.get_or_insert(e);
+                None
+            }
+        };
+        if seq != NO_CHUNK {
+            self.ready.insert(seq, answer);
+        }
+        while let Some(answer) = self.ready.remove(&self.next) {
+            if let Some((prepared, issued)) = answer {
+                run.finish(prepared, issued)?;
+            }
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// After a failure, what is left (past a chunk that never got an answer), in order.
+    fn rest(&mut self, run: &mut Run<'_>) -> Result<()> {
+        for (_, answer) in std::mem::take(&mut self.ready) {
+            if let Some((prepared, issued)) = answer {
+                run.finish(prepared, issued)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     let config = ctx.config()?;
     let ttl = args.ttl.unwrap_or(config.token_ttl);
@@ -166,38 +240,17 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     if args.all {
         let total = run.store.count_users()?;
         run.bar = ui::progress(Some(total), ctx.verbosity, "requesting");
-        let mut after: Option<UserId> = None;
-        loop {
-            let users = run.store.users_after(after.as_ref(), CHUNK)?;
-            let Some(last) = users.last() else { break };
-            after = Some(last.id.clone());
-            let items = users
-                .into_iter()
-                .map(|u| {
-                    // A row with no address cannot be mailed, and its link would be born
-                    // revoked: report it instead.
-                    if u.email.trim().is_empty() {
-                        Item {
-                            outcome: Some(Outcome::invalid(
-                                String::new(),
-                                format!(
-                                    "user {} has no address in {}.{}; skipped",
-                                    ui::escape(&u.id.to_string()),
-                                    config.users.table,
-                                    config.users.email_column
-                                ),
-                            )),
-                            user: None,
-                        }
-                    } else {
-                        Item {
-                            user: Some(u),
-                            outcome: None,
-                        }
-                    }
-                })
-                .collect();
-            run.chunk(items)?;
+        if run.mailer.is_none() && !run.dry_run && run.store.parallel_bulk() {
+            run.all_in_parallel()?;
+        } else {
+            let mut after: Option<UserId> = None;
+            loop {
+                let users = run.store.users_after(after.as_ref(), CHUNK)?;
+                let Some(last) = users.last() else { break };
+                after = Some(last.id.clone());
+                let items = run.items_of(users);
+                run.chunk(items)?;
+            }
         }
     } else if let Some(path) = &args.from_file {
         run.bar = ui::progress(None, ctx.verbosity, "requesting");
@@ -535,7 +588,7 @@ impl Run<'_> {
     }
 
     /// Store tokens for a chunk, send its mail, print its results.
-    fn chunk(&mut self, mut items: Vec<Item>) -> Result<()> {
+    fn chunk(&mut self, items: Vec<Item>) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -557,6 +610,152 @@ impl Run<'_> {
             }
             return self.flush();
         }
+        let prepared = self.prepare(items)?;
+        let issued = self.store.issue_tokens(
+            &prepared.batch(),
+            prepared.now,
+            self.ttl,
+            self.throttle(),
+            self.handover(),
+            self.ctx.actor(),
+        )?;
+        self.finish(prepared, issued)
+    }
+
+    /// --all with printed links on a server that takes concurrent writers: the chunks' tokens
+    /// are stored over [`WORKERS`] more connections at once, while this thread reads the next
+    /// chunk and prints the finished ones in order. The server's work per chunk (the throttle,
+    /// the token and audit rows) is most of a bulk run, and one connection keeps one server
+    /// process busy.
+    fn all_in_parallel(&mut self) -> Result<()> {
+        let (ttl, throttle, actor) = (self.ttl, self.throttle(), self.ctx.actor().to_owned());
+        let config = self.config;
+        std::thread::scope(|scope| -> Result<()> {
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Stored>)>();
+            let mut jobs = Vec::with_capacity(WORKERS);
+            for _ in 0..WORKERS {
+                let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, Prepared)>(1);
+                let done_tx = done_tx.clone();
+                let actor = actor.as_str();
+                scope.spawn(move || {
+                    let mut store = match crate::store::open(config, Access::Write) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = done_tx.send((NO_CHUNK, Err(e)));
+                            return;
+                        }
+                    };
+                    for (seq, prepared) in job_rx {
+                        let result = store
+                            .issue_tokens(
+                                &prepared.batch(),
+                                prepared.now,
+                                ttl,
+                                throttle,
+                                Handover::Printed,
+                                actor,
+                            )
+                            .map(|issued| (prepared, issued));
+                        let failed = result.is_err();
+                        if done_tx.send((seq, result)).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                jobs.push(job_tx);
+            }
+            drop(done_tx);
+            let mut order = InOrder::default();
+            // Read, prepare and hand out chunks until the users run out or anything fails.
+            let reading = (|| -> Result<()> {
+                let mut after: Option<UserId> = None;
+                let mut sent = 0u64;
+                while order.failure.is_none() {
+                    let users = self.store.users_after(after.as_ref(), CHUNK)?;
+                    let Some(last) = users.last() else { break };
+                    after = Some(last.id.clone());
+                    let items = self.items_of(users);
+                    let prepared = self.prepare(items)?;
+                    let worker = usize::try_from(sent % WORKERS as u64).unwrap_or(0);
+                    if jobs[worker].send((sent, prepared)).is_err() {
+                        // That worker stopped: its error is in the channel.
+                        break;
+                    }
+                    sent += 1;
+                    // At most one chunk per worker in flight, so memory stays bounded.
+                    while sent - order.next > WORKERS as u64 {
+                        let Ok(done) = done_rx.recv() else { break };
+                        order.take(self, done)?;
+                    }
+                }
+                Ok(())
+            })();
+            drop(jobs);
+            // Every chunk that was stored gets its links printed, even after a failure: a
+            // token whose link nobody saw would only hold up its user's next request.
+            let mut printing = Ok(());
+            for done in done_rx {
+                if printing.is_ok() {
+                    printing = order.take(self, done);
+                }
+            }
+            if printing.is_ok() {
+                printing = order.rest(self);
+            }
+            match (order.failure, reading, printing) {
+                (Some(e), _, _) | (None, Err(e), _) | (None, Ok(()), Err(e)) => Err(e),
+                (None, Ok(()), Ok(())) => Ok(()),
+            }
+        })
+    }
+
+    fn throttle(&self) -> Option<Duration> {
+        if self.force {
+            None
+        } else {
+            Some(self.config.request_throttle)
+        }
+    }
+
+    fn handover(&self) -> Handover {
+        if self.mailer.is_some() {
+            Handover::Mailed
+        } else {
+            Handover::Printed
+        }
+    }
+
+    /// `--all`'s users as items; a row with no address cannot be mailed, and its link would be
+    /// born revoked: it is reported instead.
+    fn items_of(&self, users: Vec<User>) -> Vec<Item> {
+        users
+            .into_iter()
+            .map(|u| {
+                if u.email.trim().is_empty() {
+                    Item {
+                        outcome: Some(Outcome::invalid(
+                            String::new(),
+                            format!(
+                                "user {} has no address in {}.{}; skipped",
+                                ui::escape(&u.id.to_string()),
+                                self.config.users.table,
+                                self.config.users.email_column
+                            ),
+                        )),
+                        user: None,
+                    }
+                } else {
+                    Item {
+                        user: Some(u),
+                        outcome: None,
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Fresh tokens for the chunk's users.
+    fn prepare(&mut self, items: Vec<Item>) -> Result<Prepared> {
         let now = ui::now();
         let wanted = items
             .iter()
@@ -564,37 +763,35 @@ impl Run<'_> {
             .count();
         let mut fresh = Token::generate_many(&self.rng, wanted)?.into_iter();
         let mut tokens: Vec<Option<Token>> = Vec::with_capacity(items.len());
-        let mut batch = Vec::new();
         for item in &items {
             match (&item.user, &item.outcome) {
                 (Some(_), None) => tokens.push(fresh.next()),
                 _ => tokens.push(None),
             }
         }
-        let mut batch_idx = Vec::new();
-        for (i, (item, tok)) in items.iter().zip(&tokens).enumerate() {
-            if let (Some(user), Some(tok)) = (&item.user, tok) {
-                batch.push(NewToken {
-                    user,
-                    digest: tok.digest(),
-                });
-                batch_idx.push(i);
-            }
-        }
-        let throttle = if self.force {
-            None
-        } else {
-            Some(self.config.request_throttle)
-        };
-        let handover = if self.mailer.is_some() {
-            Handover::Mailed
-        } else {
-            Handover::Printed
-        };
-        let issued =
-            self.store
-                .issue_tokens(&batch, now, self.ttl, throttle, handover, self.ctx.actor())?;
-        drop(batch);
+        let batch_idx = items
+            .iter()
+            .zip(&tokens)
+            .enumerate()
+            .filter(|(_, (item, tok))| item.user.is_some() && tok.is_some())
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Prepared {
+            items,
+            tokens,
+            batch_idx,
+            now,
+        })
+    }
+
+    /// Links and messages for a chunk the store has answered: send, report, print.
+    fn finish(&mut self, prepared: Prepared, issued: Vec<Issued>) -> Result<()> {
+        let Prepared {
+            mut items,
+            mut tokens,
+            batch_idx,
+            now,
+        } = prepared;
         // Whether each created link's user had older open links, to revoke on delivery.
         let mut had_open = vec![false; items.len()];
 

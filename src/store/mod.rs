@@ -558,6 +558,12 @@ pub trait Store {
     /// What a purge with this cutoff would delete (for `--dry-run`).
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts>;
 
+    /// Whether a bulk run may store tokens over several connections at once: a server that
+    /// takes concurrent writers, where one connection keeps one server process busy.
+    fn parallel_bulk(&self) -> bool {
+        false
+    }
+
     /// Delete about `limit` dead tokens with `dead_at <= cutoff`, in short transactions of
     /// about `limit` each (one, except where a backend walks a large purge by table pages).
     /// Fewer than `limit` means done.

@@ -815,3 +815,98 @@ fn postgres_purge_walks_pages_when_most_is_dead_and_the_index_when_little_is() {
     );
     assert_eq!(db.sql("SELECT count(*) FROM pwreset_tokens"), "2910");
 }
+
+/// `request --all` with printed links stores its chunks over two more connections at once:
+/// the links still come out in the users' order, one per user; and when one chunk fails,
+/// every chunk that was stored still gets its links printed, and the failed one none.
+#[test]
+fn postgres_parallel_request_all_prints_in_order_and_every_stored_link() {
+    let Some(admin) = admin_url("postgres_parallel_request_all") else {
+        return;
+    };
+    let users = 12_001;
+    let fill = |db: &Db| {
+        db.sql(&format!(
+            "INSERT INTO users (email, email_key, created_at)
+             SELECT 'user' || i || '@example.com', 'user' || i || '@example.com', 0
+               FROM generate_series(1, {users}) i"
+        ));
+    };
+    let request_all = |env: &Env| {
+        env.cmd()
+            .args(["request", "--all", "--no-email", "--json"])
+            .assert()
+    };
+
+    let db = Db::new(&admin);
+    let env = env_for(&db.url, "", "");
+    env.init();
+    fill(&db);
+    let a = request_all(&env).success();
+    let lines: Vec<serde_json::Value> = stdout_of(&a)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), users);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(
+            line["email"],
+            format!("user{}@example.com", i + 1),
+            "line {i}"
+        );
+        assert_eq!(line["status"], "created", "line {i}");
+    }
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT user_id) FROM pwreset_tokens"),
+        format!("{users}|{users}")
+    );
+
+    // The second chunk (users 5001 to 10000) fails in its worker.
+    let db = Db::new(&admin);
+    let env = env_for(&db.url, "", "");
+    env.init();
+    fill(&db);
+    db.sql(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN IF NEW.user_id = 7000 THEN RAISE EXCEPTION 'no tokens for user 7000'; END IF;
+              RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON pwreset_tokens FOR EACH ROW EXECUTE FUNCTION refuse()",
+    );
+    let a = request_all(&env).failure();
+    assert!(
+        stderr(&a).contains("no tokens for user 7000"),
+        "{}",
+        stderr(&a)
+    );
+    let printed: Vec<String> = stdout_of(&a)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["email"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let stored: Vec<String> = db
+        .sql("SELECT u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id ORDER BY u.id")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        printed, stored,
+        "every stored token's link is printed, in order"
+    );
+    assert!(
+        printed.len() >= 5000,
+        "the first chunk was stored: {}",
+        printed.len()
+    );
+    assert!(
+        !printed
+            .iter()
+            .any(|e| e == "user5001@example.com" || e == "user7000@example.com"),
+        "the failed chunk stored nothing"
+    );
+}
+
+fn stdout_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}

@@ -510,6 +510,10 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn parallel_bulk(&self) -> bool {
+        true
+    }
+
     fn migrate(&mut self) -> Result<Migrated> {
         schema::migrate(self)
     }
