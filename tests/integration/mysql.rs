@@ -594,3 +594,86 @@ fn mysql_purge_counts_each_kind_in_both_walks() {
     let all: i64 = db.one("SELECT COUNT(*) FROM pwreset_tokens");
     assert_eq!(all, 2910);
 }
+
+/// `request --all` with printed links stores its chunks over two more connections at once:
+/// the links come out in the users' order, one per user; when one chunk fails, every chunk
+/// that was stored still gets its links printed, and the failed one none.
+#[test]
+fn mysql_parallel_request_all_prints_in_order_and_every_stored_link() {
+    let Some(mut db) = Db::new("mysql_parallel_request_all") else {
+        return;
+    };
+    let users = 12_001;
+    let env = db.env(&db.url(), "");
+    env.init();
+    db.sql(&format!(
+        "INSERT INTO users (email, email_key, created_at)
+         SELECT CONCAT('user', seq, '@example.com'), CONCAT('user', seq, '@example.com'), 0
+           FROM seq_1_to_{users}"
+    ));
+    let emails = |a: &assert_cmd::assert::Assert| -> Vec<String> {
+        stdout(a)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                assert_eq!(v["status"], "created", "{l}");
+                v["email"].as_str().unwrap_or_default().to_owned()
+            })
+            .collect()
+    };
+    let a = env
+        .cmd()
+        .args(["request", "--all", "--no-email", "--json"])
+        .assert()
+        .success();
+    let printed = emails(&a);
+    assert_eq!(printed.len(), users);
+    for (i, email) in printed.iter().enumerate() {
+        assert_eq!(*email, format!("user{}@example.com", i + 1));
+    }
+    let distinct: i64 = db.one("SELECT COUNT(DISTINCT user_id) FROM pwreset_tokens");
+    assert_eq!(distinct, users as i64);
+
+    // Again with --force, every user holding an open link, and the second chunk failing.
+    let before: i64 = db.one("SELECT MAX(id) FROM pwreset_tokens");
+    db.sql(
+        "CREATE TRIGGER refuse BEFORE INSERT ON pwreset_tokens FOR EACH ROW
+           IF NEW.user_id = 7000 THEN
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no tokens for user 7000';
+           END IF",
+    );
+    let a = env
+        .cmd()
+        .args(["request", "--all", "--no-email", "--json", "--force"])
+        .assert()
+        .failure();
+    assert!(
+        stderr(&a).contains("no tokens for user 7000"),
+        "{}",
+        stderr(&a)
+    );
+    let printed = emails(&a);
+    let stored: Vec<String> = db
+        .admin
+        .query(format!(
+            "SELECT u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id
+              WHERE t.id > {before} ORDER BY u.id"
+        ))
+        .expect("query");
+    assert!(
+        printed == stored,
+        "every stored token's link is printed, in order: {} printed, {} stored",
+        printed.len(),
+        stored.len()
+    );
+    assert!(
+        printed.len() >= 5000,
+        "the first chunk was stored: {}",
+        printed.len()
+    );
+    let new_for_5001: i64 = db.one(
+        "SELECT COUNT(*) FROM pwreset_tokens t JOIN users u ON u.id = t.user_id
+          WHERE u.email = 'user5001@example.com'",
+    );
+    assert_eq!(new_for_5001, 1, "the failed chunk stored nothing");
+}

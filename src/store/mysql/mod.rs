@@ -646,6 +646,10 @@ impl Store for MysqlStore {
         Ok(())
     }
 
+    fn parallel_bulk(&self) -> bool {
+        true
+    }
+
     fn migrate(&mut self) -> Result<Migrated> {
         schema::migrate(self)
     }
