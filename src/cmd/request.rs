@@ -119,6 +119,19 @@ impl Prepared {
             })
             .collect()
     }
+
+    /// Store the chunk's tokens: the one call both the serial and the parallel run make.
+    fn store(
+        self,
+        store: &mut dyn Store,
+        ttl: Duration,
+        throttle: Option<Duration>,
+        handover: Handover,
+        actor: &str,
+    ) -> Result<Stored> {
+        let issued = store.issue_tokens(&self.batch(), self.now, ttl, throttle, handover, actor)?;
+        Ok((self, issued))
+    }
 }
 
 /// A chunk and the store's answer for it.
@@ -610,13 +623,12 @@ impl Run<'_> {
             }
             return self.flush();
         }
-        let prepared = self.prepare(items)?;
-        let issued = self.store.issue_tokens(
-            &prepared.batch(),
-            prepared.now,
+        let (throttle, handover) = (self.throttle(), self.handover());
+        let (prepared, issued) = self.prepare(items)?.store(
+            self.store,
             self.ttl,
-            self.throttle(),
-            self.handover(),
+            throttle,
+            handover,
             self.ctx.actor(),
         )?;
         self.finish(prepared, issued)
@@ -646,16 +658,8 @@ impl Run<'_> {
                         }
                     };
                     for (seq, prepared) in job_rx {
-                        let result = store
-                            .issue_tokens(
-                                &prepared.batch(),
-                                prepared.now,
-                                ttl,
-                                throttle,
-                                Handover::Printed,
-                                actor,
-                            )
-                            .map(|issued| (prepared, issued));
+                        let result =
+                            prepared.store(store.as_mut(), ttl, throttle, Handover::Printed, actor);
                         let failed = result.is_err();
                         if done_tx.send((seq, result)).is_err() || failed {
                             return;
