@@ -5,6 +5,7 @@
 //!   cargo bench --bench smtp                         # 5,000 users, connections 1 and 4
 //!   N=20000 CONNECTIONS=1,2,4,8 cargo bench --bench smtp
 //!   TLS=1 cargo bench --bench smtp                   # STARTTLS + AUTH with a test CA as well
+//!   BIN=/path/to/pwreset cargo bench --bench smtp    # measure another build
 //!
 //! Each run starts from a fresh database holding N users, so every user gets a token and a
 //! message; the sink checks that it received each recipient exactly once.
@@ -17,7 +18,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_pwreset");
+/// The binary to measure: this build's, or another one named by `BIN`.
+fn bin() -> String {
+    std::env::var("BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pwreset").to_owned())
+}
 
 fn main() {
     let n: usize = std::env::var("N")
@@ -109,7 +113,7 @@ fn run(n: usize, connections: u32, tls: bool) -> (f64, f64) {
 }
 
 fn pwreset(config: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("--config")
         .arg(config)
         .args(args)

@@ -82,8 +82,15 @@ pub enum Command {
     /// Email a password reset link to one or more users
     ///
     /// For each user: make a token, store only its hash, and email the reset link to the
-    /// address stored in the database (never the address as typed). A new token revokes the
-    /// user's older open tokens. Exit status is the worst per-user result.
+    /// address stored in the database (never the address as typed). Once the relay has taken
+    /// the message, the new link revokes the user's older open ones. Exit status is the worst
+    /// per-user result.
+    ///
+    /// Ctrl-C, SIGTERM or SIGHUP stop a run in good order: the messages in flight finish, the
+    /// links not sent are withdrawn, a summary says what was done, and the exit status is 128 +
+    /// the signal (130, 143, 129). The same command run again finishes the job, skipping the
+    /// users who hold a link from the stopped run; after kill -9 it first withdraws the dead
+    /// run's unsent links. A second Ctrl-C exits at once.
     #[command(after_help = "Examples:
   pwreset request alice@example.com
   pwreset request --print-link --ttl 30m alice@example.com bob@example.com

@@ -130,13 +130,14 @@ fn man_pages(
 /// only its own; a command not listed here gets the whole table until it is added.
 fn exit_codes(command: &str) -> &'static [u8] {
     // Every command that opens the config and the database can meet 2, 70, 74, 75, 77 and 78;
-    // 130 wherever a prompt can be cancelled (the token prompt, request's question).
+    // 130 wherever a prompt can be cancelled (the token prompt, request's question); 129, 130
+    // and 143 where a signal stops a run in good order (request).
     match command {
         "init" => &[0, 2, 70, 73, 74, 75, 77, 78],
         "user" => &[0, 2, 65, 70, 74, 75, 77, 78],
         "user-add" => &[0, 2, 65, 70, 74, 75, 77, 78],
         "user-list" => &[0, 2, 70, 74, 75, 77, 78],
-        "request" => &[0, 2, 65, 67, 69, 70, 74, 75, 77, 78, 130],
+        "request" => &[0, 2, 65, 67, 69, 70, 74, 75, 77, 78, 129, 130, 143],
         "verify" => &[0, 1, 2, 70, 74, 75, 77, 78, 130],
         "reset" => &[0, 1, 2, 65, 70, 74, 75, 77, 78, 130],
         "purge-expired" => &[0, 2, 70, 74, 75, 77, 78],
@@ -149,7 +150,7 @@ fn exit_codes(command: &str) -> &'static [u8] {
         "config-example" => &[0, 2, 74],
         "config-show" => &[0, 2, 70, 74, 77, 78],
         "serve" => &[0, 2, 69, 70, 73, 74, 75, 77, 78],
-        _ => &[0, 1, 2, 65, 67, 69, 70, 73, 74, 75, 77, 78, 130],
+        _ => &[0, 1, 2, 65, 67, 69, 70, 73, 74, 75, 77, 78, 129, 130, 143],
     }
 }
 
@@ -306,7 +307,18 @@ const EXIT_STATUS: &[(u8, &str)] = &[
         "Permission problem, including a secret file readable by group or others.",
     ),
     (78, "Configuration error."),
-    (130, "Interrupted at a prompt; nothing was changed."),
+    (
+        129,
+        "request stopped by SIGHUP (128 + 1), after its summary; see 130.",
+    ),
+    (
+        130,
+        "Interrupted at a prompt; nothing was changed. Or request (or another run) stopped by Ctrl-C (SIGINT, 128 + 2): the messages in flight were finished, the links not sent were withdrawn, and the summary says how many went out; the same command run again finishes the job. A second Ctrl-C exits at once.",
+    ),
+    (
+        143,
+        "request stopped by SIGTERM (128 + 15), as systemd stops a job, after its summary; see 130.",
+    ),
 ];
 
 const ENVIRONMENT: &[(&str, &str)] = &[

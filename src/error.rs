@@ -32,8 +32,12 @@ pub enum Exit {
     NoPerm,
     /// Configuration error.
     Config,
-    /// Interrupted at a prompt.
+    /// Interrupted at a prompt, or a run stopped by SIGINT (128 + 2).
     Interrupted,
+    /// A run stopped by SIGTERM (128 + 15).
+    Terminated,
+    /// A run stopped by SIGHUP (128 + 1).
+    HungUp,
 }
 
 impl Exit {
@@ -53,6 +57,8 @@ impl Exit {
             Exit::NoPerm => 77,
             Exit::Config => 78,
             Exit::Interrupted => 130,
+            Exit::Terminated => 143,
+            Exit::HungUp => 129,
         }
     }
 
@@ -73,6 +79,8 @@ impl Exit {
             Exit::Config => 10,
             Exit::Software => 11,
             Exit::Interrupted => 12,
+            Exit::Terminated => 12,
+            Exit::HungUp => 12,
         }
     }
 
@@ -176,6 +184,8 @@ mod tests {
             (Exit::NoPerm, 77),
             (Exit::Config, 78),
             (Exit::Interrupted, 130),
+            (Exit::Terminated, 143),
+            (Exit::HungUp, 129),
         ];
         for (exit, code) in table {
             assert_eq!(exit.code(), code, "{exit:?}");

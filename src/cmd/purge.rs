@@ -45,6 +45,20 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
         }
         bar.finish_and_clear();
         store.hint(Hint::BulkEnd)?;
+        // A run that died (kill -9, a crash) leaves links it never handed over; the hourly
+        // purge withdraws them even when no request runs. Runs are kept as long as a link of
+        // theirs may live, for a stopped request to be continued.
+        let me = crate::request::lease::Process::this();
+        for (run, released) in crate::request::lease::reap(store.as_mut(), &me, now, ctx.actor())? {
+            ctx.debug(format!(
+                "run {} ({}, pid {}) had ended without finishing: {} withdrawn",
+                run.id,
+                run.command,
+                run.pid,
+                ui::count(released, "link", "links")
+            ));
+        }
+        store.purge_runs(now.saturating_sub(crate::config::MAX_TTL.as_secs() as i64))?;
         let detail = format!(
             "purged {} ({} expired, {} used, {} revoked) in {:.1}s",
             ui::count(total.total(), "token", "tokens"),

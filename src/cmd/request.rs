@@ -1,189 +1,23 @@
-//! `pwreset request`: make tokens and send the links, for one user or a million.
-//!
-//! Users are handled in chunks: resolve the chunk's addresses, store its tokens in one write
-//! transaction, then send its messages (in parallel over pooled SMTP connections) and print
-//! the results in input order. Memory is bounded by the chunk, not by the number of users.
+//! `pwreset request`: the terminal's front end of the request service ([`crate::request`]):
+//! reading the addresses, the confirmation prompt, the progress bar, the per-user lines,
+//! `--json`, the summary, and stopping on a signal.
 
 use crate::Ctx;
 use crate::cli::RequestArgs;
-use crate::config::{Config, TransportKind};
-use crate::error::{Exit, fail, render};
-use crate::lookup::{self, Found};
-use crate::mail::{Mailer, SendError};
-use crate::store::{Access, Delivered, Handover, Hint, Issued, NewToken, Store, User, UserId};
-use crate::token::{self, Token};
+use crate::config::TransportKind;
+use crate::error::{Exit, fail};
+use crate::mail::Mailer;
+use crate::request::{self, Delivery, Finish, Outcome, Report, Service, Status};
+use crate::signals::{Signal, Stop};
+use crate::store::{Access, Hint, Store};
 use crate::ui;
 use anyhow::{Context, Result};
-use ring::rand::SystemRandom;
 use std::io::BufRead;
+use std::sync::Arc;
 use std::time::Duration;
-use zeroize::Zeroizing;
 
-/// Users per write transaction: large enough to amortise the commit, small enough that the
-/// write lock is held for milliseconds.
-const CHUNK: usize = 5000;
 /// Longest line read from --from-file; an address is at most 254 characters.
 const MAX_LINE: usize = 1024;
-
-/// What became of one address or user: the same words in the human lines, `--json`, the
-/// summary and the audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-enum Status {
-    /// The link was mailed.
-    Sent,
-    /// The link was made and printed, not mailed.
-    Created,
-    Throttled,
-    UnknownUser,
-    /// Bad input: not a valid address, or one that matches several users.
-    Invalid,
-    /// Delivery failed.
-    Failed,
-    /// `--dry-run`: this user would get a link.
-    WouldSend,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Sent => "sent",
-            Status::Created => "created",
-            Status::Throttled => "throttled",
-            Status::UnknownUser => "unknown_user",
-            Status::Invalid => "invalid",
-            Status::Failed => "failed",
-            Status::WouldSend => "would_send",
-        }
-    }
-}
-
-/// What happened for one user.
-struct Outcome {
-    email: String,
-    status: Status,
-    exit: Exit,
-    expires_at: Option<i64>,
-    link: Option<Zeroizing<String>>,
-    error: Option<String>,
-}
-
-impl Outcome {
-    fn invalid(email: String, error: String) -> Outcome {
-        Outcome {
-            email,
-            status: Status::Invalid,
-            exit: Exit::DataErr,
-            expires_at: None,
-            link: None,
-            error: Some(error),
-        }
-    }
-
-    fn unknown(email: &str) -> Outcome {
-        Outcome {
-            email: email.to_owned(),
-            status: Status::UnknownUser,
-            exit: Exit::NoUser,
-            expires_at: None,
-            link: None,
-            error: Some(format!("no user with address {}", ui::escape(email))),
-        }
-    }
-}
-
-/// One user of a chunk, on its way through.
-struct Item {
-    user: Option<User>,
-    outcome: Option<Outcome>,
-}
-
-/// A chunk made ready for the store: its items, a fresh token for each item that needs one,
-/// and which items those are.
-struct Prepared {
-    items: Vec<Item>,
-    tokens: Vec<Option<Token>>,
-    batch_idx: Vec<usize>,
-    now: i64,
-}
-
-impl Prepared {
-    fn batch(&self) -> Vec<NewToken<'_>> {
-        self.batch_idx
-            .iter()
-            .filter_map(|&i| {
-                Some(NewToken {
-                    user: self.items[i].user.as_ref()?,
-                    digest: self.tokens[i].as_ref()?.digest(),
-                })
-            })
-            .collect()
-    }
-
-    /// Store the chunk's tokens: the one call both the serial and the parallel run make.
-    fn store(
-        self,
-        store: &mut dyn Store,
-        ttl: Duration,
-        throttle: Option<Duration>,
-        handover: Handover,
-        actor: &str,
-    ) -> Result<Stored> {
-        let issued = store.issue_tokens(&self.batch(), self.now, ttl, throttle, handover, actor)?;
-        Ok((self, issued))
-    }
-}
-
-/// A chunk and the store's answer for it.
-type Stored = (Prepared, Vec<Issued>);
-
-/// Connections that store tokens at once in a parallel `--all` (besides the one that reads).
-const WORKERS: usize = 2;
-/// The sequence number of an answer that is no chunk's (a worker that could not connect).
-const NO_CHUNK: u64 = u64::MAX;
-
-/// The answers of a parallel `--all`, printed in the order of their chunks.
-#[derive(Default)]
-struct InOrder {
-    /// Answers waiting for those before them; None for a chunk the store refused.
-    ready: std::collections::BTreeMap<u64, Option<Stored>>,
-    /// The next chunk to print.
-    next: u64,
-    /// The first error a worker met.
-    failure: Option<anyhow::Error>,
-}
-
-impl InOrder {
-    fn take(&mut self, run: &mut Run<'_>, (seq, result): (u64, Result<Stored>)) -> Result<()> {
-        let answer = match result {
-            Ok(stored) => Some(stored),
-            Err(e) => {
-                self.failure.get_or_insert(e);
-                None
-            }
-        };
-        if seq != NO_CHUNK {
-            self.ready.insert(seq, answer);
-        }
-        while let Some(answer) = self.ready.remove(&self.next) {
-            if let Some((prepared, issued)) = answer {
-                run.finish(prepared, issued)?;
-            }
-            self.next += 1;
-        }
-        Ok(())
-    }
-
-    /// After a failure, what is left (past a chunk that never got an answer), in order.
-    fn rest(&mut self, run: &mut Run<'_>) -> Result<()> {
-        for (_, answer) in std::mem::take(&mut self.ready) {
-            if let Some((prepared, issued)) = answer {
-                run.finish(prepared, issued)?;
-            }
-        }
-        Ok(())
-    }
-}
 
 pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     let config = ctx.config()?;
@@ -214,112 +48,110 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     } else {
         let mut m = Mailer::new(&config)?;
         m.set_locale_override(args.locale.as_deref());
-        Some(m)
+        Some(Arc::new(m))
     };
     if let Some(m) = &mailer {
         ctx.debug(format!("mail goes to {}", m.describe()));
     }
+    let job = job(&args)?;
+    let delivery = match (&mailer, args.dry_run) {
+        (_, true) => Delivery::DryRun,
+        (Some(m), false) => Delivery::Mail(Arc::clone(m)),
+        (None, false) => Delivery::Print,
+    };
     let bulk = args.all || args.from_file.is_some() || args.emails.len() > 5;
     if bulk && !args.dry_run {
         store.hint(Hint::BulkStart)?;
     }
-    let mut run = Run {
+    // From here on a signal stops the run in good order instead of killing it: the messages
+    // in flight finish, every outcome is recorded, what was not sent is withdrawn, and the
+    // summary says what happened (the prompt above is still Ctrl-C's to cancel).
+    let stop = Stop::on_signals()?;
+    let mut svc = Service::start(
+        store.as_mut(),
+        &config,
+        request::Options {
+            ttl,
+            force: args.force,
+            delivery,
+            base_url,
+            locale: None,
+            grace: request::GRACE,
+        },
+        ctx.actor(),
+        job.as_deref(),
+        !args.all,
+    )?;
+    for (run, released) in svc.reaped() {
+        let note = format!(
+            "an earlier pwreset {} (run {}, pid {}, started {}) ended without finishing; {} it had not sent {} withdrawn",
+            run.command,
+            run.id,
+            run.pid,
+            ui::rfc3339(run.started_at),
+            ui::count(*released, "link", "links"),
+            if *released == 1 { "was" } else { "were" },
+        );
+        if *released > 0 {
+            ctx.note(note);
+        } else {
+            ctx.debug(note);
+        }
+    }
+    if let Some(last) = svc.resuming().first() {
+        ctx.note(format!(
+            "continuing the same request from {} ({}): users who hold a link it {} are skipped",
+            ui::rfc3339(last.started_at),
+            match last.outcome.as_deref() {
+                Some("stopped") => "stopped by a signal",
+                Some("crashed") => "ended without finishing",
+                Some("incomplete") => "some users got no link",
+                _ => "stopped by an error",
+            },
+            if mailer.is_some() {
+                "mailed"
+            } else {
+                "printed"
+            },
+        ));
+    }
+    let mut term = Terminal {
         ctx,
-        config: &config,
-        store: store.as_mut(),
-        mailer: mailer.as_ref(),
-        base_url,
-        ttl,
-        print_link: args.print_link || args.no_email,
         json: args.json,
-        force: args.force,
-        rng: SystemRandom::new(),
+        print_link: args.print_link || args.no_email,
+        bulk,
         worst: Exit::Ok,
         counts: Counts::default(),
         // A few addresses need no bar; bulk runs get theirs below, once they know their size.
         bar: indicatif::ProgressBar::hidden(),
-        bulk,
-        // --all walks distinct rows; typed and listed addresses may name a user twice.
-        seen: (!args.all).then(std::collections::HashSet::new),
         out: Vec::with_capacity(64 * 1024),
-        deferred: Vec::new(),
-        duplicates: 0,
-        dry_run: args.dry_run,
-        connections: config.mail.smtp.connections as usize,
         shown: std::collections::HashMap::new(),
         hidden: 0,
+        progressed: 0,
     };
-
-    if args.all {
-        let total = run.store.count_users()?;
-        run.bar = ui::progress(Some(total), ctx.verbosity, "requesting");
-        if run.mailer.is_none() && !run.dry_run && run.store.parallel_bulk() {
-            run.all_in_parallel()?;
-        } else {
-            let mut after: Option<UserId> = None;
-            loop {
-                let users = run.store.users_after(after.as_ref(), CHUNK)?;
-                let Some(last) = users.last() else { break };
-                after = Some(last.id.clone());
-                let items = run.items_of(users);
-                run.chunk(items)?;
-            }
-        }
-    } else if let Some(path) = &args.from_file {
-        run.bar = ui::progress(None, ctx.verbosity, "requesting");
-        // Addresses on the command line are served as well as the file's, never dropped.
-        if !args.emails.is_empty() {
-            let items = run.resolve(args.emails.clone())?;
-            run.chunk(items)?;
-        }
-        let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
-            Box::new(std::io::stdin().lock())
-        } else {
-            let f = std::fs::File::open(path).map_err(|e| {
-                fail(
-                    if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        Exit::NoPerm
-                    } else {
-                        Exit::DataErr
-                    },
-                    format!("cannot read --from-file {}: {e}", path.display()),
-                )
-            })?;
-            Box::new(std::io::BufReader::new(f))
-        };
-        let mut lines = BoundedLines {
-            inner: reader,
-            line_no: 0,
-        };
-        let mut pending = Vec::with_capacity(CHUNK);
-        while let Some(line) = lines.next_line()? {
-            let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            pending.push(trimmed.to_owned());
-            if pending.len() == CHUNK {
-                let items = run.resolve(std::mem::take(&mut pending))?;
-                run.chunk(items)?;
-            }
-        }
-        let items = run.resolve(pending)?;
-        run.chunk(items)?;
+    let total = if args.all {
+        Some(svc.store().count_users()?)
     } else {
-        let items = run.resolve(args.emails.clone())?;
-        run.chunk(items)?;
-    }
-    // Addresses the users table's index could not answer: one pass over the table for all.
-    let deferred = std::mem::take(&mut run.deferred);
-    for part in deferred.chunks(CHUNK) {
-        let items = run.resolve_by_scan(part)?;
-        run.chunk(items)?;
-    }
-    run.bar.finish_and_clear();
-    if run.duplicates > 0 {
+        None
+    };
+    let served = serve(&mut svc, &args, total, &stop, &mut term);
+    // Whether every input was read (the file to its end), stop or not.
+    let read_all = matches!(served, Ok(true));
+    let served = served.map(|_| ());
+    term.bar.finish_and_clear();
+    let how = match (&served, stop.signal()) {
+        (_, Some(sig)) => Finish::Stopped(sig),
+        (Err(_), None) => Finish::Failed,
+        (Ok(()), None) => Finish::Completed,
+    };
+    let stats = svc.stats().clone();
+    let ended = svc.finish(how);
+    // What the run released at its end was never reported per user.
+    let released = ended.as_ref().copied().unwrap_or(0);
+    if stats.duplicates > 0 {
         ctx.note(format!(
             "{} skipped: each named a user already served in this run, who gets one link{}",
-            ui::count(run.duplicates, "duplicate line", "duplicate lines"),
+            ui::count(stats.duplicates, "duplicate line", "duplicate lines"),
             if ctx.verbosity < ui::Verbosity::Verbose {
                 " (-v lists them)"
             } else {
@@ -328,33 +160,151 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         ));
     }
     if bulk && !args.dry_run {
-        run.store.hint(Hint::BulkEnd)?;
+        // Best effort: a checkpoint that cannot run now runs later.
+        let _ = store.hint(Hint::BulkEnd);
     }
     let configured = config.mail.smtp.connections as usize;
-    if run.mailer.is_some()
+    if let Some(accepted) = stats.connection_limit
         && config.mail.transport == TransportKind::Smtp
-        && run.connections < configured
+        && accepted < configured
     {
         ctx.note(format!(
-            "the relay accepted {} of {configured}: it limits connections per client; set [mail.smtp] connections = {} to match",
-            ui::count(run.connections as u64, "connection", "connections"),
-            run.connections
+            "the relay accepted {} of {configured}: it limits connections per client; set [mail.smtp] connections = {accepted} to match",
+            ui::count(accepted as u64, "connection", "connections"),
         ));
     }
-    if run.bulk || run.counts.total() > 1 {
-        let first = if args.dry_run {
-            "would_send"
-        } else if args.no_email {
-            "created"
-        } else {
-            "sent"
-        };
+    let first = if args.dry_run {
+        "would_send"
+    } else if args.no_email {
+        "created"
+    } else {
+        "sent"
+    };
+    if let Some(sig) = stop.signal() {
         ctx.note(
-            run.counts
-                .summary(first, config.request_throttle, run.hidden),
+            term.counts
+                .stopped(sig, first, total, stats.not_sent + released, read_all),
+        );
+        served?;
+        ended?;
+        return Ok(sig.exit());
+    }
+    served?;
+    ended?;
+    if term.bulk || term.counts.total() > 1 {
+        ctx.note(
+            term.counts
+                .summary(first, config.request_throttle, term.hidden),
         );
     }
-    Ok(run.worst)
+    Ok(term.worst)
+}
+
+/// Feed the run its users: every row, or the addresses of the command line and the file.
+/// Whether it read all the addresses (a stop may come after the last).
+fn serve(
+    svc: &mut Service<'_>,
+    args: &RequestArgs,
+    total: Option<u64>,
+    stop: &Stop,
+    term: &mut Terminal<'_>,
+) -> Result<bool> {
+    let mut read_all = true;
+    if args.all {
+        term.bar = ui::progress(total, term.ctx.verbosity, "requesting");
+        svc.all(stop, term)?;
+        // What --all left is counted from the table's size instead.
+        read_all = false;
+    } else if let Some(path) = &args.from_file {
+        term.bar = ui::progress(None, term.ctx.verbosity, "requesting");
+        // Addresses on the command line are served as well as the file's, never dropped.
+        if !args.emails.is_empty() {
+            svc.addresses(args.emails.clone(), stop, term)?;
+        }
+        let mut lines = BoundedLines {
+            inner: open_list(path)?,
+            line_no: 0,
+        };
+        let mut pending = Vec::with_capacity(request::CHUNK);
+        read_all = false;
+        while !stop.asked() {
+            let Some(line) = lines.next_line()? else {
+                read_all = true;
+                break;
+            };
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            pending.push(trimmed.to_owned());
+            if pending.len() == request::CHUNK {
+                svc.addresses(std::mem::take(&mut pending), stop, term)?;
+            }
+        }
+        if !stop.asked() {
+            svc.addresses(pending, stop, term)?;
+        }
+    } else {
+        svc.addresses(args.emails.clone(), stop, term)?;
+    }
+    // Addresses the users table's index could not answer: one pass over the table for all.
+    svc.deferred(stop, term)?;
+    Ok(read_all)
+}
+
+/// The file of `--from-file` (`-`: stdin).
+fn open_list(path: &std::path::Path) -> Result<Box<dyn BufRead>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdin().lock()));
+    }
+    let f = std::fs::File::open(path).map_err(|e| {
+        fail(
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Exit::NoPerm
+            } else {
+                Exit::DataErr
+            },
+            format!("cannot read --from-file {}: {e}", path.display()),
+        )
+    })?;
+    Ok(Box::new(std::io::BufReader::new(f)))
+}
+
+/// What this command was asked to do, as the key that lets the same command run again after
+/// a stop continue it: which users (every one, the addresses given, the file's contents) and
+/// whether links are mailed or printed. None for addresses on stdin, which cannot be read
+/// twice.
+fn job(args: &RequestArgs) -> Result<Option<String>> {
+    let mode: &[u8] = if args.no_email { b"print" } else { b"mail" };
+    if args.all {
+        return Ok(Some(request::job_key(&[b"all", mode])));
+    }
+    let mut parts: Vec<Vec<u8>> = vec![b"addresses".to_vec(), mode.to_vec()];
+    if let Some(path) = &args.from_file {
+        if path.as_os_str() == "-" {
+            return Ok(None);
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut f = open_list(path)?;
+        loop {
+            let buf = f
+                .fill_buf()
+                .with_context(|| format!("reading --from-file {}", path.display()))?;
+            if buf.is_empty() {
+                break;
+            }
+            ctx.update(buf);
+            let n = buf.len();
+            f.consume(n);
+        }
+        parts.push(b"file".to_vec());
+        parts.push(ctx.finish().as_ref().to_vec());
+    }
+    for e in &args.emails {
+        parts.push(e.as_bytes().to_vec());
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(Some(request::job_key(&refs)))
 }
 
 /// Above this many addresses from a file, a run on a terminal asks first.
@@ -422,37 +372,52 @@ fn confirm(args: &RequestArgs, store: &mut dyn Store) -> Result<()> {
 struct Counts {
     sent: u64,
     created: u64,
+    already: u64,
     failed: u64,
     throttled: u64,
     unknown: u64,
     invalid: u64,
     would_send: u64,
+    not_sent: u64,
 }
 
 impl Counts {
     fn total(&self) -> u64 {
         self.sent
             + self.created
+            + self.already
             + self.failed
             + self.throttled
             + self.unknown
             + self.invalid
             + self.would_send
+            + self.not_sent
+    }
+
+    fn first(&self, first: &str) -> u64 {
+        match first {
+            "created" => self.created,
+            "would_send" => self.would_send,
+            _ => self.sent,
+        }
     }
 
     /// One line for the whole run, each status once with its count, in the words of the
     /// per-user lines, `--json` and the audit trail.
     fn summary(&self, first: &str, throttle: Duration, hidden: u64) -> String {
         let throttle = humantime::format_duration(throttle);
-        let mut parts = vec![format!(
-            "{} {first}",
-            ui::grouped(match first {
-                "created" => self.created,
-                "would_send" => self.would_send,
-                _ => self.sent,
-            })
-        )];
+        let mut parts = vec![format!("{} {first}", ui::grouped(self.first(first)))];
+        let already = if first == "created" {
+            "already_created"
+        } else {
+            "already_sent"
+        };
         for (n, what, why) in [
+            (
+                self.already,
+                already,
+                " (by the stopped run this one continued)".to_owned(),
+            ),
             (
                 self.throttled,
                 "throttled",
@@ -476,8 +441,55 @@ impl Counts {
         };
         format!(
             "requested {}: {}{more}",
-            ui::grouped(self.total()),
+            ui::grouped(self.total() - self.not_sent),
             parts.join(", ")
+        )
+    }
+
+    /// The summary of a run a signal stopped: what was done, what was not, and how to finish.
+    /// `total`: the number of users when known (`--all`); `read_all`: every address was read.
+    fn stopped(
+        &self,
+        sig: Signal,
+        first: &str,
+        total: Option<u64>,
+        withdrawn: u64,
+        read_all: bool,
+    ) -> String {
+        let done = self.total() - self.not_sent;
+        let mut parts = vec![format!("{} {first}", ui::grouped(self.first(first)))];
+        if self.already > 0 {
+            parts.push(format!("{} already had theirs", ui::grouped(self.already)));
+        }
+        let other = done - self.first(first) - self.already;
+        if other > 0 {
+            parts.push(format!(
+                "{} got no link (throttled, unknown, invalid or failed)",
+                ui::grouped(other)
+            ));
+        }
+        let left = match total {
+            Some(total) => total.saturating_sub(done).max(withdrawn),
+            None => withdrawn,
+        };
+        if left == 0 && (read_all || total.is_some()) {
+            return format!(
+                "stopped by {}: {}; nothing was left to send",
+                sig.name(),
+                parts.join(", ")
+            );
+        }
+        let mut rest = format!("{} not sent", ui::grouped(left));
+        if withdrawn > 0 {
+            rest.push_str(" (links made for them were withdrawn)");
+        }
+        if total.is_none() && !read_all {
+            rest.push_str(" and the rest of the list was not read");
+        }
+        format!(
+            "stopped by {}: {}; {rest}. Run the same command again to finish: users who hold a link from this run are skipped",
+            sig.name(),
+            parts.join(", "),
         )
     }
 }
@@ -486,454 +498,57 @@ impl Counts {
 /// counted (every one with -v; all of them with --json).
 const SHOWN_PER_STATUS: u64 = 10;
 
-struct Run<'a> {
+/// The terminal: per-user lines (or JSON) on stdout and stderr, the progress bar, the counts.
+struct Terminal<'a> {
     ctx: &'a Ctx,
-    config: &'a Config,
-    store: &'a mut dyn Store,
-    mailer: Option<&'a Mailer>,
-    base_url: String,
-    ttl: Duration,
-    print_link: bool,
     json: bool,
-    force: bool,
-    rng: SystemRandom,
+    print_link: bool,
+    bulk: bool,
     worst: Exit,
     counts: Counts,
     bar: indicatif::ProgressBar,
-    bulk: bool,
-    seen: Option<std::collections::HashSet<UserId>>,
     /// stdout for the current chunk: written once per chunk, not once per line.
     out: Vec<u8>,
-    /// Valid addresses the index did not answer, for the scan at the end.
-    deferred: Vec<String>,
-    /// Addresses that named a user already served in this run.
-    duplicates: u64,
-    /// `--dry-run`: look up, report, touch nothing.
-    dry_run: bool,
-    /// SMTP connections to send over: `[mail.smtp] connections`, less those the relay refused.
-    connections: usize,
     /// Per-user lines of failing statuses shown so far in a bulk run (by status), and those
     /// left out.
     shown: std::collections::HashMap<&'static str, u64>,
     hidden: u64,
+    /// Messages of the current chunk already counted on the bar.
+    progressed: u64,
 }
 
-impl Drop for Run<'_> {
+impl Drop for Terminal<'_> {
     /// However the run ends (an error included), no stale bar is left on the terminal.
     fn drop(&mut self) {
         self.bar.finish_and_clear();
     }
 }
 
-impl Run<'_> {
-    /// Validate and look up typed addresses through the users table's index. Addresses it
-    /// cannot answer wait in `deferred` for one scan at the end of the run.
-    fn resolve(&mut self, inputs: Vec<String>) -> Result<Vec<Item>> {
-        let mut items = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let addr = match crate::email::validate(&input) {
-                Err(e) => {
-                    items.push(Item {
-                        outcome: Some(Outcome::invalid(input.clone(), render(&e))),
-                        user: None,
-                    });
-                    continue;
-                }
-                Ok(addr) => addr,
-            };
-            match lookup::by_index(&mut *self.store, addr)? {
-                Some(found) => {
-                    if let Some(item) = self.item(addr, found) {
-                        items.push(item);
-                    }
-                }
-                None => self.deferred.push(addr.to_owned()),
-            }
+impl Report for Terminal<'_> {
+    fn outcomes(&mut self, outcomes: Vec<Outcome>) -> Result<()> {
+        let n = outcomes.len() as u64;
+        for o in outcomes {
+            self.report(o);
         }
-        Ok(items)
-    }
-
-    /// Look addresses up by folding every stored address, in one pass.
-    fn resolve_by_scan(&mut self, addrs: &[String]) -> Result<Vec<Item>> {
-        let found = lookup::by_scan(&mut *self.store, addrs)?;
-        Ok(addrs
-            .iter()
-            .zip(found)
-            .filter_map(|(addr, found)| self.item(addr, found))
-            .collect())
-    }
-
-    /// The item for a looked-up address; None for a user already served in this run.
-    fn item(&mut self, addr: &str, found: Found) -> Option<Item> {
-        Some(match found {
-            Found::User(user) => {
-                if self
-                    .seen
-                    .as_mut()
-                    .is_some_and(|seen| !seen.insert(user.id.clone()))
-                {
-                    // One link per user and run: a second would revoke the first. Counted, and
-                    // summed up in one line at the end; each one under -v.
-                    self.duplicates += 1;
-                    self.ctx.debug(format!(
-                        "{} is listed more than once; it gets one link",
-                        ui::escape(addr)
-                    ));
-                    return None;
-                }
-                Item {
-                    user: Some(user),
-                    outcome: None,
-                }
-            }
-            Found::Unknown => Item {
-                outcome: Some(Outcome::unknown(addr)),
-                user: None,
-            },
-            Found::Ambiguous => Item {
-                outcome: Some(Outcome::invalid(
-                    addr.to_owned(),
-                    crate::error::render(&Found::ambiguous_error(addr, &self.config.users.table)),
-                )),
-                user: None,
-            },
-        })
-    }
-
-    /// Store tokens for a chunk, send its mail, print its results.
-    fn chunk(&mut self, items: Vec<Item>) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        if self.dry_run {
-            for item in items {
-                let outcome = match (item.outcome, item.user) {
-                    (Some(o), _) => o,
-                    (None, Some(user)) => Outcome {
-                        email: user.email,
-                        status: Status::WouldSend,
-                        exit: Exit::Ok,
-                        expires_at: None,
-                        link: None,
-                        error: None,
-                    },
-                    (None, None) => continue,
-                };
-                self.report(outcome)?;
-            }
-            return self.flush();
-        }
-        let (throttle, handover) = (self.throttle(), self.handover());
-        let (prepared, issued) = self.prepare(items)?.store(
-            self.store,
-            self.ttl,
-            throttle,
-            handover,
-            self.ctx.actor(),
-        )?;
-        self.finish(prepared, issued)
-    }
-
-    /// --all with printed links on a server that takes concurrent writers: the chunks' tokens
-    /// are stored over [`WORKERS`] more connections at once, while this thread reads the next
-    /// chunk and prints the finished ones in order. The server's work per chunk (the throttle,
-    /// the token and audit rows) is most of a bulk run, and one connection keeps one server
-    /// process busy.
-    fn all_in_parallel(&mut self) -> Result<()> {
-        let (ttl, throttle, actor) = (self.ttl, self.throttle(), self.ctx.actor().to_owned());
-        let config = self.config;
-        std::thread::scope(|scope| -> Result<()> {
-            let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Result<Stored>)>();
-            let mut jobs = Vec::with_capacity(WORKERS);
-            for _ in 0..WORKERS {
-                let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, Prepared)>(1);
-                let done_tx = done_tx.clone();
-                let actor = actor.as_str();
-                scope.spawn(move || {
-                    let mut store = match crate::store::open(config, Access::Write) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = done_tx.send((NO_CHUNK, Err(e)));
-                            return;
-                        }
-                    };
-                    for (seq, prepared) in job_rx {
-                        let result =
-                            prepared.store(store.as_mut(), ttl, throttle, Handover::Printed, actor);
-                        let failed = result.is_err();
-                        if done_tx.send((seq, result)).is_err() || failed {
-                            return;
-                        }
-                    }
-                });
-                jobs.push(job_tx);
-            }
-            drop(done_tx);
-            let mut order = InOrder::default();
-            // Read, prepare and hand out chunks until the users run out or anything fails.
-            let reading = (|| -> Result<()> {
-                let mut after: Option<UserId> = None;
-                let mut sent = 0u64;
-                while order.failure.is_none() {
-                    let users = self.store.users_after(after.as_ref(), CHUNK)?;
-                    let Some(last) = users.last() else { break };
-                    after = Some(last.id.clone());
-                    let items = self.items_of(users);
-                    let prepared = self.prepare(items)?;
-                    let worker = usize::try_from(sent % WORKERS as u64).unwrap_or(0);
-                    if jobs[worker].send((sent, prepared)).is_err() {
-                        // That worker stopped: its error is in the channel.
-                        break;
-                    }
-                    sent += 1;
-                    // At most one chunk per worker in flight, so memory stays bounded.
-                    while sent - order.next > WORKERS as u64 {
-                        let Ok(done) = done_rx.recv() else { break };
-                        order.take(self, done)?;
-                    }
-                }
-                Ok(())
-            })();
-            drop(jobs);
-            // Every chunk that was stored gets its links printed, even after a failure: a
-            // token whose link nobody saw would only hold up its user's next request.
-            let mut printing = Ok(());
-            for done in done_rx {
-                if printing.is_ok() {
-                    printing = order.take(self, done);
-                }
-            }
-            if printing.is_ok() {
-                printing = order.rest(self);
-            }
-            match (order.failure, reading, printing) {
-                (Some(e), _, _) | (None, Err(e), _) | (None, Ok(()), Err(e)) => Err(e),
-                (None, Ok(()), Ok(())) => Ok(()),
-            }
-        })
-    }
-
-    fn throttle(&self) -> Option<Duration> {
-        if self.force {
-            None
-        } else {
-            Some(self.config.request_throttle)
-        }
-    }
-
-    fn handover(&self) -> Handover {
-        if self.mailer.is_some() {
-            Handover::Mailed
-        } else {
-            Handover::Printed
-        }
-    }
-
-    /// `--all`'s users as items; a row with no address cannot be mailed, and its link would be
-    /// born revoked: it is reported instead.
-    fn items_of(&self, users: Vec<User>) -> Vec<Item> {
-        users
-            .into_iter()
-            .map(|u| {
-                if u.email.trim().is_empty() {
-                    Item {
-                        outcome: Some(Outcome::invalid(
-                            String::new(),
-                            format!(
-                                "user {} has no address in {}.{}; skipped",
-                                ui::escape(&u.id.to_string()),
-                                self.config.users.table,
-                                self.config.users.email_column
-                            ),
-                        )),
-                        user: None,
-                    }
-                } else {
-                    Item {
-                        user: Some(u),
-                        outcome: None,
-                    }
-                }
-            })
-            .collect()
-    }
-
-    /// Fresh tokens for the chunk's users.
-    fn prepare(&mut self, items: Vec<Item>) -> Result<Prepared> {
-        let now = ui::now();
-        let wanted = items
-            .iter()
-            .filter(|i| i.user.is_some() && i.outcome.is_none())
-            .count();
-        let mut fresh = Token::generate_many(&self.rng, wanted)?.into_iter();
-        let mut tokens: Vec<Option<Token>> = Vec::with_capacity(items.len());
-        for item in &items {
-            match (&item.user, &item.outcome) {
-                (Some(_), None) => tokens.push(fresh.next()),
-                _ => tokens.push(None),
-            }
-        }
-        let batch_idx = items
-            .iter()
-            .zip(&tokens)
-            .enumerate()
-            .filter(|(_, (item, tok))| item.user.is_some() && tok.is_some())
-            .map(|(i, _)| i)
-            .collect();
-        Ok(Prepared {
-            items,
-            tokens,
-            batch_idx,
-            now,
-        })
-    }
-
-    /// Links and messages for a chunk the store has answered: send, report, print.
-    fn finish(&mut self, prepared: Prepared, issued: Vec<Issued>) -> Result<()> {
-        let Prepared {
-            mut items,
-            mut tokens,
-            batch_idx,
-            now,
-        } = prepared;
-        // Whether each created link's user had older open links, to revoke on delivery.
-        let mut had_open = vec![false; items.len()];
-
-        // Build links and messages for the created tokens.
-        let mut to_send: Vec<(usize, lettre::Message)> = Vec::new();
-        for (&i, result) in batch_idx.iter().zip(issued) {
-            let user = items[i]
-                .user
-                .clone()
-                .context("issued token without a user")?;
-            match result {
-                Issued::Throttled { retry_at } => {
-                    items[i].outcome = Some(Outcome {
-                        email: user.email.clone(),
-                        status: Status::Throttled,
-                        exit: Exit::TempFail,
-                        expires_at: None,
-                        link: None,
-                        error: Some(format!(
-                            "a link was requested for {} less than {} ago; try again after {} or use --force",
-                            ui::escape(&user.email),
-                            humantime::format_duration(self.config.request_throttle),
-                            ui::rfc3339(retry_at)
-                        )),
-                    });
-                }
-                Issued::Created {
-                    expires_at,
-                    id,
-                    had_open: older,
-                } => {
-                    had_open[i] = older;
-                    let tok = tokens[i].take().context("missing token")?.with_id(id)?;
-                    let link = token::link(&self.base_url, &tok);
-                    tokens[i] = Some(tok);
-                    let mut outcome = Outcome {
-                        email: user.email.clone(),
-                        status: if self.mailer.is_some() {
-                            Status::Sent
-                        } else {
-                            Status::Created
-                        },
-                        exit: Exit::Ok,
-                        expires_at: Some(expires_at),
-                        link: None,
-                        error: None,
-                    };
-                    if let Some(m) = self.mailer {
-                        match m.reset_message_to(&user.recipient(), &link, expires_at, now) {
-                            Ok(msg) => to_send.push((i, msg)),
-                            Err(e) => {
-                                // No message, so no one may hold this link: revoke it.
-                                let why = render(&e);
-                                self.store.revoke_undelivered(
-                                    id,
-                                    &user,
-                                    &why,
-                                    now,
-                                    self.ctx.actor(),
-                                )?;
-                                outcome.status = Status::Failed;
-                                outcome.exit = crate::error::exit_of(&e);
-                                outcome.error = Some(why);
-                            }
-                        }
-                    }
-                    if self.print_link && outcome.exit == Exit::Ok {
-                        outcome.link = Some(link);
-                    }
-                    items[i].outcome = Some(outcome);
-                }
-            }
-        }
-
-        // Send, in parallel over the SMTP pool when there is one.
-        if let Some(m) = self.mailer {
-            let workers = match m.transport {
-                crate::mail::Transport::Smtp { .. }
-                    if self.config.mail.transport == TransportKind::Smtp =>
-                {
-                    self.connections
-                }
-                _ => 1,
-            };
-            let (results, refused) = send_all(m, &to_send, workers);
-            // The pool stays this size for the rest of the run.
-            self.connections = workers.saturating_sub(refused).max(1);
-            let mut delivered_at = Vec::with_capacity(to_send.len());
-            for ((i, _), res) in to_send.iter().zip(results) {
-                if res.is_ok() {
-                    delivered_at.push(*i);
-                }
-                if let Err(e) = res {
-                    let user = items[*i].user.clone().context("sent without a user")?;
-                    let tok = tokens[*i].as_ref().context("missing token")?;
-                    // A link that did not reach its owner must not stay usable.
-                    self.store.revoke_undelivered(
-                        tok.id(),
-                        &user,
-                        &e.message,
-                        ui::now(),
-                        self.ctx.actor(),
-                    )?;
-                    if let Some(o) = items[*i].outcome.as_mut() {
-                        o.status = Status::Failed;
-                        o.exit = e.exit;
-                        o.error = Some(format!(
-                            "mail to {} was not delivered: {}",
-                            ui::escape(&user.email),
-                            e.message
-                        ));
-                        o.link = None;
-                    }
-                }
-            }
-            let delivered: Vec<Delivered<'_>> = delivered_at
-                .iter()
-                .filter_map(|&i| {
-                    Some(Delivered {
-                        user: items[i].user.as_ref()?,
-                        token_id: tokens[i].as_ref()?.id(),
-                        had_open: had_open[i],
-                    })
-                })
-                .collect();
-            // Only now do the users' older links stop working, with the `sent` audit rows.
-            self.store
-                .confirm_delivered(&delivered, ui::now(), self.ctx.actor())?;
-        }
-        drop(tokens);
-
-        for item in items {
-            let Some(o) = item.outcome else { continue };
-            self.report(o)?;
-        }
+        self.bar.inc(n.saturating_sub(self.progressed));
+        self.progressed = 0;
         self.flush()
     }
 
+    fn progress(&mut self, n: u64) {
+        self.progressed += n;
+        self.bar.inc(n);
+    }
+
+    fn duplicate(&mut self, addr: &str) {
+        self.ctx.debug(format!(
+            "{} is listed more than once; it gets one link",
+            ui::escape(addr)
+        ));
+    }
+}
+
+impl Terminal<'_> {
     /// Write the chunk's stdout, then wipe the buffer: it held links.
     fn flush(&mut self) -> Result<()> {
         use std::io::Write;
@@ -947,24 +562,30 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn report(&mut self, o: Outcome) -> Result<()> {
-        self.worst = self.worst.worst(o.exit);
+    fn report(&mut self, o: Outcome) {
         match o.status {
             Status::Sent => self.counts.sent += 1,
             Status::Created => self.counts.created += 1,
+            Status::AlreadySent | Status::AlreadyCreated => self.counts.already += 1,
             Status::Throttled => self.counts.throttled += 1,
             Status::UnknownUser => self.counts.unknown += 1,
             Status::Invalid => self.counts.invalid += 1,
             Status::Failed => self.counts.failed += 1,
             Status::WouldSend => self.counts.would_send += 1,
+            // Not the user's outcome but the run's: the summary counts them.
+            Status::NotSent => {
+                self.counts.not_sent += 1;
+                return;
+            }
         }
-        self.bar.inc(1);
+        self.worst = self.worst.worst(o.exit);
+        let link = if self.print_link { o.link } else { None };
         if self.json {
             let mut obj = serde_json::json!({ "email": o.email, "status": o.status.as_str() });
             if let Some(t) = o.expires_at {
                 obj["expires_at"] = serde_json::json!(ui::rfc3339(t));
             }
-            if let Some(l) = &o.link {
+            if let Some(l) = &link {
                 obj["link"] = serde_json::json!(l.as_str());
             }
             if let Some(e) = &o.error {
@@ -972,13 +593,18 @@ impl Run<'_> {
             }
             self.out.extend_from_slice(ui::json(&obj).as_bytes());
             self.out.push(b'\n');
-            return Ok(());
+            return;
         }
         let email = ui::escape(&o.email);
         let line = match (o.status, o.expires_at, &o.error) {
             (Status::Sent, Some(t), _) => {
                 format!("sent: reset link for {email} (expires {})", ui::rfc3339(t))
             }
+            (Status::AlreadySent | Status::AlreadyCreated, Some(t), _) => format!(
+                "{}: {email} holds a link from the stopped run (expires {})",
+                o.status.as_str(),
+                ui::rfc3339(t)
+            ),
             (Status::WouldSend, _, _) => format!("would_send: reset link for {email}"),
             (Status::Created, Some(t), _) => format!(
                 "created: reset link for {email} (expires {})",
@@ -989,9 +615,7 @@ impl Run<'_> {
         };
         // stdout carries only the links with --print-link/--no-email, one per line, so scripts
         // can use them as they are.
-        if self.print_link
-            && let Some(l) = &o.link
-        {
+        if let Some(l) = &link {
             self.out.extend_from_slice(l.as_bytes());
             self.out.push(b'\n');
         }
@@ -1012,7 +636,7 @@ impl Run<'_> {
             if o.exit != Exit::Ok {
                 self.hidden += 1;
             }
-            return Ok(());
+            return;
         }
         if o.exit == Exit::Ok && !self.print_link {
             self.out.extend_from_slice(line.as_bytes());
@@ -1020,76 +644,7 @@ impl Run<'_> {
         } else {
             self.bar.suspend(|| eprintln!("{line}"));
         }
-        Ok(())
     }
-}
-
-/// Send messages over up to `workers` connections; results in the order of `msgs`, and how
-/// many connections the relay refused (a per-client connection limit).
-///
-/// A connection the relay refuses while others are still sending is retired, and its message
-/// goes back in the queue for the live ones: a relay that takes two connections of four
-/// delivers everything over two. Only the last connection's failures count towards the
-/// "the whole server is failing" stop, so that rule applies when no connection works.
-fn send_all(
-    m: &Mailer,
-    msgs: &[(usize, lettre::Message)],
-    workers: usize,
-) -> (Vec<Result<(), SendError>>, usize) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    if workers <= 1 || msgs.len() <= 1 {
-        return (msgs.iter().map(|(_, msg)| m.send(msg)).collect(), 0);
-    }
-    let queue = std::sync::Mutex::new((0..msgs.len()).collect::<std::collections::VecDeque<_>>());
-    let active = AtomicUsize::new(workers.min(msgs.len()));
-    let refused = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<(), SendError>>>> =
-        msgs.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..workers.min(msgs.len()) {
-            s.spawn(|| {
-                while let Some(i) = queue.lock().ok().and_then(|mut q| q.pop_front()) {
-                    // The last connection standing reports its failures like any send.
-                    let may_shrink = active.load(Ordering::SeqCst) > 1;
-                    let r = match m.send_or_refused(&msgs[i].1, may_shrink) {
-                        Ok(crate::mail::Sent::Delivered) => Ok(()),
-                        Ok(crate::mail::Sent::RefusedAtConnect(e)) => {
-                            // Retire this connection unless it is the last one.
-                            let retired = active
-                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                                    (n > 1).then(|| n - 1)
-                                })
-                                .is_ok();
-                            if retired {
-                                refused.fetch_add(1, Ordering::SeqCst);
-                                if let Ok(mut q) = queue.lock() {
-                                    q.push_front(i);
-                                }
-                                break;
-                            }
-                            Err(e)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    let results = results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                Err(SendError {
-                    exit: Exit::Software,
-                    message: "a sending thread failed".into(),
-                })
-            })
-        })
-        .collect();
-    (results, refused.load(Ordering::SeqCst))
 }
 
 /// Lines of at most MAX_LINE bytes: a file with a 10 MB line costs no more memory.

@@ -587,6 +587,15 @@ pub const KEYS: &[Key] = &[
         unset: "",
         doc: "Resets waiting for a hashing thread before the page answers 503 with Retry-After.",
     },
+    Key {
+        section: "serve",
+        name: "stop_timeout",
+        kind: "DURATION",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "On SIGTERM, how long the forgot page's queued mail may take; links it could not send by then are withdrawn, so nobody is left throttled without a mail.",
+    },
 ];
 
 /// The full dotted name of a key: `mail.smtp.host`.

@@ -20,6 +20,7 @@ pub(super) struct RawServe {
     attempt_window: String,
     hash_workers: usize,
     hash_queue: usize,
+    stop_timeout: String,
 }
 
 impl Default for RawServe {
@@ -41,6 +42,9 @@ impl Default for RawServe {
             hash_workers: 0,
             // Resets waiting for a hashing worker before the page answers 503.
             hash_queue: 32,
+            // Well inside systemd's TimeoutStopSec (90s by default), and long enough for a
+            // queue of forgot-page mails over a slow relay.
+            stop_timeout: "10s".into(),
         }
     }
 }
@@ -62,6 +66,9 @@ pub struct Serve {
     /// Threads that hash passwords (at least 1).
     pub hash_workers: usize,
     pub hash_queue: usize,
+    /// On SIGTERM, how long the forgot page's queued mail may take before what it could not
+    /// send is withdrawn.
+    pub stop_timeout: Duration,
 }
 
 /// Parse a listening address: `127.0.0.1:8080`, `[::1]:8080`, or `localhost:8080`.
@@ -135,6 +142,10 @@ impl RawServe {
         if self.hash_queue > 100_000 {
             return Err(Problem::new("serve.hash_queue", "at most 100000"));
         }
+        let stop_timeout = super::duration("serve.stop_timeout", &self.stop_timeout)?;
+        if stop_timeout > Duration::from_secs(600) {
+            return Err(Problem::new("serve.stop_timeout", "at most 10m"));
+        }
         let hash_workers = match self.hash_workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -151,6 +162,7 @@ impl RawServe {
             attempt_window,
             hash_workers,
             hash_queue: self.hash_queue,
+            stop_timeout,
         })
     }
 }

@@ -125,6 +125,8 @@ pub enum RevokeReason {
     PasswordReset,
     /// Its email could not be delivered.
     Undelivered,
+    /// It was never handed over: its run was stopped (or died) before the link was sent.
+    NotSent,
     /// Its user row was gone when it was looked up.
     UserDeleted,
     /// The user's address or password changed after it was issued.
@@ -141,6 +143,7 @@ impl RevokeReason {
             RevokeReason::Superseded => "superseded".into(),
             RevokeReason::PasswordReset => "password reset".into(),
             RevokeReason::Undelivered => "undelivered".into(),
+            RevokeReason::NotSent => "not sent".into(),
             RevokeReason::UserDeleted => "user deleted".into(),
             RevokeReason::AccountChanged => "account changed".into(),
             RevokeReason::ByHand(None) => "revoked".into(),
@@ -154,6 +157,7 @@ impl RevokeReason {
             "superseded" => RevokeReason::Superseded,
             "password reset" => RevokeReason::PasswordReset,
             "undelivered" => RevokeReason::Undelivered,
+            "not sent" => RevokeReason::NotSent,
             "user deleted" => RevokeReason::UserDeleted,
             "account changed" => RevokeReason::AccountChanged,
             "revoked" => RevokeReason::ByHand(None),
@@ -170,6 +174,9 @@ impl RevokeReason {
             RevokeReason::Superseded => "superseded by a newer request".into(),
             RevokeReason::PasswordReset => "the password was reset with another token".into(),
             RevokeReason::Undelivered => "the email with the link could not be delivered".into(),
+            RevokeReason::NotSent => {
+                "the link was never sent: the run that made it was stopped first".into()
+            }
             RevokeReason::UserDeleted => "its user was deleted".into(),
             RevokeReason::AccountChanged => {
                 "the account's email or password changed after it was issued".into()
@@ -213,39 +220,149 @@ pub struct NewToken<'a> {
     pub digest: Digest,
 }
 
-/// How a new link reaches its user, which decides when the user's older links stop working.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handover {
-    /// Printed now (`--no-email`): older links are revoked at once, and the audit row says
-    /// `created`.
-    Printed,
-    /// Mailed: older links keep working until the relay (or sendmail, or the outbox) has taken
-    /// the new message, so a failed delivery leaves the user's working link alone. The audit row
-    /// is written by [`Store::confirm_delivered`] or [`Store::revoke_undelivered`].
-    Mailed,
+/// What a new batch of links is issued under.
+#[derive(Debug, Clone, Copy)]
+pub struct Issue<'a> {
+    pub now: i64,
+    pub ttl: Duration,
+    /// The request throttle; None with `--force` (or a throttle of 0s). Without one, a user
+    /// whose link another live run is making right now is left to that run
+    /// ([`Issued::Busy`]), so two runs at once never mail anyone twice.
+    pub throttle: Option<Duration>,
+    /// The run that issues them ([`Store::begin_run`]).
+    pub run_id: i64,
+    /// The number of this batch in its run, from 1: printed links are handed over batch by
+    /// batch, in this order.
+    pub batch: i64,
+    pub actor: &'a str,
 }
 
-/// A link whose message was taken for delivery.
-pub struct Delivered<'a> {
+/// A link that was handed over: the user now holds it.
+pub struct Handed<'a> {
     pub user: &'a User,
     pub token_id: i64,
-    /// The user had other open links when this one was made (from [`Issued::Created`]).
+    /// The user had other open links when this one was made (from [`Issued::Created`]): they
+    /// stop working now.
     pub had_open: bool,
+}
+
+/// A link that was not handed over and must not stay usable.
+pub struct Released<'a> {
+    pub user: &'a User,
+    pub token_id: i64,
+    /// Why, for the audit trail (the delivery error, or that the run was stopped first).
+    pub why: &'a str,
+    /// Its message was tried and failed (revoked as `undelivered`); else it was never sent
+    /// (revoked as `not sent`).
+    pub attempted: bool,
+}
+
+/// The outcome of links issued by one run, recorded in one transaction.
+pub struct Settle<'a> {
+    pub run_id: i64,
+    pub now: i64,
+    pub actor: &'a str,
+    /// Printed links (`--print-link`, `--no-email`): the batch whose links were written and
+    /// flushed to stdout. Every link of the run's batches up to this one counts as handed over,
+    /// without a write per token.
+    pub printed: Option<i64>,
+    /// Handed over: mailed links are marked one by one; for each, the user's older open links
+    /// are revoked (superseded) and an audit row says `sent` (mailed) or `created` (printed).
+    pub handed: &'a [Handed<'a>],
+    /// Released: revoked, the user's throttle given back (an undelivered link does not count),
+    /// an audit row `failed` with the reason.
+    pub released: &'a [Released<'a>],
 }
 
 /// What became of one token request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issued {
+    /// A pending link: issued, not yet handed over. Usable (its message may already be on its
+    /// way), but it neither throttles its user nor ends their older links until it is handed
+    /// over ([`Store::settle`]); if its run ends without that, it is released.
     Created {
         expires_at: i64,
         /// The row id: the public half of the token.
         id: i64,
-        /// The user had other open links (revoked already when printed; to revoke on delivery
-        /// when mailed).
+        /// The user had other open links.
         had_open: bool,
     },
     /// The user had a link made less than `request_throttle` ago.
     Throttled { retry_at: i64 },
+    /// Another run that is still going is making this user's link right now (only without a
+    /// throttle: with one, that run's request throttles this one).
+    Busy { run_id: i64 },
+}
+
+/// The audit detail of a request left to another run ([`Issued::Busy`]): the same words on
+/// every backend.
+pub fn busy_detail(run_id: i64) -> String {
+    format!("run {run_id}, still going, is making this user's link")
+}
+
+/// A process that makes links, as it registers itself: a `request` run or a `serve` process.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStart<'a> {
+    /// `request` or `serve`.
+    pub command: &'a str,
+    /// What a `request` was asked to do (which users, how the links go out), so that the same
+    /// command run again after a stop continues it; None when that cannot be told (addresses
+    /// on stdin, serve).
+    pub job: Option<&'a str>,
+    /// Where `pid` means something: the boot and the PID namespace (see
+    /// [`crate::request::lease`]); empty where that cannot be known.
+    pub host: &'a str,
+    pub pid: i64,
+    /// The process's start time, so that a reused pid is not taken for it.
+    pub proc_start: i64,
+    pub actor: &'a str,
+    pub now: i64,
+}
+
+/// A run as the runs table holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: i64,
+    pub command: String,
+    pub job: Option<String>,
+    pub host: String,
+    pub pid: i64,
+    pub proc_start: i64,
+    pub actor: String,
+    pub started_at: i64,
+    /// Renewed while the run goes on ([`Store::heartbeat`]).
+    pub heartbeat_at: i64,
+    pub ended_at: Option<i64>,
+    /// How it ended ([`RunEnd::as_str`]), once it has.
+    pub outcome: Option<String>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Every user it could serve got their link.
+    Done,
+    /// It went through its users, but some got no link (delivery failed, throttled): the same
+    /// command run again serves them.
+    Incomplete,
+    /// Stopped by a signal.
+    Stopped,
+    /// Stopped by an error.
+    Failed,
+    /// Its process was found gone while the run was still open (kill -9, a crash, power loss).
+    Crashed,
+}
+
+impl RunEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunEnd::Done => "done",
+            RunEnd::Incomplete => "incomplete",
+            RunEnd::Stopped => "stopped",
+            RunEnd::Failed => "failed",
+            RunEnd::Crashed => "crashed",
+        }
+    }
 }
 
 /// A password change with a token.
@@ -356,6 +473,20 @@ pub struct AuditEvent<'a> {
 }
 
 impl<'a> AuditEvent<'a> {
+    /// The record of a link released when its run ended ([`Store::end_run`]), known by its
+    /// user's id alone.
+    pub fn not_sent(user_id: &'a UserId, why: &'a str, at: i64, actor: &'a str) -> AuditEvent<'a> {
+        AuditEvent {
+            at,
+            actor,
+            action: AuditAction::Request,
+            user_id: Some(user_id),
+            email: None,
+            outcome: AuditOutcome::Failed,
+            detail: Some(why),
+        }
+    }
+
     /// The record of `revoke --user`: how many open links it ended (`detail`, made by
     /// [`revoke_user_detail`]), `ok` when there were some.
     pub fn revoked_user(
@@ -489,38 +620,54 @@ pub trait Store {
 
     // ---- tokens ----
 
-    /// Store tokens for several users in one transaction: for each, the throttle (unless
-    /// `throttle` is None), revoke the user's older open tokens, insert the new digest, write
-    /// the audit row.
-    fn issue_tokens(
-        &mut self,
-        batch: &[NewToken<'_>],
-        now: i64,
-        ttl: Duration,
-        throttle: Option<Duration>,
-        handover: Handover,
-        actor: &str,
-    ) -> Result<Vec<Issued>>;
+    /// Store pending links for several users in one transaction: for each, the throttle
+    /// (a conditional upsert of the user's throttle row, which records the run), then the new
+    /// token with its run and batch, not yet handed over. Nothing else: the user's older links
+    /// and the audit row wait for [`Store::settle`]. Throttled and busy users get their audit
+    /// row (`throttled`) here.
+    fn issue_tokens(&mut self, batch: &[NewToken<'_>], issue: &Issue<'_>) -> Result<Vec<Issued>>;
 
-    /// The messages of these links were taken for delivery: in one transaction, revoke each
-    /// user's older open links (superseded) and write the `sent` audit rows.
-    fn confirm_delivered(
-        &mut self,
-        delivered: &[Delivered<'_>],
-        now: i64,
-        actor: &str,
-    ) -> Result<()>;
+    /// Record what became of links issued by a run, in one transaction; see [`Settle`].
+    fn settle(&mut self, settle: &Settle<'_>) -> Result<()>;
 
-    /// Revoke a token whose email could not be delivered, record why, and give the user's
-    /// throttle back: an undelivered link does not count.
-    fn revoke_undelivered(
+    // ---- runs ----
+
+    /// Register a run; its id.
+    fn begin_run(&mut self, run: &RunStart<'_>) -> Result<i64>;
+
+    /// The run is still going (for runs on other hosts, which cannot be checked by pid).
+    fn heartbeat(&mut self, run_id: i64, now: i64) -> Result<()>;
+
+    /// The runs that have not ended, oldest first.
+    fn open_runs(&mut self) -> Result<Vec<Run>>;
+
+    /// End a run: release every link it issued that was not handed over (revoked as `not
+    /// sent`, the throttle given back, an audit row `failed` saying `why`), and record how it
+    /// ended. A run that has ended already is left alone. How many links were released.
+    fn end_run(
         &mut self,
-        token_id: i64,
-        user: &User,
-        reason: &str,
+        run_id: i64,
+        outcome: RunEnd,
+        why: &str,
         now: i64,
         actor: &str,
-    ) -> Result<()>;
+    ) -> Result<u64>;
+
+    /// The ended runs of `job` that started after `since`, newest first (up to 100): where a
+    /// run of the same command looks for the stopped one it continues.
+    fn ended_runs(&mut self, job: &str, since: i64) -> Result<Vec<Run>>;
+
+    /// Of `users`, those who hold a link that one of the ended runs `runs` handed over and
+    /// that is still valid or was used, with its expiry.
+    fn served_by(
+        &mut self,
+        runs: &[i64],
+        users: &[&UserId],
+        now: i64,
+    ) -> Result<Vec<(UserId, i64)>>;
+
+    /// Delete the runs that ended before `cutoff`; how many.
+    fn purge_runs(&mut self, cutoff: i64) -> Result<u64>;
 
     /// A token by id and secret digest, with its user's current state. A row whose digest
     /// differs is as good as no row: the secret is wrong.

@@ -1,8 +1,8 @@
 //! `pwreset serve`: the page the emailed link opens, and the forgot-password page.
 //!
 //! The web front end of the same domain core the terminal uses: [`crate::reset::Service`] for
-//! resets (policy, hash format, transaction, audit), [`crate::lookup`] and
-//! [`crate::store::Store::issue_tokens`] (with the request throttle) for new links. Handlers are
+//! resets (policy, hash format, transaction, audit), [`crate::request::Service`] for new links
+//! (lookup, throttle, hand-over, audit), within one registered run per process. Handlers are
 //! async (axum on tokio) and never touch the store or argon2 themselves: that work runs on
 //! fixed pools of threads ([`pool`]) with bounded queues, so a flood of POSTs gets 503s rather
 //! than unbounded memory.
@@ -55,6 +55,8 @@ pub(crate) struct App {
     forgot_ip: Limiter<IpAddr>,
     forgot_address: Limiter<String>,
     verbosity: ui::Verbosity,
+    /// This process's run, under which the forgot page's links are issued.
+    run_id: i64,
 }
 
 /// Who is asking, as far as can be believed.
@@ -72,7 +74,8 @@ impl Client {
     }
 }
 
-/// Serve until SIGTERM or SIGINT; then finish the requests in flight and the queued mail.
+/// Serve until SIGTERM or SIGINT; then finish the requests in flight, give the queued mail
+/// `[serve] stop_timeout`, and withdraw the links that did not go out by then.
 pub fn serve(config: Config, opts: Options) -> Result<()> {
     let base_url = config.base_url.clone().ok_or_else(|| {
         fail(
@@ -134,11 +137,25 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
 
     // Check the database and the mail setup now, so a bad config fails at start (with its exit
     // code) and not on the first user's page.
-    {
+    let actor = format!("serve (pid {})", std::process::id());
+    let lease = {
         let mut store = crate::store::open(&config, crate::store::Access::Write)?;
         store.check_users_mapping()?;
         config.hash_settings()?;
-    }
+        // The forgot page's links belong to this run: if the process dies, the next run (or
+        // serve) withdraws those it never sent.
+        let (lease, reaped) =
+            crate::request::lease::Lease::start(store.as_mut(), &config, "serve", None, &actor)?;
+        for (run, released) in reaped {
+            if released > 0 && opts.verbosity >= ui::Verbosity::Normal {
+                eprintln!(
+                    "pwreset serve: run {} (pid {}) had ended without finishing; {released} link(s) it had not sent were withdrawn",
+                    run.id, run.pid
+                );
+            }
+        }
+        lease
+    };
     let mailer = if forgot_path.is_some() || config.notify_on_reset {
         Some(Arc::new(crate::mail::Mailer::new(&config)?))
     } else {
@@ -165,6 +182,7 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         pages,
         mailer,
         verbosity: opts.verbosity,
+        run_id: lease.id,
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -174,10 +192,39 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let served = runtime.block_on(run(Arc::clone(&app), inherited, opts.listen));
-    // The listener is closed and the requests in flight are answered; let the queued mail go.
-    app.mail.close();
+    // The listener is closed and the requests in flight are answered; the queued mail gets
+    // its time, then whatever did not go out is withdrawn (revoked, throttle given back), so
+    // nobody is left throttled with a link that never left.
+    let unstarted = app.mail.close_within(config.serve.stop_timeout);
     app.hash.close();
     app.db.close();
+    let ended = crate::store::open(&config, crate::store::Access::Write).and_then(|mut store| {
+        lease.end(
+            store.as_mut(),
+            crate::store::RunEnd::Stopped,
+            "not sent: pwreset serve stopped before this link's mail went out",
+            &actor,
+        )
+    });
+    if app.verbosity >= ui::Verbosity::Normal {
+        if unstarted > 0 {
+            eprintln!(
+                "pwreset serve: {unstarted} forgot-password request(s) were not served within serve.stop_timeout ({})",
+                humantime::format_duration(config.serve.stop_timeout)
+            );
+        }
+        match &ended {
+            Ok(n) if *n > 0 => {
+                eprintln!("pwreset serve: {n} link(s) whose mail had not gone out were withdrawn")
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "pwreset serve: could not end its run ({}); the next pwreset run withdraws what it did not send",
+                crate::error::render(e)
+            ),
+        }
+        eprintln!("pwreset serve: stopped");
+    }
     served
 }
 
@@ -218,9 +265,6 @@ async fn run(
     .with_graceful_shutdown(shutdown())
     .await
     .context("serving")?;
-    if app.verbosity >= ui::Verbosity::Normal {
-        eprintln!("pwreset serve: stopped");
-    }
     Ok(())
 }
 

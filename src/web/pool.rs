@@ -47,6 +47,15 @@ pub struct Pool {
     name: &'static str,
     tx: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Jobs queued and not yet started, and threads still running: for a bounded close.
+    state: Arc<PoolState>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    queued: std::sync::atomic::AtomicUsize,
+    running: Mutex<usize>,
+    finished: std::sync::Condvar,
 }
 
 impl Pool {
@@ -59,19 +68,39 @@ impl Pool {
     ) -> Result<Pool> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
+        let state = Arc::new(PoolState::default());
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers.max(1) {
             let rx = Arc::clone(&rx);
             let config = Arc::clone(&config);
+            let thread_state = Arc::clone(&state);
+            if let Ok(mut n) = state.running.lock() {
+                *n += 1;
+            }
             let handle = std::thread::Builder::new()
                 .name(format!("pwreset-{name}-{i}"))
-                .spawn(move || work(&rx, config))?;
-            threads.push(handle);
+                .spawn(move || {
+                    work(&rx, config, &thread_state);
+                    if let Ok(mut n) = thread_state.running.lock() {
+                        *n -= 1;
+                    }
+                    thread_state.finished.notify_all();
+                });
+            match handle {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    if let Ok(mut n) = state.running.lock() {
+                        *n -= 1;
+                    }
+                    return Err(e.into());
+                }
+            }
         }
         Ok(Pool {
             name,
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
+            state,
         })
     }
 
@@ -79,10 +108,20 @@ impl Pool {
     pub fn submit(&self, job: impl FnOnce(&mut Worker) + Send + 'static) -> Result<(), Refused> {
         let guard = self.tx.lock().map_err(|_| Refused::Gone)?;
         let tx = guard.as_ref().ok_or(Refused::Gone)?;
+        self.state
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match tx.try_send(Box::new(job)) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(Refused::Full),
-            Err(TrySendError::Disconnected(_)) => Err(Refused::Gone),
+            Err(e) => {
+                self.state
+                    .queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                match e {
+                    TrySendError::Full(_) => Err(Refused::Full),
+                    TrySendError::Disconnected(_) => Err(Refused::Gone),
+                }
+            }
         }
     }
 
@@ -97,6 +136,27 @@ impl Pool {
             let _ = tx.send(job(w));
         })?;
         rx.await.map_err(|_| Refused::Gone)
+    }
+
+    /// Stop taking jobs and give the queued ones until `within` to finish. Returns how many
+    /// queued jobs never started; jobs still running then are left to the process's exit.
+    pub fn close_within(&self, within: std::time::Duration) -> usize {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        let deadline = std::time::Instant::now() + within;
+        if let Ok(mut running) = self.state.running.lock() {
+            while *running > 0 {
+                let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                    break;
+                };
+                match self.state.finished.wait_timeout(running, left) {
+                    Ok((guard, _)) => running = guard,
+                    Err(_) => break,
+                }
+            }
+        }
+        self.state.queued.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stop taking jobs, finish the queued ones, and wait for the threads.
@@ -117,7 +177,7 @@ impl Pool {
     }
 }
 
-fn work(rx: &Mutex<Receiver<Job>>, config: Arc<Config>) {
+fn work(rx: &Mutex<Receiver<Job>>, config: Arc<Config>, state: &PoolState) {
     let mut worker = Worker {
         config,
         store: None,
@@ -129,6 +189,9 @@ fn work(rx: &Mutex<Receiver<Job>>, config: Arc<Config>) {
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        state
+            .queued
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut worker)));
         if ran.is_err() {
             // A bug; the store may be mid-transaction: open a fresh one for the next job.

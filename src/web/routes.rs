@@ -7,8 +7,9 @@ use super::{App, Client};
 use crate::error::{Exit, exit_of, render as say};
 use crate::mail::{Mailer, locale};
 use crate::password::{Refusal, Secret};
+use crate::request;
 use crate::reset::{self, Outcome, Service};
-use crate::store::{AuditOutcome, Delivered, Handover, Issued, NewToken, User};
+use crate::store::{AuditOutcome, User};
 use crate::token::{Digest, Status, Token};
 use crate::ui;
 use anyhow::Result;
@@ -555,8 +556,9 @@ async fn forgot(
     };
     let actor = client.actor();
     let base_url = app.config.base_url.clone().unwrap_or_default();
+    let (run_id, page_lang) = (app.run_id, app.pages.code(lang).to_owned());
     if let Err(r) = app.mail.submit(move |w| {
-        if let Err(e) = request_link(w, &mailer, &base_url, &addr, &actor) {
+        if let Err(e) = request_link(w, mailer, base_url, &addr, &actor, run_id, page_lang) {
             eprintln!(
                 "warning: a reset link asked for on the web was not sent: {}",
                 say(&e)
@@ -579,76 +581,56 @@ async fn forgot(
     )
 }
 
-/// What `pwreset request ADDRESS` does for one address, from the web: find the user the same
-/// way, issue a token under the request throttle, mail the link to the stored address, and
-/// revoke the token when the mail could not be made or sent. Unknown addresses end here
-/// quietly: the page already gave its neutral answer.
+/// What `pwreset request ADDRESS` does for one address, from the web, through the same
+/// request service: the lookup, the throttle, the hand-over (a failed new mail keeps the
+/// working link), the audit. The mail is in the page's language unless the users table says
+/// otherwise. Unknown addresses end here quietly: the page already gave its neutral answer.
 fn request_link(
     w: &mut Worker,
-    mailer: &Mailer,
-    base_url: &str,
+    mailer: Arc<Mailer>,
+    base_url: String,
     addr: &str,
     actor: &str,
+    run_id: i64,
+    page_lang: String,
 ) -> Result<()> {
-    let config = w.config().clone();
+    let config = w.config();
     let store = w.store()?;
-    let user = match crate::lookup::find(store, addr)? {
-        crate::lookup::Found::User(u) => u,
-        crate::lookup::Found::Unknown => return Ok(()),
-        crate::lookup::Found::Ambiguous => {
-            return Err(crate::lookup::Found::ambiguous_error(
-                addr,
-                &config.users.table,
-            ));
+    let opts = request::Options {
+        ttl: config.token_ttl,
+        force: false,
+        delivery: request::Delivery::Mail(mailer),
+        base_url,
+        locale: Some(page_lang),
+        grace: request::GRACE,
+    };
+    let mut svc = request::Service::within(store, &config, opts, actor, run_id);
+    let mut got = Captured(Vec::new());
+    let stop = crate::signals::Stop::new();
+    svc.addresses(vec![addr.to_owned()], &stop, &mut got)?;
+    svc.deferred(&stop, &mut got)?;
+    for o in got.0 {
+        match o.status {
+            request::Status::Failed | request::Status::Invalid => {
+                return Err(crate::error::fail(
+                    o.exit,
+                    o.error.unwrap_or_else(|| o.status.as_str().to_owned()),
+                ));
+            }
+            _ => {}
         }
-    };
-    if user.email.trim().is_empty() {
-        return Ok(());
     }
-    let token = Token::generate()?;
-    let now = ui::now();
-    let issued = store.issue_tokens(
-        &[NewToken {
-            user: &user,
-            digest: token.digest(),
-        }],
-        now,
-        config.token_ttl,
-        Some(config.request_throttle),
-        Handover::Mailed,
-        actor,
-    )?;
-    let Some(Issued::Created {
-        expires_at,
-        id,
-        had_open,
-    }) = issued.first().copied()
-    else {
-        // Throttled: the user has a fresh link already.
-        return Ok(());
-    };
-    let token = token.with_id(id)?;
-    let link = crate::token::link(base_url, &token);
-    let sent = mailer
-        .reset_message_to(&user.recipient(), &link, expires_at, now)
-        .and_then(|msg| mailer.send(&msg).map_err(anyhow::Error::from));
-    if let Err(e) = sent {
-        // A link that did not reach its owner must not stay usable.
-        let why = say(&e);
-        store.revoke_undelivered(id, &user, &why, ui::now(), actor)?;
-        return Err(e);
-    }
-    // Delivered: only now do the user's older links stop working.
-    store.confirm_delivered(
-        &[Delivered {
-            user: &user,
-            token_id: id,
-            had_open,
-        }],
-        ui::now(),
-        actor,
-    )?;
     Ok(())
+}
+
+/// The outcomes of one forgot-page request.
+struct Captured(Vec<request::Outcome>);
+
+impl request::Report for Captured {
+    fn outcomes(&mut self, outcomes: Vec<request::Outcome>) -> Result<()> {
+        self.0.extend(outcomes);
+        Ok(())
+    }
 }
 
 // ---- the rest ----

@@ -122,7 +122,7 @@ fn uses_wal_and_sets_the_user_version() {
     env.init();
     let mode = env.text("PRAGMA journal_mode").expect("a journal mode");
     assert_eq!(mode.to_ascii_lowercase(), "wal");
-    assert_eq!(env.i64("PRAGMA user_version"), 2);
+    assert_eq!(env.i64("PRAGMA user_version"), 3);
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn the_ledger_records_every_schema_version() {
                 .expect("a number")
         })
         .collect();
-    assert_eq!(ledger, [1, 2]);
+    assert_eq!(ledger, [1, 2, 3]);
     // Each with the time it was applied, in unix seconds.
     let now = crate::harness::unix_now();
     let oldest = env.i64("SELECT min(applied_at) FROM pwreset_schema");

@@ -188,7 +188,7 @@ fn mysql_own_users_end_to_end() {
         .success();
     assert!(stdout(&a).contains("\"used\":1"), "{}", stdout(&a));
     let version: i64 = db.one("SELECT MAX(version) FROM pwreset_schema");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[test]
@@ -396,6 +396,7 @@ fn mysql_grant_check_names_the_missing_grant() {
         "pwreset_tokens",
         "pwreset_audit",
         "pwreset_throttle",
+        "pwreset_runs",
         "pwreset_schema",
     ] {
         db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
@@ -504,6 +505,7 @@ fn mysql_laravel_walkthrough() {
         "pwreset_tokens",
         "pwreset_audit",
         "pwreset_throttle",
+        "pwreset_runs",
         "pwreset_schema",
     ] {
         db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));

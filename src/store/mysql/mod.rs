@@ -11,18 +11,19 @@
 //! conditional statement here changes the values it matches, so changed = matched.
 //!
 //! Split by concern like the SQLite backend: [`schema`] (connect, migrations, the mapping and
-//! privilege checks), [`users`], [`tokens`], [`purge`], [`audit`].
+//! privilege checks), [`users`], [`tokens`], [`runs`], [`purge`], [`audit`].
 
 mod audit;
 mod purge;
+mod runs;
 mod schema;
 mod tokens;
 mod users;
 
 use super::{
-    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
-    Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,
-    UserSummary,
+    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issue, Issued, Migrated,
+    NewToken, PurgeCounts, RevokeReason, Run, RunEnd, RunStart, Settle, Store, TokenRecord, User,
+    UserId, UserSummary,
 };
 use crate::config::{Config, Server, UsersTable};
 use crate::error::{Exit, fail};
@@ -73,6 +74,7 @@ struct ErrCtx {
 /// MySQL error numbers pwreset reacts to.
 mod code {
     pub const DUP_ENTRY: u16 = 1062;
+    pub const DUP_FIELDNAME: u16 = 1060;
     pub const ACCESS_DENIED: u16 = 1045;
     pub const DB_ACCESS_DENIED: u16 = 1044;
     pub const BAD_DB: u16 = 1049;
@@ -704,36 +706,52 @@ impl Store for MysqlStore {
         users::list(self, now, each)
     }
 
-    fn issue_tokens(
-        &mut self,
-        batch: &[NewToken<'_>],
-        now: i64,
-        ttl: Duration,
-        throttle: Option<Duration>,
-        handover: Handover,
-        actor: &str,
-    ) -> Result<Vec<Issued>> {
-        tokens::issue(self, batch, now, ttl, throttle, handover, actor)
+    fn issue_tokens(&mut self, batch: &[NewToken<'_>], issue: &Issue<'_>) -> Result<Vec<Issued>> {
+        tokens::issue(self, batch, issue)
     }
 
-    fn confirm_delivered(
-        &mut self,
-        delivered: &[Delivered<'_>],
-        now: i64,
-        actor: &str,
-    ) -> Result<()> {
-        tokens::confirm_delivered(self, delivered, now, actor)
+    fn settle(&mut self, settle: &Settle<'_>) -> Result<()> {
+        tokens::settle(self, settle)
     }
 
-    fn revoke_undelivered(
+    fn begin_run(&mut self, run: &RunStart<'_>) -> Result<i64> {
+        runs::begin_run(self, run)
+    }
+
+    fn heartbeat(&mut self, run_id: i64, now: i64) -> Result<()> {
+        runs::heartbeat(self, run_id, now)
+    }
+
+    fn open_runs(&mut self) -> Result<Vec<Run>> {
+        runs::open_runs(self)
+    }
+
+    fn end_run(
         &mut self,
-        token_id: i64,
-        user: &User,
-        reason: &str,
+        run_id: i64,
+        outcome: RunEnd,
+        why: &str,
         now: i64,
         actor: &str,
-    ) -> Result<()> {
-        tokens::revoke_undelivered(self, token_id, user, reason, now, actor)
+    ) -> Result<u64> {
+        runs::end_run(self, run_id, outcome, why, now, actor)
+    }
+
+    fn ended_runs(&mut self, job: &str, since: i64) -> Result<Vec<Run>> {
+        runs::ended_runs(self, job, since)
+    }
+
+    fn served_by(
+        &mut self,
+        runs: &[i64],
+        users: &[&UserId],
+        now: i64,
+    ) -> Result<Vec<(UserId, i64)>> {
+        runs::served_by(self, runs, users, now)
+    }
+
+    fn purge_runs(&mut self, cutoff: i64) -> Result<u64> {
+        runs::purge_runs(self, cutoff)
     }
 
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {

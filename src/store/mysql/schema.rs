@@ -10,7 +10,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, Row, SslOpts, Value};
 
 /// The schema version this build writes; the same numbering as the SQLite backend.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The ledger of applied migrations: one row per version, the same on every backend.
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS pwreset_schema (
@@ -19,9 +19,11 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS pwreset_schema (
 ) ENGINE = InnoDB";
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. DDL commits on its own in
-/// MySQL, so each step is idempotent (IF NOT EXISTS) and the ledger row follows it: an init
-/// cut short is finished by the next. `{ID_TYPE}` is the mapped id column's type, so the join
-/// on user_id uses the users table's own index.
+/// MySQL, so each step is idempotent and the ledger row follows it: an init cut short is
+/// finished by the next. Tables are made with IF NOT EXISTS; MySQL has no ADD COLUMN IF NOT
+/// EXISTS (MariaDB has), so a column is added by a statement of its own, and one that is there
+/// already counts as added. `{ID_TYPE}` is the mapped id column's type, so the join on user_id
+/// uses the users table's own index.
 const MIGRATIONS: &[&[&str]] = &[
     // 0 -> 1
     &[
@@ -68,6 +70,44 @@ const MIGRATIONS: &[&[&str]] = &[
             SELECT user_id, MAX(created_at) FROM pwreset_tokens
              WHERE revoked_reason IS NULL OR revoked_reason <> 'undelivered'
              GROUP BY user_id",
+    ],
+    // 2 -> 3: runs, and links that are handed over or released. A run (a `request`, a `serve`
+    // process) registers itself; its links are pending until handed over (a mailed one is
+    // marked; a printed batch moves the run's `printed_upto`), and a run that ends, or is found
+    // dead, releases the rest. The throttle row remembers which run moved it. Tokens from
+    // before have no run: they count as handed over. No new index on the tokens: a bulk run
+    // inserts thousands a second, and ending a run walks the primary key from its floor.
+    &[
+        "CREATE TABLE IF NOT EXISTS pwreset_runs (
+            id           BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            command      TEXT         NOT NULL,
+            -- what a request was asked to do (a SHA-256 in hex), so that the same command run
+            -- again continues it; indexed, so a bounded VARCHAR rather than TEXT
+            job          VARCHAR(255) NULL,
+            -- where pid means something (boot and PID namespace), the pid and its start time
+            host         TEXT         NOT NULL,
+            pid          BIGINT       NOT NULL,
+            proc_start   BIGINT       NOT NULL,
+            actor        TEXT         NOT NULL,
+            started_at   BIGINT       NOT NULL,
+            heartbeat_at BIGINT       NOT NULL,
+            -- every token of the run has a larger id: where ending the run looks
+            token_floor  BIGINT       NOT NULL,
+            -- the run's printed links are handed over up to this batch
+            printed_upto BIGINT       NOT NULL DEFAULT 0,
+            ended_at     BIGINT       NULL,
+            outcome      TEXT         NULL,
+            -- no partial indexes here: the open runs are the NULL end of this one, and purging
+            -- ended runs walks its other end
+            KEY pwreset_runs_ended (ended_at, id),
+            KEY pwreset_runs_job (job, id)
+        ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+        // Nullable columns at the end: an instant change on MariaDB 10.3+ and MySQL 8, however
+        // many tokens there are.
+        "ALTER TABLE pwreset_tokens ADD COLUMN run_id BIGINT NULL",
+        "ALTER TABLE pwreset_tokens ADD COLUMN batch BIGINT NULL",
+        "ALTER TABLE pwreset_tokens ADD COLUMN handed_over_at BIGINT NULL",
+        "ALTER TABLE pwreset_throttle ADD COLUMN run_id BIGINT NULL",
     ],
 ];
 
@@ -317,10 +357,12 @@ fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
     for (i, step) in MIGRATIONS.iter().enumerate().skip(before.max(0) as usize) {
         let version = i as i64 + 1;
         for sql in *step {
-            ddl(
+            ddl_unless(
                 store,
                 &sql.replace("{ID_TYPE}", &id_col),
                 &format!("migrating the schema to version {version}"),
+                // The column is there: an init cut short after the ALTER, before the ledger row.
+                Some(code::DUP_FIELDNAME),
             )?;
         }
         store
@@ -360,8 +402,14 @@ fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
 
 /// Run one DDL statement; a missing privilege names the GRANT that `init` needs.
 fn ddl(store: &mut MysqlStore, sql: &str, doing: &str) -> Result<()> {
+    ddl_unless(store, sql, doing, None)
+}
+
+/// [`ddl`], where the server error `done` means the statement's work is there already.
+fn ddl_unless(store: &mut MysqlStore, sql: &str, doing: &str, done: Option<u16>) -> Result<()> {
     match store.conn.query_drop(sql) {
         Ok(()) => Ok(()),
+        Err(mysql::Error::MySqlError(se)) if Some(se.code) == done => Ok(()),
         Err(e) => {
             let e = anyhow::Error::from(e);
             if matches!(
@@ -373,7 +421,7 @@ fn ddl(store: &mut MysqlStore, sql: &str, doing: &str) -> Result<()> {
                 return Err(fail(
                     Exit::NoPerm,
                     format!(
-                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle` and {db}.`pwreset_schema`; see the README)",
+                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see the README)",
                         store.s.ctx.what(),
                         server_message(&e),
                     ),
@@ -663,7 +711,12 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
             grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`users`"),
         });
     }
-    for own in ["pwreset_tokens", "pwreset_audit", "pwreset_throttle"] {
+    for own in [
+        "pwreset_tokens",
+        "pwreset_audit",
+        "pwreset_throttle",
+        "pwreset_runs",
+    ] {
         let grant = format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}`");
         probes.push(Probe {
             sql: format!("SELECT * FROM {own} WHERE 1 = 0"),
@@ -675,11 +728,11 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
         });
     }
     probes.push(Probe {
-        sql: "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) VALUES (?, ?, ?, ?, ?, ?)".into(),
+        sql: "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at, run_id, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)".into(),
         grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens`"),
     });
     probes.push(Probe {
-        sql: "UPDATE pwreset_tokens SET used_at = ? WHERE id = ?".into(),
+        sql: "UPDATE pwreset_tokens SET used_at = ?, handed_over_at = ? WHERE id = ?".into(),
         grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens`"),
     });
     probes.push(Probe {
@@ -687,8 +740,16 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
         grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_audit`"),
     });
     probes.push(Probe {
-        sql: "INSERT INTO pwreset_throttle (user_id, last_at, claim) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE last_at = VALUES(last_at)".into(),
+        sql: "INSERT INTO pwreset_throttle (user_id, last_at, claim, run_id) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE last_at = VALUES(last_at)".into(),
         grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_throttle`"),
+    });
+    probes.push(Probe {
+        sql: "INSERT INTO pwreset_runs (command, job, host, pid, proc_start, actor, started_at, heartbeat_at, token_floor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)".into(),
+        grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_runs`"),
+    });
+    probes.push(Probe {
+        sql: "UPDATE pwreset_runs SET heartbeat_at = ?, printed_upto = ?, ended_at = ?, outcome = ? WHERE id = ?".into(),
+        grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_runs`"),
     });
     let mut refused: Vec<String> = Vec::new();
     let mut grants: Vec<String> = Vec::new();

@@ -1,47 +1,61 @@
-//! Tokens: issuing (with the throttle), looking up, spending, revoking.
+//! Tokens: issuing (with the throttle), settling what became of them, looking up, spending,
+//! revoking.
 //!
 //! A bulk request stores a chunk of users with a handful of multi-row statements instead of
 //! several statements per user: one conditional upsert of the throttle rows, one read-back of
-//! which rows it moved, one revocation of older open tokens, one insert of the tokens, one of
-//! the audit rows.
+//! which rows it moved (skipped when it moved them all), one look for open tokens, one insert
+//! of the tokens, one of the audit rows of the refused. Settling a printed chunk is as few: the
+//! run's mark, one revocation of older links, one insert of the audit rows.
 
 use super::{MysqlStore, Shared, marks, opt_i64, stored_param, stored_value, text_lossy};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
-    NewToken, RevokeReason, TokenRecord, User, UserId,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
+    RevokeReason, Settle, TokenRecord, User, UserId,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Value};
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Rows per multi-row statement: a whole request chunk (5,000 users), so round trips stop
 /// mattering, and about 1 MiB of statement, far below max_allowed_packet (16 MiB by default).
-const ROWS: usize = 5000;
+pub(super) const ROWS: usize = 5000;
+
+/// What every token of one `issue` call is stored with.
+struct Terms {
+    now: i64,
+    expires_at: i64,
+    /// The throttle in seconds; None with --force.
+    throttle: Option<i64>,
+    run_id: i64,
+    batch: i64,
+}
+
+/// A request that got no link, for its audit row: its index in the batch, and the detail.
+type Refused = (usize, Option<String>);
 
 pub(super) fn issue(
     s: &mut MysqlStore,
     batch: &[NewToken<'_>],
-    now: i64,
-    ttl: Duration,
-    throttle: Option<Duration>,
-    handover: Handover,
-    actor: &str,
+    issue: &Issue<'_>,
 ) -> Result<Vec<Issued>> {
-    let printed = handover == Handover::Printed;
-    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-    let throttle = throttle
-        .filter(|t| !t.is_zero())
-        .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2));
-    // With --force the rows still move, so the next unforced request waits.
-    let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+    let now = issue.now;
+    let terms = Terms {
+        now,
+        expires_at: now.saturating_add(i64::try_from(issue.ttl.as_secs()).unwrap_or(i64::MAX / 2)),
+        throttle: issue
+            .throttle
+            .filter(|t| !t.is_zero())
+            .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2)),
+        run_id: issue.run_id,
+        batch: issue.batch,
+    };
     s.tx(|conn, sh| {
         let mut out: Vec<Option<Issued>> = vec![None; batch.len()];
-        let mut events: Vec<(usize, AuditOutcome)> = Vec::with_capacity(batch.len());
+        let mut refused: Vec<Refused> = Vec::new();
         // A user listed twice must see the first request's throttle row and token, so each
-        // run of the batch holds each user once, and runs go in order.
+        // part of the batch holds each user once, and parts go in order.
         let mut start = 0;
         while start < batch.len() {
             let mut seen = HashSet::new();
@@ -49,32 +63,29 @@ pub(super) fn issue(
             while end < batch.len() && end - start < ROWS && seen.insert(&batch[end].user.id) {
                 end += 1;
             }
-            issue_run(
+            issue_part(
                 conn,
                 sh,
                 &batch[start..end],
                 start,
-                now,
-                expires_at,
-                cutoff,
-                throttle,
-                printed,
+                &terms,
                 &mut out,
-                &mut events,
+                &mut refused,
             )?;
             start = end;
         }
-        events.sort_by_key(|(i, _)| *i);
-        let audit: Vec<AuditEvent<'_>> = events
+        // The others' audit rows wait for the hand-over (`settle`).
+        refused.sort_by_key(|(i, _)| *i);
+        let audit: Vec<AuditEvent<'_>> = refused
             .iter()
-            .map(|(i, outcome)| AuditEvent {
+            .map(|(i, detail)| AuditEvent {
                 at: now,
-                actor,
+                actor: issue.actor,
                 action: AuditAction::Request,
                 user_id: Some(&batch[*i].user.id),
                 email: Some(&batch[*i].user.email),
-                outcome: *outcome,
-                detail: None,
+                outcome: AuditOutcome::Throttled,
+                detail: detail.as_deref(),
             })
             .collect();
         super::audit::insert(conn, sh, &audit)?;
@@ -84,84 +95,115 @@ pub(super) fn issue(
     })
 }
 
-/// Issue tokens for distinct users, `first` being the index of `run[0]` in the batch.
-#[allow(clippy::too_many_arguments)]
-fn issue_run(
+/// Issue tokens for distinct users, `first` being the index of `part[0]` in the batch.
+fn issue_part(
     conn: &mut Conn,
     sh: &Shared,
-    run: &[NewToken<'_>],
+    part: &[NewToken<'_>],
     first: usize,
-    now: i64,
-    expires_at: i64,
-    cutoff: i64,
-    throttle: Option<i64>,
-    printed: bool,
+    terms: &Terms,
     out: &mut [Option<Issued>],
-    events: &mut Vec<(usize, AuditOutcome)>,
+    refused: &mut Vec<Refused>,
 ) -> Result<()> {
-    let ids: Vec<Value> = run.iter().map(|t| sh.id_value(&t.user.id)).collect();
-    // The throttle: a row moves to `now` only if its last request is at or before the cutoff;
-    // the rows this statement moved carry its random claim. The upsert reads and locks the
+    let (now, expires_at) = (terms.now, terms.expires_at);
+    let ids: Vec<Value> = part.iter().map(|t| sh.id_value(&t.user.id)).collect();
+    // The throttle: a row moves to `now` and to this run only if its last request is at or
+    // before the cutoff (with --force, always, so the next unforced request waits)...
+    let cutoff = terms.throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+    // ... and, with no throttle to stop a second run, only if the run that moved it last is
+    // this one or is over (ended, purged, or none): a run still going is making this user's
+    // link now, and two runs at once must not mail anyone twice. On MariaDB the subquery reads
+    // the latest committed row without a lock and without taking the transaction's snapshot
+    // (a run being ended right now still counts as going: its users are left to it); where a
+    // server takes a shared lock instead, it waits for the ending, or deadlocks with it, which
+    // `tx` retries.
+    let guard = if terms.throttle.is_none() {
+        " AND (run_id IS NULL OR run_id = VALUES(run_id)
+               OR NOT EXISTS (SELECT 1 FROM pwreset_runs r
+                               WHERE r.id = pwreset_throttle.run_id AND r.ended_at IS NULL))"
+    } else {
+        ""
+    };
+    // The rows this statement moved carry its random claim. The upsert reads and locks the
     // latest row, whatever the transaction's snapshot, so of two racing requests for one user
-    // the second sees the first's time.
+    // the second sees the first's row. The condition is decided once, by the claim: the
+    // assignments run left to right, each seeing the ones before, so a second test of it
+    // would see the row half moved.
     let claim = i64::from(super::rand_u32()) << 31 | i64::from(super::rand_u32() >> 1);
-    let mut values = Vec::with_capacity(run.len() * 3);
+    let mut values = Vec::with_capacity(part.len() * 4);
     for id in &ids {
-        values.extend([id.clone(), Value::Int(now), Value::Int(claim)]);
+        values.extend([
+            id.clone(),
+            Value::Int(now),
+            Value::Int(claim),
+            Value::Int(terms.run_id),
+        ]);
     }
     super::exec_rows(
         conn,
-        "INSERT INTO pwreset_throttle (user_id, last_at, claim)",
-        3,
+        "INSERT INTO pwreset_throttle (user_id, last_at, claim, run_id)",
+        4,
         &values,
         &format!(
             "ON DUPLICATE KEY UPDATE
-               claim = IF(last_at <= {cutoff}, VALUES(claim), claim),
-               last_at = IF(last_at <= {cutoff}, VALUES(last_at), last_at)"
+               claim = IF(last_at <= {cutoff}{guard}, VALUES(claim), claim),
+               run_id = IF(claim = VALUES(claim), VALUES(run_id), run_id),
+               last_at = IF(claim = VALUES(claim), VALUES(last_at), last_at)"
         ),
     )?;
     // Every row new (the common case of a first bulk run): all of them are ours, no need to
     // read them back. The server says so only together: affected rows count 1 per inserted
     // row, 2 per moved one and 0 per untouched one, and the info line's `Duplicates` counts
-    // the rows that hit an existing key; n affected with no duplicate means n inserted.
+    // rows that hit an existing key (MariaDB counts only those it moved): with none, n
+    // affected rows are n inserted ones, whichever it counts.
     let all_new =
-        conn.affected_rows() == run.len() as u64 && duplicates(&conn.info_str()) == Some(0);
-    let rows: Vec<(Value, Value, Value)> = if all_new {
+        conn.affected_rows() == part.len() as u64 && duplicates(&conn.info_str()) == Some(0);
+    let rows: Vec<(Value, Value, Value, Value)> = if all_new {
         Vec::new()
     } else {
-        // Which rows moved: ours are the ones with our claim (our own writes, visible to us).
+        // Which rows moved: ours are the ones with our claim. The upsert holds every one of
+        // these rows locked already, so a locking read costs nothing more, and it returns them
+        // as they are: a later part's snapshot is older than its upsert, and would miss a row
+        // another request made since (and show an older holder).
         conn.exec(
             format!(
-                "SELECT user_id, last_at, claim = ? FROM pwreset_throttle WHERE user_id IN ({})",
-                marks(run.len())
+                "SELECT user_id, last_at, claim = ?, COALESCE(run_id, 0) FROM pwreset_throttle
+                  WHERE user_id IN ({}) LOCK IN SHARE MODE",
+                marks(part.len())
             ),
             std::iter::once(Value::Int(claim))
                 .chain(ids.iter().cloned())
                 .collect::<Vec<_>>(),
         )?
     };
-    let mut state: HashMap<UserId, (i64, bool)> = HashMap::with_capacity(rows.len());
-    for (id, last, mine) in rows {
+    // Per user: when the row was last moved, by which run, and whether by us.
+    let mut state: HashMap<UserId, (i64, i64, bool)> = HashMap::with_capacity(rows.len());
+    for (id, last, mine, by) in rows {
         let mine = opt_i64(mine).unwrap_or(0) == 1;
-        state.insert(sh.id_from(id)?, (opt_i64(last).unwrap_or(now), mine));
+        let (last, by) = (opt_i64(last).unwrap_or(now), opt_i64(by).unwrap_or(0));
+        state.insert(sh.id_from(id)?, (last, by, mine));
     }
-    let mut winners: Vec<usize> = Vec::with_capacity(run.len());
-    for (i, item) in run.iter().enumerate() {
+    let mut winners: Vec<usize> = Vec::with_capacity(part.len());
+    for (i, item) in part.iter().enumerate() {
         if all_new {
             winners.push(i);
             continue;
         }
-        match state.get(&item.user.id) {
-            Some((_, true)) => winners.push(i),
-            Some((last, false)) => {
+        match (state.get(&item.user.id), terms.throttle) {
+            (Some((_, _, true)), _) => winners.push(i),
+            (Some((last, _, false)), Some(throttle)) => {
                 out[first + i] = Some(Issued::Throttled {
-                    retry_at: last.saturating_add(throttle.unwrap_or(0)),
+                    retry_at: last.saturating_add(throttle),
                 });
-                events.push((first + i, AuditOutcome::Throttled));
+                refused.push((first + i, None));
+            }
+            (Some((_, by, false)), None) => {
+                out[first + i] = Some(Issued::Busy { run_id: *by });
+                refused.push((first + i, Some(crate::store::busy_detail(*by))));
             }
             // The row is there (we just upserted it): a missing one means an id that does not
             // compare equal to itself, which pwreset's id types rule out.
-            None => anyhow::bail!(
+            (None, _) => anyhow::bail!(
                 "the throttle row of user {} could not be read back",
                 item.user.id
             ),
@@ -170,12 +212,12 @@ fn issue_run(
     if winners.is_empty() {
         return Ok(());
     }
-    // Which of these users have open tokens: one indexed read, because in a bulk run most have
-    // none, and then nothing needs revoking (an UPDATE would lock the index ranges all the
-    // same). The first run's read is the transaction's first plain read, so its snapshot is
-    // taken after the throttle upsert above, which waited for any other transaction holding
-    // these users' throttle rows: whatever such a request stored is visible. A later run's
-    // snapshot is older than its own upsert, so it reads the latest rows with a locking read.
+    // Which of these users have open tokens (for `had_open`: the hand-over ends them): one
+    // indexed read. The first part's read is the transaction's first plain read, so its
+    // snapshot is taken after the throttle upsert above, which waited for any other
+    // transaction holding these users' throttle rows: whatever such a request stored is
+    // visible. A later part's snapshot is older than its own upsert, so it reads the latest
+    // rows with a locking read.
     let mut params: Vec<Value> = winners.iter().map(|&i| ids[i].clone()).collect();
     params.push(Value::Int(now));
     let open_rows: Vec<Value> = conn.exec(
@@ -195,59 +237,37 @@ fn issue_run(
     for v in open_rows {
         open.insert(sh.id_from(v)?);
     }
-    let superseded: Vec<Value> = winners
-        .iter()
-        .filter(|&&i| open.contains(&run[i].user.id))
-        .map(|&i| ids[i].clone())
-        .collect();
-    if printed && !superseded.is_empty() {
-        // Printed links take over at once: the users' older open tokens are superseded now.
-        // (Mailed ones wait for confirm_delivered.) The statement reads the latest rows.
-        let n = superseded.len();
-        let mut params: Vec<Value> = vec![Value::Int(now), Value::Int(now)];
-        params.extend(superseded);
-        params.push(Value::Int(now));
-        conn.exec_drop(
-            format!(
-                "UPDATE pwreset_tokens
-                    SET revoked_at = ?, revoked_reason = 'superseded', dead_at = LEAST(dead_at, ?)
-                  WHERE user_id IN ({}) AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?",
-                marks(n)
-            ),
-            params,
-        )?;
-    }
-    let mut params: Vec<Value> = Vec::with_capacity(winners.len() * 6);
+    // Pending links: no older link is revoked and no audit row written until the hand-over.
+    let mut params: Vec<Value> = Vec::with_capacity(winners.len() * 8);
     for &i in &winners {
-        let user = run[i].user;
+        let user = part[i].user;
         let binding = crate::token::binding(&user.email, &user.password);
         params.extend([
-            Value::Bytes(run[i].digest.as_bytes().to_vec()),
+            Value::Bytes(part[i].digest.as_bytes().to_vec()),
             ids[i].clone(),
             Value::Bytes(binding.to_vec()),
             Value::Int(now),
             Value::Int(expires_at),
             Value::Int(expires_at),
+            Value::Int(terms.run_id),
+            Value::Int(terms.batch),
         ]);
     }
     super::exec_rows(
         conn,
-        "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)",
-        6,
+        "INSERT INTO pwreset_tokens
+                (digest, user_id, binding, created_at, expires_at, dead_at, run_id, batch)",
+        8,
         &params,
         "",
     )?;
-    let token_ids = inserted_ids(conn, run, &winners)?;
+    let token_ids = inserted_ids(conn, part, &winners)?;
     for (&i, id) in winners.iter().zip(token_ids) {
         out[first + i] = Some(Issued::Created {
             expires_at,
             id,
-            had_open: open.contains(&run[i].user.id),
+            had_open: open.contains(&part[i].user.id),
         });
-        // A mailed link's audit row is written when the message is taken (or is not).
-        if printed {
-            events.push((first + i, AuditOutcome::Created));
-        }
     }
     Ok(())
 }
@@ -263,7 +283,7 @@ fn duplicates(info: &str) -> Option<u64> {
 /// first; a simple multi-row INSERT takes consecutive values (steps of
 /// auto_increment_increment) under every innodb_autoinc_lock_mode, so the rest follow. They are
 /// checked against the digests all the same, and found by digest if the check fails.
-fn inserted_ids(conn: &mut Conn, run: &[NewToken<'_>], winners: &[usize]) -> Result<Vec<i64>> {
+fn inserted_ids(conn: &mut Conn, part: &[NewToken<'_>], winners: &[usize]) -> Result<Vec<i64>> {
     let first = i64::try_from(conn.last_insert_id())?;
     let step: i64 = conn
         .query_first::<i64, _>("SELECT @@auto_increment_increment")?
@@ -279,7 +299,7 @@ fn inserted_ids(conn: &mut Conn, run: &[NewToken<'_>], winners: &[usize]) -> Res
     let all_match = winners
         .iter()
         .zip(&expected)
-        .all(|(&i, id)| by_id.get(id).map(Vec::as_slice) == Some(run[i].digest.as_bytes()));
+        .all(|(&i, id)| by_id.get(id).map(Vec::as_slice) == Some(part[i].digest.as_bytes()));
     if all_match {
         return Ok(expected);
     }
@@ -288,7 +308,7 @@ fn inserted_ids(conn: &mut Conn, run: &[NewToken<'_>], winners: &[usize]) -> Res
     params.extend(
         winners
             .iter()
-            .map(|&i| Value::Bytes(run[i].digest.as_bytes().to_vec())),
+            .map(|&i| Value::Bytes(part[i].digest.as_bytes().to_vec())),
     );
     let rows: Vec<(i64, Vec<u8>)> = conn.exec(
         format!(
@@ -302,31 +322,62 @@ fn inserted_ids(conn: &mut Conn, run: &[NewToken<'_>], winners: &[usize]) -> Res
         .iter()
         .map(|&i| {
             by_digest
-                .get(run[i].digest.as_bytes())
+                .get(part[i].digest.as_bytes())
                 .copied()
                 .ok_or_else(|| anyhow::anyhow!("a token just stored could not be read back"))
         })
         .collect()
 }
 
-pub(super) fn confirm_delivered(
-    s: &mut MysqlStore,
-    delivered: &[Delivered<'_>],
-    now: i64,
-    actor: &str,
-) -> Result<()> {
-    if delivered.is_empty() {
+pub(super) fn settle(s: &mut MysqlStore, settle: &Settle<'_>) -> Result<()> {
+    if settle.handed.is_empty() && settle.released.is_empty() && settle.printed.is_none() {
         return Ok(());
     }
-    // Per user, the link that stays: the last one delivered (a user listed twice keeps the
-    // newer link, as one statement per delivery in order would leave it).
+    let now = settle.now;
+    // Per user whose older links end, the link that stays: their last one handed over (a user
+    // handed two links at once keeps the newer, as one statement per link in order would
+    // leave it).
     let mut keep: HashMap<&UserId, i64> = HashMap::new();
-    for d in delivered.iter().filter(|d| d.had_open) {
-        keep.insert(&d.user.id, d.token_id);
+    let superseding: HashSet<&UserId> = settle
+        .handed
+        .iter()
+        .filter(|h| h.had_open)
+        .map(|h| &h.user.id)
+        .collect();
+    for h in settle.handed {
+        if superseding.contains(&h.user.id) {
+            keep.insert(&h.user.id, h.token_id);
+        }
     }
     let mut keep: Vec<(&UserId, i64)> = keep.into_iter().collect();
     keep.sort_by_key(|(_, id)| *id);
+    let outcome = if settle.printed.is_some() {
+        AuditOutcome::Created
+    } else {
+        AuditOutcome::Sent
+    };
     s.tx(|conn, sh| {
+        match settle.printed {
+            // A printed chunk is handed over as a whole: one write for thousands of links.
+            Some(batch) => conn.exec_drop(
+                "UPDATE pwreset_runs SET printed_upto = GREATEST(printed_upto, ?) WHERE id = ?",
+                (batch, settle.run_id),
+            )?,
+            None => {
+                for part in settle.handed.chunks(ROWS) {
+                    let mut params: Vec<Value> = vec![Value::Int(now)];
+                    params.extend(part.iter().map(|h| Value::Int(h.token_id)));
+                    conn.exec_drop(
+                        format!(
+                            "UPDATE pwreset_tokens SET handed_over_at = ?
+                              WHERE id IN ({}) AND handed_over_at IS NULL",
+                            marks(part.len())
+                        ),
+                        params,
+                    )?;
+                }
+            }
+        }
         for part in keep.chunks(ROWS) {
             // Every other open token of these users, whichever it is, older or newer: one
             // statement per chunk. A kept id belongs to its own user, so excluding the whole
@@ -348,20 +399,126 @@ pub(super) fn confirm_delivered(
                 params,
             )?;
         }
-        let events: Vec<AuditEvent<'_>> = delivered
-            .iter()
-            .map(|d| AuditEvent {
+        let mut events: Vec<AuditEvent<'_>> =
+            Vec::with_capacity(settle.handed.len() + settle.released.len());
+        events.extend(settle.handed.iter().map(|h| AuditEvent {
+            at: now,
+            actor: settle.actor,
+            action: AuditAction::Request,
+            user_id: Some(&h.user.id),
+            email: Some(&h.user.email),
+            outcome,
+            detail: None,
+        }));
+        if !settle.released.is_empty() {
+            let (undelivered, not_sent): (Vec<_>, Vec<_>) =
+                settle.released.iter().partition(|r| r.attempted);
+            for (reason, list) in [
+                (RevokeReason::Undelivered, undelivered),
+                (RevokeReason::NotSent, not_sent),
+            ] {
+                let ids: Vec<i64> = list.iter().map(|r| r.token_id).collect();
+                let revoked = release(conn, &ids, Which::Open, &reason, now)?;
+                give_back(conn, settle.run_id, &revoked)?;
+            }
+            events.extend(settle.released.iter().map(|r| AuditEvent {
                 at: now,
-                actor,
+                actor: settle.actor,
                 action: AuditAction::Request,
-                user_id: Some(&d.user.id),
-                email: Some(&d.user.email),
-                outcome: AuditOutcome::Sent,
-                detail: None,
-            })
-            .collect();
+                user_id: Some(&r.user.id),
+                email: Some(&r.user.email),
+                outcome: AuditOutcome::Failed,
+                detail: Some(r.why),
+            }));
+        }
         super::audit::insert(conn, sh, &events)
     })
+}
+
+/// A released token, as giving its throttle back needs it: its user (as stored) and when it
+/// was made.
+pub(super) type ReleasedRow = (Value, i64);
+
+/// Which tokens [`release`] may revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Which {
+    /// Any open one: the caller knows the link did not reach its user.
+    Open,
+    /// Only one not marked as handed over (ending a run, which knows nothing of each link).
+    Pending,
+}
+
+/// Revoke the tokens `ids` that are still open, with `reason`; which ones were. There is no
+/// UPDATE … RETURNING: the rows are locked as they are read, then revoked by id, so what is
+/// returned is exactly what was revoked.
+pub(super) fn release(
+    conn: &mut Conn,
+    ids: &[i64],
+    which: Which,
+    reason: &RevokeReason,
+    now: i64,
+) -> Result<Vec<ReleasedRow>> {
+    let mut out = Vec::new();
+    for part in ids.chunks(ROWS) {
+        let rows: Vec<(i64, Value, i64)> = conn.exec(
+            format!(
+                "SELECT id, user_id, created_at FROM pwreset_tokens
+                  WHERE id IN ({}) AND used_at IS NULL AND revoked_at IS NULL{} FOR UPDATE",
+                marks(part.len()),
+                match which {
+                    Which::Open => "",
+                    Which::Pending => " AND handed_over_at IS NULL",
+                }
+            ),
+            part.iter().map(|id| Value::Int(*id)).collect::<Vec<_>>(),
+        )?;
+        if rows.is_empty() {
+            continue;
+        }
+        let mut params: Vec<Value> = vec![
+            Value::Int(now),
+            Value::from(reason.as_str()),
+            Value::Int(now),
+        ];
+        params.extend(rows.iter().map(|(id, _, _)| Value::Int(*id)));
+        conn.exec_drop(
+            format!(
+                "UPDATE pwreset_tokens
+                    SET revoked_at = ?, revoked_reason = ?, dead_at = LEAST(dead_at, ?)
+                  WHERE id IN ({})",
+                marks(rows.len())
+            ),
+            params,
+        )?;
+        out.extend(rows.into_iter().map(|(_, user, created)| (user, created)));
+    }
+    Ok(out)
+}
+
+/// Give the throttle back for released links: a link that never reached its user does not
+/// count. A row goes only if it is still the one this run's request wrote (same run, same
+/// time): a later request's row stays. Grouped by time, since a run's batches share one
+/// each, so a chunk takes a statement or two, each a lookup of the primary key.
+pub(super) fn give_back(conn: &mut Conn, run_id: i64, released: &[ReleasedRow]) -> Result<()> {
+    let mut by_time: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    for (user, created) in released {
+        by_time.entry(*created).or_default().push(user.clone());
+    }
+    for (created, users) in by_time {
+        for part in users.chunks(ROWS) {
+            let mut params: Vec<Value> = vec![Value::Int(run_id), Value::Int(created)];
+            params.extend(part.iter().cloned());
+            conn.exec_drop(
+                format!(
+                    "DELETE FROM pwreset_throttle
+                      WHERE run_id = ? AND last_at = ? AND user_id IN ({})",
+                    marks(part.len())
+                ),
+                params,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn revoke_token(
@@ -424,51 +581,6 @@ pub(super) fn revoke_user_tokens(
             &[AuditEvent::revoked_user(user, n, &detail, now, actor)],
         )?;
         Ok(n)
-    })
-}
-
-pub(super) fn revoke_undelivered(
-    s: &mut MysqlStore,
-    token_id: i64,
-    user: &User,
-    reason: &str,
-    now: i64,
-    actor: &str,
-) -> Result<()> {
-    s.tx(|conn, sh| {
-        conn.exec_drop(
-            "UPDATE pwreset_tokens
-                SET revoked_at = ?, revoked_reason = 'undelivered', dead_at = LEAST(dead_at, ?)
-              WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL",
-            (now, now, token_id),
-        )?;
-        if conn.affected_rows() == 1 {
-            // The row is ours and locked now: this read sees it as it is.
-            let created: Option<i64> = conn.exec_first(
-                "SELECT created_at FROM pwreset_tokens WHERE id = ?",
-                (token_id,),
-            )?;
-            if let Some(created) = created {
-                // Only if no later request has moved it since.
-                conn.exec_drop(
-                    "DELETE FROM pwreset_throttle WHERE user_id = ? AND last_at = ?",
-                    (sh.id_value(&user.id), created),
-                )?;
-            }
-        }
-        super::audit::insert(
-            conn,
-            sh,
-            &[AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Request,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
-                outcome: AuditOutcome::Failed,
-                detail: Some(reason),
-            }],
-        )
     })
 }
 

@@ -8,20 +8,21 @@
 //! repeated a few times, which is safe because each one is redone from the start.
 //!
 //! Split by concern: [`schema`] (connect, migrations, the mapping and grant checks),
-//! [`users`], [`tokens`], [`purge`], [`audit`].
+//! [`users`], [`tokens`], [`runs`], [`purge`], [`audit`].
 
 mod after_reset;
 mod audit;
 mod purge;
+mod runs;
 mod schema;
 mod tls;
 mod tokens;
 mod users;
 
 use super::{
-    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Delivered, Handover, Hint,
-    Issued, Migrated, NewToken, PurgeCounts, RevokeReason, Store, TokenRecord, User, UserId,
-    UserSummary,
+    Access, AuditEntry, AuditEvent, AuditFilter, Consume, Consumed, Hint, Issue, Issued, Migrated,
+    NewToken, PurgeCounts, RevokeReason, Run, RunEnd, RunStart, Settle, Store, TokenRecord, User,
+    UserId, UserSummary,
 };
 use crate::config::{Config, Server, UsersTable};
 use crate::error::{Exit, fail};
@@ -192,6 +193,7 @@ pub(super) struct Quoted {
     tokens: String,
     audit: String,
     throttle: String,
+    runs: String,
     ledger: String,
     /// The name to greet by, as a text expression (NULL when the mapping has none).
     name: String,
@@ -244,6 +246,7 @@ impl Quoted {
             ),
             audit: format!("{s}.pwreset_audit"),
             throttle: format!("{s}.pwreset_throttle"),
+            runs: format!("{s}.pwreset_runs"),
             ledger: format!("{s}.pwreset_schema"),
             tokens,
             users: table,
@@ -568,36 +571,52 @@ impl Store for PgStore {
         users::list(self, now, each)
     }
 
-    fn issue_tokens(
-        &mut self,
-        batch: &[NewToken<'_>],
-        now: i64,
-        ttl: Duration,
-        throttle: Option<Duration>,
-        handover: Handover,
-        actor: &str,
-    ) -> Result<Vec<Issued>> {
-        tokens::issue(self, batch, now, ttl, throttle, handover, actor)
+    fn issue_tokens(&mut self, batch: &[NewToken<'_>], issue: &Issue<'_>) -> Result<Vec<Issued>> {
+        tokens::issue(self, batch, issue)
     }
 
-    fn confirm_delivered(
-        &mut self,
-        delivered: &[Delivered<'_>],
-        now: i64,
-        actor: &str,
-    ) -> Result<()> {
-        tokens::confirm_delivered(self, delivered, now, actor)
+    fn settle(&mut self, settle: &Settle<'_>) -> Result<()> {
+        tokens::settle(self, settle)
     }
 
-    fn revoke_undelivered(
+    fn begin_run(&mut self, run: &RunStart<'_>) -> Result<i64> {
+        runs::begin_run(self, run)
+    }
+
+    fn heartbeat(&mut self, run_id: i64, now: i64) -> Result<()> {
+        runs::heartbeat(self, run_id, now)
+    }
+
+    fn open_runs(&mut self) -> Result<Vec<Run>> {
+        runs::open_runs(self)
+    }
+
+    fn end_run(
         &mut self,
-        token_id: i64,
-        user: &User,
-        reason: &str,
+        run_id: i64,
+        outcome: RunEnd,
+        why: &str,
         now: i64,
         actor: &str,
-    ) -> Result<()> {
-        tokens::revoke_undelivered(self, token_id, user, reason, now, actor)
+    ) -> Result<u64> {
+        runs::end_run(self, run_id, outcome, why, now, actor)
+    }
+
+    fn ended_runs(&mut self, job: &str, since: i64) -> Result<Vec<Run>> {
+        runs::ended_runs(self, job, since)
+    }
+
+    fn served_by(
+        &mut self,
+        runs: &[i64],
+        users: &[&UserId],
+        now: i64,
+    ) -> Result<Vec<(UserId, i64)>> {
+        runs::served_by(self, runs, users, now)
+    }
+
+    fn purge_runs(&mut self, cutoff: i64) -> Result<u64> {
+        runs::purge_runs(self, cutoff)
     }
 
     fn lookup_token(&mut self, token_id: i64, digest: &Digest) -> Result<Option<TokenRecord>> {

@@ -1,34 +1,59 @@
-//! Tokens: issuing (with the throttle), looking up, spending, revoking.
+//! Tokens: issuing (with the throttle), settling, looking up, spending, revoking.
 //!
 //! A bulk request is three statements per chunk, fed by `unnest()` of the chunk's arrays: the
-//! throttle upsert, the look for open tokens, then the insert of the new tokens and their
-//! audit rows (and, for printed links, the revocation of older ones) as data-modifying CTEs.
-//! Three round trips for thousands of users.
+//! throttle upsert, the look for open tokens, then the insert of the new tokens (with the
+//! audit rows of the users refused, if any, as a data-modifying CTE). Three round trips for
+//! thousands of users. Settling a printed chunk is likewise a few array statements.
 
 use super::{IdArray, IdKind, PgStore, Quoted, TxError, id_arg, stored_value, text_lossy, user_id};
 use crate::error::{Exit, fail};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
-    NewToken, RevokeReason, TokenRecord, User, UserId,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
+    RevokeReason, Settle, TokenRecord, User, UserId,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
 use postgres::Client;
-use postgres::types::Type;
+use postgres::types::{ToSql, Type};
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
-/// The throttle for one round of users (each at most once): a user's row moves to now only if
-/// its last request is older than the cutoff. Under READ COMMITTED a racing request waits for
-/// the row and then sees the winner's time, so exactly one passes. Returns who passed.
-fn throttle_sql(q: &Quoted, id: IdKind, returning: bool) -> String {
+/// Key lookups only, whatever the statistics say. While a bulk run fills an empty table there
+/// are no statistics (autovacuum analyzes only now and then), and the planner, guessing
+/// `used_at IS NULL AND revoked_at IS NULL` rare, then scans the whole table for each chunk's
+/// open tokens: a request --all slowed from 36,000 to 10,000 tokens/s as the table grew. No
+/// plan here is better with a sequential scan, nor with parallel workers, whose start costs
+/// more than the 2,000 index probes of a chunk. (`dead_at + 0` keeps the planner off the
+/// dead_at index, which it also took.)
+pub(super) const BY_KEY: &str =
+    "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0";
+
+/// The throttle for one round of users (each at most once): a user's row moves to now, and to
+/// this run, only if its last request is older than the cutoff. Under READ COMMITTED a racing
+/// request waits for the row and then sees the winner's row, so exactly one passes. Returns
+/// who passed.
+///
+/// `guard` (no throttle: --force): the row still moves, so the next unforced request waits,
+/// but not away from a run that is still going: that run is making this user's link now, and
+/// a second link would mail them twice. A run that ended, or was purged, holds nothing.
+fn throttle_sql(q: &Quoted, id: IdKind, guard: bool, returning: bool) -> String {
     format!(
-        "INSERT INTO {throttle} AS th (user_id, last_at)
-         SELECT u, $2 FROM unnest({ids}) AS x(u)
-         ON CONFLICT (user_id) DO UPDATE SET last_at = EXCLUDED.last_at WHERE th.last_at <= $3
+        "INSERT INTO {throttle} AS th (user_id, last_at, run_id)
+         SELECT u, $2, $4 FROM unnest({ids}) AS x(u)
+         ON CONFLICT (user_id) DO UPDATE SET last_at = EXCLUDED.last_at, run_id = EXCLUDED.run_id
+          WHERE th.last_at <= $3 {guard}
          {returning}",
         throttle = q.throttle,
         ids = id.array_param(1),
+        guard = if guard {
+            format!(
+                "AND (th.run_id IS NULL OR th.run_id = EXCLUDED.run_id
+                      OR NOT EXISTS (SELECT 1 FROM {runs} r
+                                      WHERE r.id = th.run_id AND r.ended_at IS NULL))",
+                runs = q.runs
+            )
+        } else {
+            String::new()
+        },
         returning = if returning {
             format!("RETURNING {}", id.read("th.user_id"))
         } else {
@@ -37,8 +62,8 @@ fn throttle_sql(q: &Quoted, id: IdKind, returning: bool) -> String {
     )
 }
 
-/// Which of the round's users (who passed the throttle) have open tokens. In a bulk run most
-/// have none, and then the revocation needs no statement at all.
+/// Which of the round's users (who passed the throttle) have open tokens: their older links
+/// stop when the new one is handed over ([`settle`]).
 fn open_sql(q: &Quoted, id: IdKind) -> String {
     format!(
         "SELECT DISTINCT {uid} FROM {tokens}
@@ -50,57 +75,48 @@ fn open_sql(q: &Quoted, id: IdKind) -> String {
     )
 }
 
-/// For the users that passed: insert the new tokens and the round's audit rows, and (printed
-/// only, `$10`) revoke the older open tokens of the users in `$11`. No joins: the client
-/// already knows who passed and who had open tokens, and a join of `unnest()` outputs, which
-/// the planner cannot estimate, turned into nested loops.
-fn issue_sql(q: &Quoted, id: IdKind, revoke: bool) -> String {
-    let revoked = if revoke {
+/// For the users that passed: insert the new tokens, pending (their run and batch set, not
+/// handed over); with `audited`, also the audit rows of the round's refused users (`$9`..).
+/// No joins: the client already knows who passed, and a join of `unnest()` outputs, which the
+/// planner cannot estimate, turned into nested loops.
+fn issue_sql(q: &Quoted, id: IdKind, audited: bool) -> String {
+    let audit = if audited {
         format!(
-            "revoked AS (
-                UPDATE {tokens} SET revoked_at = $4, revoked_reason = 'superseded',
-                       dead_at = least(dead_at, $4)
-                 WHERE user_id = ANY({open})
-                   AND used_at IS NULL AND revoked_at IS NULL AND dead_at + 0 > $4
-             ),",
-            tokens = q.tokens,
-            open = id.array_param(10),
+            "WITH audited AS (
+                INSERT INTO {audit} (at, actor, action, user_id, email, outcome, detail)
+                SELECT $4, $8, 'request', u, e, '{throttled}', d
+                  FROM unnest($9::text[], $10::text[], $11::text[]) AS a(u, e, d)
+             )",
+            audit = q.audit,
+            throttled = AuditOutcome::Throttled.as_str(),
         )
     } else {
         String::new()
     };
     format!(
-        "WITH {revoked}
-         audited AS (
-            INSERT INTO {audit} (at, actor, action, user_id, email, outcome)
-            SELECT $4, $6, 'request', u, e, o
-              FROM unnest($7::text[], $8::text[], $9::text[]) AS a(u, e, o)
-         )
-         INSERT INTO {tokens} (digest, user_id, binding, created_at, expires_at, dead_at)
-         SELECT d, u, b, $4, $5, $5 FROM unnest({ids}, $2::bytea[], $3::bytea[]) AS x(u, d, b)
+        "{audit}
+         INSERT INTO {tokens}
+                (digest, user_id, binding, created_at, expires_at, dead_at, run_id, batch)
+         SELECT d, u, b, $4, $5, $5, $6, $7
+           FROM unnest({ids}, $2::bytea[], $3::bytea[]) AS x(u, d, b)
          RETURNING id, digest",
         ids = id.array_param(1),
         tokens = q.tokens,
-        audit = q.audit,
     )
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn issue(
     s: &mut PgStore,
     batch: &[NewToken<'_>],
-    now: i64,
-    ttl: Duration,
-    throttle: Option<Duration>,
-    handover: Handover,
-    actor: &str,
+    issue: &Issue<'_>,
 ) -> Result<Vec<Issued>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let printed = handover == Handover::Printed;
-    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-    let throttle = throttle
+    let now = issue.now;
+    let expires_at = now.saturating_add(i64::try_from(issue.ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let throttle = issue
+        .throttle
         .filter(|t| !t.is_zero())
         .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2));
     // With --force the row is still moved, so the next unforced request waits.
@@ -126,28 +142,21 @@ pub(super) fn issue(
         .iter()
         .map(|t| crate::token::binding(&t.user.email, &t.user.password).to_vec())
         .collect();
-    let throttle_count = throttle_sql(&s.q, kind, false);
-    let throttle_sql = throttle_sql(&s.q, kind, true);
+    let guard = throttle.is_none();
+    let throttle_count = throttle_sql(&s.q, kind, guard, false);
+    let throttle_sql = throttle_sql(&s.q, kind, guard, true);
     let open_sql = open_sql(&s.q, kind);
     let issue_plain = issue_sql(&s.q, kind, false);
-    let issue_revoking = issue_sql(&s.q, kind, true);
-    let last_sql = format!(
-        "SELECT {}, last_at FROM {} WHERE user_id = ANY({})",
+    let issue_audited = issue_sql(&s.q, kind, true);
+    let held_sql = format!(
+        "SELECT {}, last_at, coalesce(run_id, 0) FROM {} WHERE user_id = ANY({})",
         kind.read("user_id"),
         s.q.throttle,
         kind.array_param(1)
     );
     s.in_tx(|c, _, _| {
-        // Every statement below finds its rows by key. While a bulk run fills an empty table
-        // there are no statistics (autovacuum analyzes only now and then), and the planner,
-        // guessing `used_at IS NULL AND revoked_at IS NULL` rare, then scans the whole table
-        // for each chunk's open tokens: a request --all slowed from 36,000 to 10,000 tokens/s
-        // as the table grew. No plan here is better with a sequential scan, nor with
-        // parallel workers, whose start costs more than the 2,000 index probes of a chunk.
-        // (`dead_at + 0` keeps the planner off the dead_at index, which it also took.)
-        c.batch_execute(
-            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0",
-        )?;
+        // Every statement below finds its rows by key (see BY_KEY).
+        c.batch_execute(BY_KEY)?;
         let mut out: Vec<Option<Issued>> = vec![None; batch.len()];
         for round in &rounds {
             let mut ids = IdArray::new(kind, round.len());
@@ -159,12 +168,13 @@ pub(super) fn issue(
             // look for open tokens below (a new statement, a new snapshot) would miss.
             // Usually the whole round passes (a bulk run, a first request), and the upsert's
             // row count says so: reading back every id cost a third of the statement. When
-            // some were throttled, the upsert is undone to the savepoint and run again,
+            // some were refused, the upsert is undone to the savepoint and run again,
             // naming who passed.
-            let params: [(&(dyn postgres::types::ToSql + Sync), Type); 3] = [
+            let params: [(&(dyn ToSql + Sync), Type); 4] = [
                 (ids.sql(), kind.wire_array_type()),
                 (&now, Type::INT8),
                 (&cutoff, Type::INT8),
+                (&issue.run_id, Type::INT8),
             ];
             c.batch_execute("SAVEPOINT throttle")?;
             let moved = c.execute_typed(&throttle_count, &params)?;
@@ -181,26 +191,47 @@ pub(super) fn issue(
             let mut new_ids = IdArray::new(kind, passed.len());
             let mut digests: Vec<&[u8]> = Vec::with_capacity(passed.len());
             let mut binds: Vec<&[u8]> = Vec::with_capacity(passed.len());
-            let (mut a_ids, mut a_emails, mut a_outcomes) = (Vec::new(), Vec::new(), Vec::new());
-            let mut throttled = IdArray::new(kind, 0);
-            let mut any_throttled = false;
+            let mut refused = IdArray::new(kind, round.len() - passed.len());
             for &i in round {
                 let user = batch[i].user;
-                let outcome = if passed.contains(&user.id) {
+                if passed.contains(&user.id) {
                     new_ids.push(&user.id)?;
                     digests.push(batch[i].digest.as_bytes());
                     binds.push(&bindings[i]);
-                    // A mailed link is audited when its message is taken (confirm_delivered).
-                    printed.then_some(AuditOutcome::Created)
                 } else {
-                    throttled.push(&user.id)?;
-                    any_throttled = true;
-                    Some(AuditOutcome::Throttled)
-                };
-                if let Some(outcome) = outcome {
+                    refused.push(&user.id)?;
+                }
+            }
+            // Who holds the rows that did not move: their time says when to retry, their run
+            // who is making the link. The upsert locked them, so they are as it saw them.
+            let (mut a_ids, mut a_emails, mut a_details) = (Vec::new(), Vec::new(), Vec::new());
+            if passed.len() < round.len() {
+                let mut held: HashMap<UserId, (i64, i64)> = HashMap::new();
+                for r in c.query_typed(&held_sql, &[(refused.sql(), kind.wire_array_type())])? {
+                    held.insert(user_id(kind, &r, 0)?, (r.try_get(1)?, r.try_get(2)?));
+                }
+                for &i in round {
+                    let user = batch[i].user;
+                    if passed.contains(&user.id) {
+                        continue;
+                    }
+                    let (last, by) = held.get(&user.id).copied().unwrap_or((now, issue.run_id));
+                    let (issued, detail) = match throttle {
+                        Some(t) => (
+                            Issued::Throttled {
+                                retry_at: last.saturating_add(t),
+                            },
+                            None,
+                        ),
+                        None => (
+                            Issued::Busy { run_id: by },
+                            Some(crate::store::busy_detail(by)),
+                        ),
+                    };
+                    out[i] = Some(issued);
                     a_ids.push(user.id.to_string());
                     a_emails.push(user.email.as_str());
-                    a_outcomes.push(outcome.as_str());
+                    a_details.push(detail);
                 }
             }
             let mut open: HashSet<UserId> = HashSet::new();
@@ -212,31 +243,27 @@ pub(super) fn issue(
                     open.insert(user_id(kind, &r, 0)?);
                 }
             }
-            // Printed: the older links stop now. Mailed: when the new message is taken.
-            let revoke = printed && !open.is_empty();
-            let mut open_ids = IdArray::new(kind, if revoke { open.len() } else { 0 });
-            if revoke {
-                for id in &open {
-                    open_ids.push(id)?;
-                }
-            }
-            let mut params: Vec<(&(dyn postgres::types::ToSql + Sync), Type)> = vec![
+            let mut params: Vec<(&(dyn ToSql + Sync), Type)> = vec![
                 (new_ids.sql(), kind.wire_array_type()),
                 (&digests, Type::BYTEA_ARRAY),
                 (&binds, Type::BYTEA_ARRAY),
                 (&now, Type::INT8),
                 (&expires_at, Type::INT8),
-                (&actor, Type::TEXT),
-                (&a_ids, Type::TEXT_ARRAY),
-                (&a_emails, Type::TEXT_ARRAY),
-                (&a_outcomes, Type::TEXT_ARRAY),
+                (&issue.run_id, Type::INT8),
+                (&issue.batch, Type::INT8),
             ];
-            if revoke {
-                params.push((open_ids.sql(), kind.wire_array_type()));
+            let audited = !a_ids.is_empty();
+            if audited {
+                params.extend([
+                    (&issue.actor as &(dyn ToSql + Sync), Type::TEXT),
+                    (&a_ids, Type::TEXT_ARRAY),
+                    (&a_emails, Type::TEXT_ARRAY),
+                    (&a_details, Type::TEXT_ARRAY),
+                ]);
             }
             let rows = c.query_typed(
-                if revoke {
-                    &issue_revoking
+                if audited {
+                    &issue_audited
                 } else {
                     &issue_plain
                 },
@@ -255,20 +282,6 @@ pub(super) fn issue(
                     });
                 }
             }
-            if any_throttled {
-                let mut last: HashMap<UserId, i64> = HashMap::new();
-                for r in c.query_typed(&last_sql, &[(throttled.sql(), kind.wire_array_type())])? {
-                    last.insert(user_id(kind, &r, 0)?, r.try_get(1)?);
-                }
-                for &i in round {
-                    if out[i].is_none() {
-                        let at = last.get(&batch[i].user.id).copied().unwrap_or(now);
-                        out[i] = Some(Issued::Throttled {
-                            retry_at: at.saturating_add(throttle.unwrap_or(0)),
-                        });
-                    }
-                }
-            }
         }
         Ok(out)
     })?
@@ -277,54 +290,121 @@ pub(super) fn issue(
     .collect()
 }
 
-pub(super) fn confirm_delivered(
-    s: &mut PgStore,
-    delivered: &[Delivered<'_>],
-    now: i64,
-    actor: &str,
-) -> Result<()> {
-    if delivered.is_empty() {
+pub(super) fn settle(s: &mut PgStore, settle: &Settle<'_>) -> Result<()> {
+    if settle.handed.is_empty() && settle.released.is_empty() && settle.printed.is_none() {
         return Ok(());
     }
     let kind = s.id;
+    let now = settle.now;
+    let mailed = settle.printed.is_none();
+    // A printed link needs no mark: the run's `printed_upto` covers its batch.
+    let marked: Vec<i64> = if mailed {
+        settle.handed.iter().map(|h| h.token_id).collect()
+    } else {
+        Vec::new()
+    };
     // The users who had other open links when theirs was made, and the link to keep.
-    let mut users = IdArray::new(kind, delivered.len());
-    let mut keep: Vec<i64> = Vec::with_capacity(delivered.len());
-    let (mut a_ids, mut a_emails) = (
-        Vec::with_capacity(delivered.len()),
-        Vec::with_capacity(delivered.len()),
-    );
-    for d in delivered {
-        if d.had_open {
-            users.push(&d.user.id)?;
-            keep.push(d.token_id);
-        }
-        a_ids.push(d.user.id.to_string());
-        a_emails.push(d.user.email.as_str());
+    let mut users = IdArray::new(kind, settle.handed.len());
+    let mut keep: Vec<i64> = Vec::with_capacity(settle.handed.len());
+    for h in settle.handed.iter().filter(|h| h.had_open) {
+        users.push(&h.user.id)?;
+        keep.push(h.token_id);
     }
-    let revoke = format!(
+    let released: Vec<i64> = settle.released.iter().map(|r| r.token_id).collect();
+    let reasons: Vec<String> = settle
+        .released
+        .iter()
+        .map(|r| {
+            if r.attempted {
+                RevokeReason::Undelivered
+            } else {
+                RevokeReason::NotSent
+            }
+            .as_str()
+        })
+        .collect();
+    let handed = if mailed {
+        AuditOutcome::Sent
+    } else {
+        AuditOutcome::Created
+    };
+    let rows = settle.handed.len() + settle.released.len();
+    let (mut a_ids, mut a_emails, mut a_outcomes, mut a_details) = (
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+        Vec::with_capacity(rows),
+    );
+    for h in settle.handed {
+        a_ids.push(h.user.id.to_string());
+        a_emails.push(h.user.email.as_str());
+        a_outcomes.push(handed.as_str());
+        a_details.push(None);
+    }
+    for r in settle.released {
+        a_ids.push(r.user.id.to_string());
+        a_emails.push(r.user.email.as_str());
+        a_outcomes.push(AuditOutcome::Failed.as_str());
+        a_details.push(Some(r.why));
+    }
+    let q = &s.q;
+    let printed_sql = format!(
+        "UPDATE {} SET printed_upto = greatest(printed_upto, $2) WHERE id = $1",
+        q.runs
+    );
+    let mark_sql = format!(
+        "UPDATE {} SET handed_over_at = $2 WHERE id = ANY($1::bigint[]) AND handed_over_at IS NULL",
+        q.tokens
+    );
+    let supersede_sql = format!(
         "UPDATE {tokens} t SET revoked_at = $3, revoked_reason = 'superseded',
                 dead_at = least(t.dead_at, $3)
            FROM unnest({users}, $2::bigint[]) AS d(u, keep)
           WHERE t.user_id = d.u AND t.id <> d.keep
             AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.dead_at + 0 > $3",
-        tokens = s.q.tokens,
+        tokens = q.tokens,
         users = kind.array_param(1),
     );
-    let audit = format!(
-        "INSERT INTO {} (at, actor, action, user_id, email, outcome)
-         SELECT $1, $2, 'request', u, e, $5 FROM unnest($3::text[], $4::text[]) AS a(u, e)",
-        s.q.audit
+    // A released link gives its user's throttle back, unless a later request has moved the
+    // row since (its time or its run differ): an undelivered or unsent link does not count.
+    let release_sql = format!(
+        "WITH released AS (
+            UPDATE {tokens} t SET revoked_at = $3, revoked_reason = r.reason,
+                   dead_at = least(t.dead_at, $3)
+              FROM unnest($1::bigint[], $2::text[]) AS r(id, reason)
+             WHERE t.id = r.id AND t.used_at IS NULL AND t.revoked_at IS NULL
+            RETURNING t.user_id, t.created_at
+         )
+         DELETE FROM {throttle} th USING released
+          WHERE th.user_id = released.user_id AND th.last_at = released.created_at
+            AND th.run_id = $4",
+        tokens = q.tokens,
+        throttle = q.throttle,
     );
-    let sent = AuditOutcome::Sent.as_str();
+    let audit_sql = format!(
+        "INSERT INTO {} (at, actor, action, user_id, email, outcome, detail)
+         SELECT $1, $2, 'request', u, e, o, d
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS a(u, e, o, d)",
+        q.audit
+    );
     s.in_tx(|c, _, _| {
-        if !keep.is_empty() {
-            // Found by key, whatever the statistics say (see `issue`).
-            c.batch_execute(
-                "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0",
-            )?;
+        if let Some(batch) = settle.printed {
             c.execute_typed(
-                &revoke,
+                &printed_sql,
+                &[(&settle.run_id, Type::INT8), (&batch, Type::INT8)],
+            )?;
+        }
+        if !marked.is_empty() {
+            c.execute_typed(
+                &mark_sql,
+                &[(&marked, Type::INT8_ARRAY), (&now, Type::INT8)],
+            )?;
+        }
+        if !keep.is_empty() {
+            // A printed chunk supersedes for up to thousands of users: by key (see BY_KEY).
+            c.batch_execute(BY_KEY)?;
+            c.execute_typed(
+                &supersede_sql,
                 &[
                     (users.sql(), kind.wire_array_type()),
                     (&keep, Type::INT8_ARRAY),
@@ -332,16 +412,30 @@ pub(super) fn confirm_delivered(
                 ],
             )?;
         }
-        c.execute_typed(
-            &audit,
-            &[
-                (&now, Type::INT8),
-                (&actor, Type::TEXT),
-                (&a_ids, Type::TEXT_ARRAY),
-                (&a_emails, Type::TEXT_ARRAY),
-                (&sent, Type::TEXT),
-            ],
-        )?;
+        if !released.is_empty() {
+            c.execute_typed(
+                &release_sql,
+                &[
+                    (&released, Type::INT8_ARRAY),
+                    (&reasons, Type::TEXT_ARRAY),
+                    (&now, Type::INT8),
+                    (&settle.run_id, Type::INT8),
+                ],
+            )?;
+        }
+        if !a_ids.is_empty() {
+            c.execute_typed(
+                &audit_sql,
+                &[
+                    (&now, Type::INT8),
+                    (&settle.actor, Type::TEXT),
+                    (&a_ids, Type::TEXT_ARRAY),
+                    (&a_emails, Type::TEXT_ARRAY),
+                    (&a_outcomes, Type::TEXT_ARRAY),
+                    (&a_details, Type::TEXT_ARRAY),
+                ],
+            )?;
+        }
         Ok(())
     })
 }
@@ -414,57 +508,6 @@ pub(super) fn revoke_user_tokens(
             &AuditEvent::revoked_user(user, n, &detail, now, actor),
         )?;
         Ok(n)
-    })
-}
-
-pub(super) fn revoke_undelivered(
-    s: &mut PgStore,
-    token_id: i64,
-    user: &User,
-    reason: &str,
-    now: i64,
-    actor: &str,
-) -> Result<()> {
-    let kind = s.id;
-    let uid = id_arg(kind, &user.id)?;
-    let revoke = format!(
-        "UPDATE {} SET revoked_at = $2, revoked_reason = 'undelivered',
-                dead_at = least(dead_at, $2)
-          WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL
-         RETURNING created_at",
-        s.q.tokens
-    );
-    let give_back = format!(
-        "DELETE FROM {} WHERE user_id = {} AND last_at = $2",
-        s.q.throttle,
-        kind.param(1)
-    );
-    s.in_tx(|c, q, _| {
-        let created = c
-            .query_typed_opt(&revoke, &[(&token_id, Type::INT8), (&now, Type::INT8)])?
-            .map(|r| r.try_get::<_, i64>(0))
-            .transpose()?;
-        if let Some(created) = created {
-            // Only if no later request has moved it since.
-            c.query_typed(
-                &give_back,
-                &[(uid.sql(), kind.wire_type()), (&created, Type::INT8)],
-            )?;
-        }
-        super::audit::insert(
-            c,
-            q,
-            &AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Request,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
-                outcome: AuditOutcome::Failed,
-                detail: Some(reason),
-            },
-        )
-        .map_err(TxError::Db)
     })
 }
 

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
 /// The schema version this build writes. Migrations run forward from the stored version.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -53,6 +53,36 @@ const MIGRATIONS: &[&str] = &[
     INSERT OR REPLACE INTO pwreset_throttle (user_id, last_at)
         SELECT user_id, max(created_at) FROM pwreset_tokens
          WHERE revoked_reason IS NOT 'undelivered' GROUP BY user_id;",
+    // 2 -> 3: runs, and links that are handed over or released. A run (a `request`, a `serve`
+    // process) registers itself; its links are pending until handed over (a mailed one is
+    // marked; a printed batch moves the run's `printed_upto`), and a run that ends, or is found
+    // dead, releases the rest. The throttle row remembers which run moved it. Tokens from
+    // before have no run: they count as handed over.
+    "CREATE TABLE IF NOT EXISTS pwreset_runs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        command      TEXT    NOT NULL,
+        -- what a request was asked to do, so that the same command run again continues it
+        job          TEXT,
+        -- where pid means something (boot and PID namespace), the pid and its start time
+        host         TEXT    NOT NULL,
+        pid          INTEGER NOT NULL,
+        proc_start   INTEGER NOT NULL,
+        actor        TEXT    NOT NULL,
+        started_at   INTEGER NOT NULL,
+        heartbeat_at INTEGER NOT NULL,
+        -- every token of the run has a larger id: where ending the run looks
+        token_floor  INTEGER NOT NULL,
+        -- the run's printed links are handed over up to this batch
+        printed_upto INTEGER NOT NULL DEFAULT 0,
+        ended_at     INTEGER,
+        outcome      TEXT
+    );
+    CREATE INDEX IF NOT EXISTS pwreset_runs_open ON pwreset_runs(id) WHERE ended_at IS NULL;
+    CREATE INDEX IF NOT EXISTS pwreset_runs_job ON pwreset_runs(job, id);
+    ALTER TABLE pwreset_tokens ADD COLUMN run_id INTEGER;
+    ALTER TABLE pwreset_tokens ADD COLUMN batch INTEGER;
+    ALTER TABLE pwreset_tokens ADD COLUMN handed_over_at INTEGER;
+    ALTER TABLE pwreset_throttle ADD COLUMN run_id INTEGER;",
 ];
 
 /// The ledger of applied migrations: one row per version, the same on every backend.

@@ -2,34 +2,30 @@
 
 use super::{SqliteStore, begin, stored_value, text_lossy};
 use crate::store::{
-    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Delivered, Handover, Issued,
-    NewToken, RevokeReason, TokenRecord, User,
+    AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
+    RevokeReason, Settle, TokenRecord, User,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
-use std::time::Duration;
 
 pub(super) fn issue(
     s: &mut SqliteStore,
     batch: &[NewToken<'_>],
-    now: i64,
-    ttl: Duration,
-    throttle: Option<Duration>,
-    handover: Handover,
-    actor: &str,
+    issue: &Issue<'_>,
 ) -> Result<Vec<Issued>> {
-    let printed = handover == Handover::Printed;
-    let expires_at = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-    let throttle = throttle
+    let now = issue.now;
+    let expires_at = now.saturating_add(i64::try_from(issue.ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    let throttle = issue
+        .throttle
         .filter(|t| !t.is_zero())
         .map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX / 2));
     let tx = begin(&mut s.conn, &s.ctx)?;
     let mut out = Vec::with_capacity(batch.len());
     let mut run = || -> rusqlite::Result<()> {
         // One indexed look at the whole chunk's open tokens: in a bulk run most users have
-        // none, and then the revocation needs no statement.
+        // none, and then the hand-over has nothing to revoke.
         let mut open: HashSet<super::UserId> = HashSet::new();
         for ids in batch.chunks(500) {
             let placeholders = vec!["?"; ids.len()].join(",");
@@ -46,25 +42,36 @@ pub(super) fn issue(
                 open.insert(r.get(0)?);
             }
         }
-        // The throttle: a user's row moves to `now` only if their last request is older than
-        // the cutoff (with --force, always, so the next unforced request waits). The unique key
-        // makes two racing requests for one user queue on each other, and the second sees the
-        // first's time. One multi-row upsert per few hundred users; RETURNING names the users
-        // whose row moved, that is, who may have a link.
+        // The throttle: a user's row moves to `now` (and to this run) only if their last
+        // request is older than the cutoff. With no throttle (--force) it always moves, except
+        // from a run that is still going: that run is making this user's link now. The unique
+        // key makes two racing requests for one user queue on each other, and the second sees
+        // the first's row. One multi-row upsert per few hundred users; RETURNING names the
+        // users whose row moved, that is, who may have a link. A link released later gives
+        // the row back (`settle`, `end_run`).
         let cutoff = throttle.map_or(i64::MAX, |t| now.saturating_sub(t));
+        let guard = if throttle.is_none() {
+            " AND (pwreset_throttle.run_id IS NULL OR pwreset_throttle.run_id = excluded.run_id
+                   OR NOT EXISTS (SELECT 1 FROM pwreset_runs r
+                                   WHERE r.id = pwreset_throttle.run_id AND r.ended_at IS NULL))"
+        } else {
+            ""
+        };
         let mut allowed: HashSet<super::UserId> = HashSet::with_capacity(batch.len());
-        for part in batch.chunks(400) {
-            let values = vec!["(?, ?)"; part.len()].join(",");
+        for part in batch.chunks(300) {
+            let values = vec!["(?, ?, ?)"; part.len()].join(",");
             let mut stmt = tx.prepare_cached(&format!(
-                "INSERT INTO pwreset_throttle (user_id, last_at) VALUES {values}
-                 ON CONFLICT (user_id) DO UPDATE SET last_at = excluded.last_at
-                  WHERE pwreset_throttle.last_at <= ?
+                "INSERT INTO pwreset_throttle (user_id, last_at, run_id) VALUES {values}
+                 ON CONFLICT (user_id) DO UPDATE
+                    SET last_at = excluded.last_at, run_id = excluded.run_id
+                  WHERE pwreset_throttle.last_at <= ?{guard}
                  RETURNING user_id"
             ))?;
-            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 2 + 1);
+            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 3 + 1);
             for item in part {
                 params.push(&item.user.id);
                 params.push(&now);
+                params.push(&issue.run_id);
             }
             params.push(&cutoff);
             let mut rows = stmt.query(params.as_slice())?;
@@ -72,39 +79,41 @@ pub(super) fn issue(
                 allowed.insert(r.get(0)?);
             }
         }
-        let mut last_at =
-            tx.prepare_cached("SELECT last_at FROM pwreset_throttle WHERE user_id = ?1")?;
-        let mut revoke = tx.prepare_cached(
-            "UPDATE pwreset_tokens
-                SET revoked_at = ?2, revoked_reason = 'superseded', dead_at = min(dead_at, ?2)
-              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND dead_at > ?2",
+        let mut held_by = tx.prepare_cached(
+            "SELECT last_at, coalesce(run_id, 0) FROM pwreset_throttle WHERE user_id = ?1",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            "INSERT INTO pwreset_tokens
+                    (digest, user_id, binding, created_at, expires_at, dead_at, run_id, batch)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
         )?;
-        // Audit rows are written together at the end, a few hundred per statement.
-        let mut audits: Vec<(&NewToken<'_>, AuditOutcome)> = Vec::with_capacity(batch.len());
+        // Audit rows of the refused are written together at the end, a few hundred per
+        // statement; the others' wait for the hand-over.
+        let mut audits: Vec<(&NewToken<'_>, Option<String>)> = Vec::new();
         let mut served: HashSet<&super::UserId> = HashSet::new();
         for item in batch {
             let user = item.user;
             // A user listed twice in one batch: the second is throttled like any repeat.
             let repeat = !served.insert(&user.id) && throttle.is_some();
             if repeat || !allowed.contains(&user.id) {
-                let last: i64 = if repeat {
-                    now
+                let (last, by): (i64, i64) = if repeat {
+                    (now, issue.run_id)
                 } else {
-                    last_at.query_row([&user.id], |r| r.get(0))?
+                    held_by.query_row([&user.id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 };
-                audits.push((item, AuditOutcome::Throttled));
-                out.push(Issued::Throttled {
-                    retry_at: last.saturating_add(throttle.unwrap_or(0)),
-                });
+                match throttle {
+                    Some(t) => {
+                        audits.push((item, None));
+                        out.push(Issued::Throttled {
+                            retry_at: last.saturating_add(t),
+                        });
+                    }
+                    None => {
+                        audits.push((item, Some(crate::store::busy_detail(by))));
+                        out.push(Issued::Busy { run_id: by });
+                    }
+                }
                 continue;
-            }
-            let had_open = open.contains(&user.id);
-            if had_open && printed {
-                revoke.execute(params![user.id, now])?;
             }
             let binding = crate::token::binding(&user.email, &user.password);
             insert.execute(params![
@@ -112,123 +121,143 @@ pub(super) fn issue(
                 user.id,
                 &binding[..],
                 now,
-                expires_at
+                expires_at,
+                issue.run_id,
+                issue.batch
             ])?;
             let id = tx.last_insert_rowid();
-            if printed {
-                audits.push((item, AuditOutcome::Created));
-            }
             // A user listed twice in one chunk: the second sees the first's token.
-            open.insert(user.id.clone());
+            let had_open = !open.insert(user.id.clone());
             out.push(Issued::Created {
                 expires_at,
                 id,
                 had_open,
             });
         }
-        let action = AuditAction::Request.as_str();
-        for part in audits.chunks(200) {
-            let values = vec!["(?, ?, ?, ?, ?, ?, NULL)"; part.len()].join(",");
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT INTO pwreset_audit (at, actor, action, user_id, email, outcome, detail)
-                 VALUES {values}"
-            ))?;
-            let outcomes: Vec<&str> = part.iter().map(|(_, o)| o.as_str()).collect();
-            let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 6);
-            for ((item, _), outcome) in part.iter().zip(&outcomes) {
-                params.push(&now);
-                params.push(&actor);
-                params.push(&action);
-                params.push(&item.user.id);
-                params.push(&item.user.email);
-                params.push(outcome);
-            }
-            stmt.execute(params.as_slice())?;
-        }
-        Ok(())
+        let rows: Vec<AuditRow<'_>> = audits
+            .iter()
+            .map(|(item, detail)| AuditRow {
+                user: item.user,
+                outcome: AuditOutcome::Throttled,
+                detail: detail.as_deref(),
+            })
+            .collect();
+        insert_audit_rows(&tx, &rows, now, issue.actor)
     };
     run().map_err(|e| s.ctx.err(e))?;
     tx.commit().map_err(|e| s.ctx.err(e))?;
     Ok(out)
 }
 
-pub(super) fn confirm_delivered(
-    s: &mut SqliteStore,
-    delivered: &[Delivered<'_>],
+/// One audit row of a request.
+struct AuditRow<'a> {
+    user: &'a User,
+    outcome: AuditOutcome,
+    detail: Option<&'a str>,
+}
+
+/// Request audit rows, a few hundred per statement.
+fn insert_audit_rows(
+    tx: &rusqlite::Transaction<'_>,
+    rows: &[AuditRow<'_>],
     now: i64,
     actor: &str,
-) -> Result<()> {
-    if delivered.is_empty() {
+) -> rusqlite::Result<()> {
+    let action = AuditAction::Request.as_str();
+    for part in rows.chunks(200) {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; part.len()].join(",");
+        let mut stmt = tx.prepare_cached(&format!(
+            "INSERT INTO pwreset_audit (at, actor, action, user_id, email, outcome, detail)
+             VALUES {values}"
+        ))?;
+        let outcomes: Vec<&str> = part.iter().map(|r| r.outcome.as_str()).collect();
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(part.len() * 7);
+        for (row, outcome) in part.iter().zip(&outcomes) {
+            params.push(&now);
+            params.push(&actor);
+            params.push(&action);
+            params.push(&row.user.id);
+            params.push(&row.user.email);
+            params.push(outcome);
+            params.push(&row.detail);
+        }
+        stmt.execute(params.as_slice())?;
+    }
+    Ok(())
+}
+
+pub(super) fn settle(s: &mut SqliteStore, settle: &Settle<'_>) -> Result<()> {
+    if settle.handed.is_empty() && settle.released.is_empty() && settle.printed.is_none() {
         return Ok(());
     }
+    let now = settle.now;
     let tx = begin(&mut s.conn, &s.ctx)?;
     let run = || -> rusqlite::Result<()> {
-        let mut revoke = tx.prepare_cached(
+        if let Some(batch) = settle.printed {
+            tx.execute(
+                "UPDATE pwreset_runs SET printed_upto = max(printed_upto, ?2) WHERE id = ?1",
+                params![settle.run_id, batch],
+            )?;
+        }
+        let mut mark = tx.prepare_cached(
+            "UPDATE pwreset_tokens SET handed_over_at = ?2
+              WHERE id = ?1 AND handed_over_at IS NULL",
+        )?;
+        let mut supersede = tx.prepare_cached(
             "UPDATE pwreset_tokens
                 SET revoked_at = ?3, revoked_reason = 'superseded', dead_at = min(dead_at, ?3)
               WHERE user_id = ?1 AND id <> ?2 AND used_at IS NULL AND revoked_at IS NULL
                 AND dead_at > ?3",
         )?;
-        let mut audit_row = tx.prepare_cached(super::audit::INSERT)?;
-        for d in delivered {
-            if d.had_open {
-                revoke.execute(params![d.user.id, d.token_id, now])?;
+        let outcome = if settle.printed.is_some() {
+            AuditOutcome::Created
+        } else {
+            AuditOutcome::Sent
+        };
+        let mut rows: Vec<AuditRow<'_>> =
+            Vec::with_capacity(settle.handed.len() + settle.released.len());
+        for h in settle.handed {
+            if settle.printed.is_none() {
+                mark.execute(params![h.token_id, now])?;
             }
-            audit_row.execute(params![
-                now,
-                actor,
-                AuditAction::Request.as_str(),
-                d.user.id,
-                &d.user.email,
-                AuditOutcome::Sent.as_str(),
-                None::<&str>
-            ])?;
+            if h.had_open {
+                supersede.execute(params![h.user.id, h.token_id, now])?;
+            }
+            rows.push(AuditRow {
+                user: h.user,
+                outcome,
+                detail: None,
+            });
         }
-        Ok(())
-    };
-    run().map_err(|e| s.ctx.err(e))?;
-    tx.commit().map_err(|e| s.ctx.err(e))
-}
-
-pub(super) fn revoke_undelivered(
-    s: &mut SqliteStore,
-    token_id: i64,
-    user: &User,
-    reason: &str,
-    now: i64,
-    actor: &str,
-) -> Result<()> {
-    let tx = begin(&mut s.conn, &s.ctx)?;
-    let run = || -> rusqlite::Result<()> {
-        let created: Option<i64> = tx
-            .query_row(
-                "UPDATE pwreset_tokens
-                    SET revoked_at = ?2, revoked_reason = 'undelivered', dead_at = min(dead_at, ?2)
-                  WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL
-                 RETURNING created_at",
-                params![token_id, now],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(created) = created {
+        let mut release = tx.prepare_cached(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = ?3, dead_at = min(dead_at, ?2)
+              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL
+             RETURNING created_at",
+        )?;
+        let mut give_back = tx.prepare_cached(
+            "DELETE FROM pwreset_throttle WHERE user_id = ?1 AND last_at = ?2 AND run_id = ?3",
+        )?;
+        for r in settle.released {
+            let reason = if r.attempted {
+                RevokeReason::Undelivered
+            } else {
+                RevokeReason::NotSent
+            };
+            let created: Option<i64> = release
+                .query_row(params![r.token_id, now, reason.as_str()], |row| row.get(0))
+                .optional()?;
             // Only if no later request has moved it since.
-            tx.execute(
-                "DELETE FROM pwreset_throttle WHERE user_id = ?1 AND last_at = ?2",
-                params![user.id, created],
-            )?;
-        }
-        super::audit::insert(
-            &tx,
-            &AuditEvent {
-                at: now,
-                actor,
-                action: AuditAction::Request,
-                user_id: Some(&user.id),
-                email: Some(&user.email),
+            if let Some(created) = created {
+                give_back.execute(params![r.user.id, created, settle.run_id])?;
+            }
+            rows.push(AuditRow {
+                user: r.user,
                 outcome: AuditOutcome::Failed,
-                detail: Some(reason),
-            },
-        )
+                detail: Some(r.why),
+            });
+        }
+        insert_audit_rows(&tx, &rows, now, settle.actor)
     };
     run().map_err(|e| s.ctx.err(e))?;
     tx.commit().map_err(|e| s.ctx.err(e))
