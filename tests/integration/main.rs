@@ -24,6 +24,7 @@ mod reset;
 mod revoke;
 mod serve;
 mod smtp;
+mod stop;
 mod store;
 mod systemd;
 mod trust;

@@ -2,7 +2,7 @@
 //! on 127.0.0.1 (see `smtp/server.rs`), with a test CA made at run time, and the sendmail
 //! transport against a script the test writes.
 
-mod server;
+pub mod server;
 
 use crate::harness::{Env, database_for, stderr, stdout};
 use mail_parser::MimeHeaders as _;
@@ -15,7 +15,7 @@ const USER: &str = "pwreset-relay";
 const PASSWORD: &str = "Relay-Pa55-7Hq2xZ";
 
 /// A config sending through SMTP; `smtp` is the body of `[mail.smtp]`, `mail` goes in `[mail]`.
-fn toml(dir: &Path, mail: &str, smtp: &str) -> String {
+pub fn toml(dir: &Path, mail: &str, smtp: &str) -> String {
     format!(
         r#"database = "{db}"
 base_url = "https://accounts.example.com/reset_password"
@@ -53,7 +53,7 @@ fn env_mail(mail: &str, smtp: &str, user: &str) -> Env {
 }
 
 /// `[mail.smtp]` for a plaintext server on loopback.
-fn plain(server: &Server) -> String {
+pub fn plain(server: &Server) -> String {
     format!(
         "host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\ntimeout = \"5s\"",
         server.port()
@@ -155,14 +155,14 @@ fn all_revoked_undelivered(env: &Env, expect: usize) {
     }
 }
 
-fn parse(data: &[u8]) -> mail_parser::Message<'_> {
+pub fn parse(data: &[u8]) -> mail_parser::Message<'_> {
     mail_parser::MessageParser::default()
         .parse(data)
         .expect("a parseable message")
 }
 
 /// The token in a message's text part.
-fn token_in(data: &[u8]) -> String {
+pub fn token_in(data: &[u8]) -> String {
     let msg = parse(data);
     let text = msg.body_text(0).expect("text part");
     let at = text.find("token=pwr_").expect("a link in the text") + "token=".len();

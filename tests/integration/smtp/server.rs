@@ -10,7 +10,7 @@ use base64::Engine as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// A reply chosen by a test, e.g. `"550 5.1.1 no such mailbox"`.
@@ -45,6 +45,12 @@ pub struct Options {
     /// At most this many sessions at once; more get `421 too many connections` at the greeting
     /// (Postfix's smtpd_client_connection_count_limit, Microsoft 365's per-client limit).
     pub max_connections: Option<usize>,
+    /// Take this long to answer the end of DATA (a slow relay). The message is in the log
+    /// before the wait: a client killed meanwhile has still handed it over.
+    pub data_delay: Option<Duration>,
+    /// Once this many messages were taken, answer every new session and every MAIL with
+    /// `421` and hang up: a relay that goes away in the middle of a run.
+    pub die_after: Option<usize>,
 }
 
 impl Default for Options {
@@ -61,6 +67,8 @@ impl Default for Options {
             keep_data: true,
             hang_up_after_message: false,
             max_connections: None,
+            data_delay: None,
+            die_after: None,
         }
     }
 }
@@ -104,6 +112,8 @@ pub struct Log {
 pub struct Server {
     pub addr: SocketAddr,
     log: Arc<Mutex<Log>>,
+    /// Signalled whenever a message is logged.
+    changed: Arc<Condvar>,
     stop: Arc<AtomicBool>,
 }
 
@@ -112,11 +122,12 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Mutex::new(Log::default()));
+        let changed = Arc::new(Condvar::new());
         let stop = Arc::new(AtomicBool::new(false));
         let opts = Arc::new(opts);
         let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         {
-            let (log, stop) = (Arc::clone(&log), Arc::clone(&stop));
+            let (log, stop, changed) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&changed));
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
@@ -133,11 +144,15 @@ impl Server {
                         continue;
                     }
                     open.fetch_add(1, Ordering::SeqCst);
-                    let (log, opts, open) =
-                        (Arc::clone(&log), Arc::clone(&opts), Arc::clone(&open));
+                    let (log, opts, open, changed) = (
+                        Arc::clone(&log),
+                        Arc::clone(&opts),
+                        Arc::clone(&open),
+                        Arc::clone(&changed),
+                    );
                     std::thread::spawn(move || {
                         lock(&log).connections += 1;
-                        if let Err(e) = session(stream, &opts, &log)
+                        if let Err(e) = session(stream, &opts, &log, &changed)
                             && e.kind() == io::ErrorKind::InvalidData
                         {
                             lock(&log).tls_failures += 1;
@@ -147,7 +162,23 @@ impl Server {
                 }
             });
         }
-        Server { addr, log, stop }
+        Server {
+            addr,
+            log,
+            changed,
+            stop,
+        }
+    }
+
+    /// Wait until the log satisfies `done`, for at most `within`; whether it did. Woken by
+    /// each message, so a test acts the moment the relay has taken enough, not after a sleep.
+    pub fn wait_for(&self, within: Duration, done: impl Fn(&Log) -> bool) -> bool {
+        let guard = lock(&self.log);
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, within, |log| !done(log))
+            .unwrap_or_else(|p| p.into_inner());
+        done(&guard)
     }
 
     pub fn port(&self) -> u16 {
@@ -247,7 +278,7 @@ fn angle(arg: &str) -> String {
     arg[start..end].to_owned()
 }
 
-fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>) -> io::Result<()> {
+fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>, changed: &Condvar) -> io::Result<()> {
     tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
     tcp.set_nodelay(true)?;
     if opts.silent {
@@ -267,6 +298,13 @@ fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>) -> io::Result<()> {
         _ => Conn::Plain(tcp),
     };
     let mut r = BufReader::new(conn);
+    let gone = || {
+        opts.die_after
+            .is_some_and(|n| lock(log).messages.len() >= n)
+    };
+    if gone() {
+        return reply(&mut r, "421 4.3.2 service shutting down");
+    }
     reply(&mut r, "220 localhost ESMTP pwreset-test")?;
     let mut authed = false;
     let mut from: Option<String> = None;
@@ -372,6 +410,9 @@ fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>) -> io::Result<()> {
                 }
             }
             "MAIL" => {
+                if gone() {
+                    return reply(&mut r, "421 4.3.2 service shutting down");
+                }
                 if opts.auth.is_some() && !authed {
                     reply(&mut r, "530 5.7.0 authentication required")?;
                 } else if let Some(rep) = &opts.mail_reply {
@@ -438,6 +479,10 @@ fn session(tcp: TcpStream, opts: &Options, log: &Mutex<Log>) -> io::Result<()> {
                             tls: tls_active,
                             authenticated: authed,
                         });
+                    }
+                    changed.notify_all();
+                    if let Some(d) = opts.data_delay {
+                        std::thread::sleep(d);
                     }
                     reply(&mut r, "250 2.0.0 queued")?;
                     if opts.hang_up_after_message {
