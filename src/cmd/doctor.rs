@@ -276,7 +276,7 @@ fn mail(config: &Config, args: &DoctorArgs, r: &mut Report) {
 /// A relay certificate that expires within 30 days is a warning; an expired one would not
 /// have passed the TLS check.
 fn certificate(der: &[u8], r: &mut Report) {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+    let Some(not_after) = not_after(der) else {
         r.warn(
             "certificate",
             "the relay's certificate could not be read",
@@ -284,7 +284,6 @@ fn certificate(der: &[u8], r: &mut Report) {
         );
         return;
     };
-    let not_after = cert.validity().not_after.timestamp();
     let left = not_after - ui::now();
     let when = ui::rfc3339(not_after);
     if left < 30 * 86400 {
@@ -302,6 +301,79 @@ fn certificate(der: &[u8], r: &mut Report) {
             format!("the relay's certificate is valid until {when}"),
         );
     }
+}
+
+/// The end of a certificate's validity (RFC 5280 `tbsCertificate.validity.notAfter`), as Unix
+/// seconds. The one field doctor reads: a walk of the DER to it, rather than an X.509 parser
+/// (eight crates, a sixth of a cold build). The certificate has passed the TLS check already.
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (0x30, cert, _) = tlv(der)? else {
+        return None;
+    };
+    let (0x30, tbs, _) = tlv(cert)? else {
+        return None;
+    };
+    // [0] version, when present; then serialNumber, signature and issuer.
+    let mut rest = tbs;
+    if let (0xa0, _, after) = tlv(rest)? {
+        rest = after;
+    }
+    for _ in 0..3 {
+        rest = tlv(rest)?.2;
+    }
+    let (0x30, validity, _) = tlv(rest)? else {
+        return None;
+    };
+    let (_, _, after_not_before) = tlv(validity)?;
+    let (tag, time, _) = tlv(after_not_before)?;
+    let text = std::str::from_utf8(time).ok()?;
+    let digits = text.strip_suffix('Z')?;
+    // UTCTime is YYMMDDHHMMSS (years 1950-2049), GeneralizedTime YYYYMMDDHHMMSS.
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy: i16 = digits[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (digits[..4].parse().ok()?, &digits[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| -> Option<i8> { rest.get(i..i + 2)?.parse().ok() };
+    let dt = jiff::civil::DateTime::new(
+        year,
+        field(0)?,
+        field(2)?,
+        field(4)?,
+        field(6)?,
+        field(8)?,
+        0,
+    )
+    .ok()?;
+    Some(
+        dt.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_second(),
+    )
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = b.split_first()?;
+    let (&first, mut rest) = rest.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &byte| acc << 8 | usize::from(byte));
+        rest = &rest[n..];
+        len
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
 fn argon2(config: &Config, r: &mut Report) {
@@ -341,5 +413,50 @@ fn argon2(config: &Config, r: &mut Report) {
                 took.as_secs_f64() * 1000.0
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert_until(year: i32, month: u8, day: u8) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(vec!["relay.example.com".to_owned()]).expect("params");
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params
+            .self_signed(&key)
+            .expect("certificate")
+            .der()
+            .to_vec()
+    }
+
+    fn unix(year: i16, month: i8, day: i8) -> i64 {
+        jiff::civil::date(year, month, day)
+            .to_datetime(jiff::civil::time(0, 0, 0, 0))
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+            .expect("a date")
+            .timestamp()
+            .as_second()
+    }
+
+    #[test]
+    fn not_after_reads_utc_and_generalized_time() {
+        // Before 2050 RFC 5280 writes UTCTime, from 2050 GeneralizedTime.
+        assert_eq!(not_after(&cert_until(2031, 7, 9)), Some(unix(2031, 7, 9)));
+        assert_eq!(not_after(&cert_until(2051, 1, 2)), Some(unix(2051, 1, 2)));
+    }
+
+    #[test]
+    fn not_after_of_anything_else_is_none() {
+        let der = cert_until(2031, 7, 9);
+        assert_eq!(not_after(&[]), None);
+        assert_eq!(not_after(b"not a certificate"), None);
+        for cut in [1, 10, der.len() / 2, der.len() - 1] {
+            assert_eq!(not_after(&der[..cut]), None, "cut at {cut}");
+        }
+        // A length that claims more than there is.
+        assert_eq!(not_after(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff, 0x30]), None);
     }
 }
