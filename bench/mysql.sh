@@ -26,8 +26,8 @@ fi
 MYSQL=(mariadb $ADMIN --batch --skip-column-names)
 sql() { "${MYSQL[@]}" "$@"; }
 
-cargo build --release --quiet
-BIN=$PWD/target/release/pwreset
+cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+BIN=$PWD/target/dist/pwreset
 OUT=${OUT:-$PWD/bench/out-mysql}
 rm -rf "$OUT" && mkdir -p "$OUT"
 cat > "$OUT/config.toml" <<CONF

@@ -22,8 +22,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet
-BIN=$PWD/target/release/pwreset
+cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+BIN=$PWD/target/dist/pwreset
 OUT=${OUT:-$PWD/bench/out-pg}
 rm -rf "$OUT" && mkdir -p "$OUT"
 export PGOPTIONS="-c client_min_messages=warning"

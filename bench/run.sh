@@ -21,8 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet
-  BIN=$PWD/target/release/pwreset
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
 fi
 OUT=${OUT:-$PWD/bench/out}
 rm -rf "$OUT" && mkdir -p "$OUT"

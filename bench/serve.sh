@@ -20,8 +20,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet
-  BIN=$PWD/target/release/pwreset
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
 fi
 OUT=${OUT:-$PWD/bench/out-serve}
 rm -rf "$OUT" && mkdir -p "$OUT" && chmod 700 "$OUT"
