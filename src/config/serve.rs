@@ -63,12 +63,23 @@ pub struct Serve {
     pub forgot_per_address: u32,
     pub forgot_per_ip: u32,
     pub attempt_window: Duration,
-    /// Threads that hash passwords (at least 1).
+    /// Threads that hash passwords as configured; 0 means one per core ([`Serve::hash_threads`]).
     pub hash_workers: usize,
     pub hash_queue: usize,
     /// On SIGTERM, how long the forgot page's queued mail may take before what it could not
     /// send is withdrawn.
     pub stop_timeout: Duration,
+}
+
+impl Serve {
+    /// Threads that hash passwords, at least 1. Asked of the system only by `serve`: finding
+    /// the cores (cgroup files, affinity) is work every other command would pay for nothing.
+    pub fn hash_threads(&self) -> usize {
+        match self.hash_workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 /// Parse a listening address: `127.0.0.1:8080`, `[::1]:8080`, or `localhost:8080`.
@@ -146,10 +157,6 @@ impl RawServe {
         if stop_timeout > Duration::from_secs(600) {
             return Err(Problem::new("serve.stop_timeout", "at most 10m"));
         }
-        let hash_workers = match self.hash_workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
         Ok(Serve {
             listen,
             trusted_proxies,
@@ -160,7 +167,7 @@ impl RawServe {
             forgot_per_address: self.forgot_per_address,
             forgot_per_ip: self.forgot_per_ip,
             attempt_window,
-            hash_workers,
+            hash_workers: self.hash_workers,
             hash_queue: self.hash_queue,
             stop_timeout,
         })
@@ -189,6 +196,7 @@ mod tests {
         assert_eq!(s.listen.port(), 8080);
         assert!(s.trusted_proxies.is_empty());
         assert!(s.forgot_password);
-        assert!(s.hash_workers >= 1);
+        assert_eq!(s.hash_workers, 0);
+        assert!(s.hash_threads() >= 1);
     }
 }

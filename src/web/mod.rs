@@ -167,7 +167,7 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     let window = s.attempt_window;
     let app = Arc::new(App {
         db: pool::Pool::new("db", Arc::clone(&config), 4, 256)?,
-        hash: pool::Pool::new("hash", Arc::clone(&config), s.hash_workers, s.hash_queue)?,
+        hash: pool::Pool::new("hash", Arc::clone(&config), s.hash_threads(), s.hash_queue)?,
         mail: pool::Pool::new("mail", Arc::clone(&config), 2, 256)?,
         token_failures: Limiter::new(s.token_attempts, window),
         ip_attempts: Limiter::new(s.ip_attempts, window),
