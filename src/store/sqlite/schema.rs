@@ -5,7 +5,7 @@ use crate::config::{Config, UsersTable};
 use crate::error::{Exit, fail};
 use crate::store::{Access, Migrated};
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 /// The schema version this build writes. Migrations run forward from the stored version.
@@ -175,10 +175,13 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
         .conn
         .busy_timeout(config.busy_timeout)
         .map_err(|e| ctx.err(e))?;
-    store
-        .conn
-        .execute_batch("PRAGMA foreign_keys = ON")
-        .map_err(|e| ctx.err(e))?;
+    if access != Access::Read {
+        // Read-only commands (verify at every support call) write nothing for it to guard.
+        store
+            .conn
+            .execute_batch("PRAGMA foreign_keys = ON")
+            .map_err(|e| ctx.err(e))?;
+    }
 
     let version = stored_version(&store.conn).map_err(|e| ctx.err(e))?;
     if version > SCHEMA_VERSION {
@@ -215,14 +218,8 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
 /// The schema version: the newest row of the ledger, or for databases from before the ledger,
 /// SQLite's `user_version`.
 fn stored_version(conn: &Connection) -> rusqlite::Result<i64> {
-    let ledger: Option<i64> = conn
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pwreset_schema'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if ledger.is_some() {
+    // The schema in memory answers whether the ledger exists, without a statement of its own.
+    if conn.table_exists(None::<&str>, "pwreset_schema")? {
         return conn.query_row(
             "SELECT coalesce(max(version), 0) FROM pwreset_schema",
             [],
@@ -332,7 +329,10 @@ fn owns_users_table(s: &SqliteStore) -> Result<bool> {
     if s.users != UsersTable::default() {
         return Ok(false);
     }
-    has_column(&s.conn, &s.users.table, "email_key").map_err(|e| s.ctx.err(e))
+    // From the schema in memory: no statement to prepare (every command opens a store).
+    s.conn
+        .column_exists(None::<&str>, s.users.table.as_str(), "email_key")
+        .map_err(|e| s.ctx.err(e))
 }
 
 pub(super) fn check_users_mapping(s: &SqliteStore) -> Result<()> {
