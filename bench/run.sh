@@ -61,31 +61,54 @@ measure() { # label, command...
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 | $5 |"); }
 
-# -- 1. request --all --no-email vs a raw insert of the same rows --------------------------
+# -- 1. request --all --no-email vs a replay of the same rows ------------------------------
+# The same rows are everything the request wrote (as the PostgreSQL and MariaDB benches count
+# them): a token, a throttle row and an audit row per user, replayed as multi-row INSERT
+# statements (1,000 rows each) in one transaction; and, beside it, the token rows alone.
 cp "$DB" "$OUT/req.db"
 read -r t_req rss_req < <(measure req "$BIN" --db "$OUT/req.db" request --all --no-email)
-# The same rows, as multi-row INSERT statements (1,000 rows each) in one transaction.
-python3 - "$OUT/req.db" "$OUT/rows.sql" <<'PY'
+python3 - "$OUT/req.db" "$OUT/rows.sql" "$OUT/tokens.sql" <<'PY'
 import sqlite3, sys
 src = sqlite3.connect(sys.argv[1])
-with open(sys.argv[2], "w") as out:
-    out.write("PRAGMA synchronous=NORMAL;\nBEGIN;\n")
-    rows = src.execute("SELECT hex(digest), user_id, hex(binding), created_at, expires_at, dead_at FROM pwreset_tokens ORDER BY id")
-    while True:
-        batch = rows.fetchmany(1000)
-        if not batch:
-            break
-        out.write("INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) VALUES\n")
-        out.write(",\n".join(f"(x'{d}',{u},x'{b}',{c},{e},{x})" for d, u, b, c, e, x in batch))
-        out.write(";\n")
-    out.write("COMMIT;\n")
+def lit(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, bytes):
+        return "x'" + v.hex() + "'"
+    return "'" + str(v).replace("'", "''") + "'"
+TABLES = {
+    "pwreset_tokens": "digest, user_id, binding, created_at, expires_at, dead_at, run_id, batch",
+    "pwreset_throttle": "user_id, last_at, run_id",
+    "pwreset_audit": "at, actor, action, user_id, email, outcome, detail",
+}
+def dump(path, names):
+    with open(path, "w") as out:
+        out.write("PRAGMA synchronous=NORMAL;\nBEGIN;\n")
+        for name in names:
+            cols = TABLES[name]
+            rows = src.execute(f"SELECT {cols} FROM {name} ORDER BY rowid")
+            while True:
+                batch = rows.fetchmany(1000)
+                if not batch:
+                    break
+                out.write(f"INSERT INTO {name} ({cols}) VALUES\n")
+                out.write(",\n".join("(" + ",".join(lit(v) for v in r) + ")" for r in batch))
+                out.write(";\n")
+        out.write("COMMIT;\n")
+dump(sys.argv[2], ["pwreset_tokens", "pwreset_throttle", "pwreset_audit"])
+dump(sys.argv[3], ["pwreset_tokens"])
 PY
 cp "$DB" "$OUT/raw.db"
 read -r t_raw rss_raw < <(measure raw sqlite3 "$OUT/raw.db" ".read $OUT/rows.sql")
+cp "$DB" "$OUT/raw-tokens.db"
+read -r t_tok _ < <(measure tokens sqlite3 "$OUT/raw-tokens.db" ".read $OUT/tokens.sql")
 rate_req=$(awk -v n="$N" -v t="$t_req" 'BEGIN { printf "%.0f", n / t }')
 rate_raw=$(awk -v n="$N" -v t="$t_raw" 'BEGIN { printf "%.0f", n / t }')
-ratio=$(awk -v a="$rate_req" -v b="$rate_raw" 'BEGIN { printf "%.2f", a / b }')
-row "request --all --no-email, $N users" "${t_req}s ($rate_req tokens/s), peak RSS ${rss_req} KiB" "${t_raw}s ($rate_raw rows/s), multi-row INSERT of the same rows" "${ratio}x the raw rate" ">= 0.6x"
+ratio=$(awk -v a="$t_raw" -v b="$t_req" 'BEGIN { printf "%.2f", a / b }')
+ratio_tok=$(awk -v a="$t_tok" -v b="$t_req" 'BEGIN { printf "%.2f", a / b }')
+row "request --all --no-email, $N users" "${t_req}s ($rate_req users/s), peak RSS ${rss_req} KiB" "${t_raw}s ($rate_raw users/s): multi-row INSERTs of the same token, throttle and audit rows; ${t_tok}s for the token rows alone" "${ratio}x the replay's rate (${ratio_tok}x the token rows' alone)" ">= 0.8x"
 # The floor: rows made inside SQLite, nothing parsed (no real tokens, no audit rows).
 cp "$DB" "$OUT/floor.db"
 read -r t_floor _ < <(measure floor sqlite3 "$OUT/floor.db" "PRAGMA synchronous=NORMAL; BEGIN; INSERT INTO pwreset_tokens (digest, user_id, binding, created_at, expires_at, dead_at) SELECT randomblob(32), id, randomblob(16), $now, $now + 3600, $now + 3600 FROM users; COMMIT;")
@@ -110,7 +133,7 @@ read -r t_purge rss_purge < <(measure purge "$BIN" --db "$OUT/purge.db" purge-ex
 cp "$DB" "$OUT/delete.db"
 read -r t_del rss_del < <(measure delete sqlite3 "$OUT/delete.db" "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; DELETE FROM pwreset_tokens WHERE dead_at <= $now;")
 ratio=$(awk -v a="$t_purge" -v b="$t_del" 'BEGIN { printf "%.2f", a / b }')
-row "purge-expired, $N of $((N + LIVE)) tokens" "${t_purge}s, peak RSS ${rss_purge} KiB" "${t_del}s, peak RSS ${rss_del} KiB" "${ratio}x the raw time" "<= 1.5x, RSS < 64 MiB"
+row "purge-expired, $N of $((N + LIVE)) tokens" "${t_purge}s, peak RSS ${rss_purge} KiB" "${t_del}s, peak RSS ${rss_del} KiB" "${ratio}x the raw time" "<= 1.1x, RSS < 64 MiB"
 
 # -- 3. verify with N + LIVE tokens stored vs a sqlite3 lookup process ----------------------
 link=$("$BIN" request --no-email --force user1@example.com)
@@ -134,7 +157,7 @@ print(f"{r['pwreset']:.2f} {r['sqlite3']:.2f}")
 PY
 )
 ratio=$(awk -v a="$v_pw" -v b="$v_sq" 'BEGIN { printf "%.2f", a / b }')
-row "verify, $((N + LIVE + 1)) tokens stored" "${v_pw} ms per process" "${v_sq} ms per process" "${ratio}x" "<= 1.5x"
+row "verify, $((N + LIVE + 1)) tokens stored" "${v_pw} ms per process" "${v_sq} ms per process" "${ratio}x" "<= 1.2x"
 
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -m)"
 echo

@@ -41,6 +41,8 @@ pub struct SqliteStore {
     created: bool,
     /// What the checks of the file and its folder found worth a warning.
     warnings: Vec<String>,
+    /// Where a purge of one cutoff goes on from (see [`purge::Walk`]).
+    purge: Option<purge::Walk>,
 }
 
 /// What error messages need to know about the database.

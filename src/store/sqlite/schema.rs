@@ -169,6 +169,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
         read_only: access == Access::Read,
         created: !exists,
         warnings: check.warnings,
+        purge: None,
     };
     let ctx = &store.ctx;
     store
