@@ -41,6 +41,10 @@ pub struct MysqlStore {
     mariadb: Option<bool>,
     /// How the purge of one cutoff walks the table, and where its last batch stopped.
     purge_from: Option<purge::Walk>,
+    /// How to open another connection like this one.
+    opts: mysql::Opts,
+    /// A second connection holding a read view while a purge runs (see `purge::hold`).
+    purge_hold: Option<Conn>,
 }
 
 /// Everything but the connection, so a transaction's closure can borrow both.

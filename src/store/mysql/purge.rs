@@ -63,9 +63,12 @@ pub(super) fn batch(s: &mut MysqlStore, cutoff: i64, limit: u32) -> Result<Purge
         {
             w
         }
-        _ => plan(s, cutoff)?,
+        _ => {
+            hold(s);
+            plan(s, cutoff)?
+        }
     };
-    match walk {
+    let counts = match walk {
         Walk::ById { after, last, .. } => by_id(s, mariadb, cutoff, after, last, limit),
         Walk::ByDead { dead, id, .. } => {
             let rows = by_dead(s, mariadb, cutoff, dead, id, limit)?;
@@ -88,7 +91,26 @@ pub(super) fn batch(s: &mut MysqlStore, cutoff: i64, limit: u32) -> Result<Purge
             }
             Ok(counts)
         }
+    }?;
+    if counts.total() < u64::from(limit) {
+        // Done: InnoDB may clean up behind the purge now.
+        s.purge_hold = None;
     }
+    Ok(counts)
+}
+
+/// Hold a read view on a second connection while the purge runs. Each batch's commit hands
+/// InnoDB's purge threads the rows it deleted, and on a small machine they then compete with
+/// the run for the CPU (a third of its time on two cores); while a read view older than the
+/// deletes is open they leave those rows for later, as they do for one big DELETE until it
+/// commits. Best effort: without the second connection the purge is only slower.
+fn hold(s: &mut MysqlStore) {
+    s.purge_hold = mysql::Conn::new(s.opts.clone())
+        .and_then(|mut c| {
+            c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")?;
+            Ok(c)
+        })
+        .ok();
 }
 
 /// Choose the walk for a new cutoff from the optimizer's estimates, which cost two index

@@ -162,9 +162,12 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
             SslOpts::default().with_root_cert_path(server.ca_file.clone()),
         ));
     }
-    let conn = Conn::new(opts).map_err(|e| ctx.err(e.into()))?;
+    let opts = mysql::Opts::from(opts);
+    let conn = Conn::new(opts.clone()).map_err(|e| ctx.err(e.into()))?;
     let mut store = MysqlStore {
         conn,
+        opts,
+        purge_hold: None,
         s: Shared {
             q: Quoted::new(&config.users, false),
             users: config.users.clone(),
