@@ -17,6 +17,7 @@ mod init;
 mod mail;
 mod mysql;
 mod packaging;
+mod plaintext;
 mod postgres;
 mod purge;
 mod request;
