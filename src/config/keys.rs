@@ -526,6 +526,15 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         section: "serve",
+        name: "login_url",
+        kind: "URL | PATH",
+        example: Some("\"https://app.example.com/login\""),
+        active: false,
+        unset: "the page after a reset says to sign in, with no link",
+        doc: "The application's sign-in page: the page after a successful reset offers a button to it. An https:// URL (http:// only to a loopback host) or a path on the same site, such as \"/accounts/login/\".",
+    },
+    Key {
+        section: "serve",
         name: "token_attempts",
         kind: "N",
         example: None,

@@ -21,6 +21,7 @@ pub(super) struct RawServe {
     hash_workers: usize,
     hash_queue: usize,
     stop_timeout: String,
+    login_url: Option<String>,
 }
 
 impl Default for RawServe {
@@ -45,6 +46,7 @@ impl Default for RawServe {
             // Well inside systemd's TimeoutStopSec (90s by default), and long enough for a
             // queue of forgot-page mails over a slow relay.
             stop_timeout: "10s".into(),
+            login_url: None,
         }
     }
 }
@@ -69,6 +71,8 @@ pub struct Serve {
     /// On SIGTERM, how long the forgot page's queued mail may take before what it could not
     /// send is withdrawn.
     pub stop_timeout: Duration,
+    /// The application's sign-in page: the page after a reset links to it.
+    pub login_url: Option<String>,
 }
 
 impl Serve {
@@ -157,6 +161,12 @@ impl RawServe {
         if stop_timeout > Duration::from_secs(600) {
             return Err(Problem::new("serve.stop_timeout", "at most 10m"));
         }
+        let login_url = match &self.login_url {
+            Some(u) => {
+                Some(check_login_url(u).map_err(|why| Problem::new("serve.login_url", why))?)
+            }
+            None => None,
+        };
         Ok(Serve {
             listen,
             trusted_proxies,
@@ -170,7 +180,45 @@ impl RawServe {
             hash_workers: self.hash_workers,
             hash_queue: self.hash_queue,
             stop_timeout,
+            login_url,
         })
+    }
+}
+
+/// Check `[serve] login_url`: a path on the same site ("/accounts/login/"), or an https URL
+/// (http only to a loopback host, as for base_url). A link people follow from the page, so no
+/// other scheme (javascript:), no user name or password, no protocol-relative "//host".
+fn check_login_url(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 2048 {
+        return Err("must be a path like \"/login\" or a URL like \"https://app.example.com/login\", at most 2048 bytes".into());
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    if text.starts_with('/') && !text.starts_with("//") && !text.contains('\\') {
+        return Ok(text.to_owned());
+    }
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{text:?} is neither a path (\"/login\") nor an absolute URL ({e}); write it like \"https://app.example.com/login\"")
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} has a user name or password before the host; remove it"
+        ));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{text:?} has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(url.to_string()),
+        "http" if super::is_loopback_host(&host) => Ok(url.to_string()),
+        "http" => Err(format!(
+            "{text:?} is http://; the sign-in page must be https:// (plain http only for a loopback host)"
+        )),
+        _ => Err(format!("{text:?} must be a path or start with https://")),
     }
 }
 
@@ -188,6 +236,30 @@ mod tests {
         assert!(parse_listen("localhost:80").is_ok());
         assert!(parse_listen("example.com:80").is_err());
         assert!(parse_listen("8080").is_err());
+    }
+
+    #[test]
+    fn login_urls() {
+        for ok in [
+            "/login",
+            "/accounts/login/?next=/",
+            "https://app.example.com/login",
+            "http://127.0.0.1:8000/login",
+        ] {
+            assert!(check_login_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "login",
+            "//evil.example/login",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "http://app.example.com/login",
+            "https://u:p@app.example.com/",
+            "/with space",
+        ] {
+            assert!(check_login_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

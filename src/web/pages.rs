@@ -264,7 +264,8 @@ impl Pages {
         format!("{} {}", self.number(lang, n), self.text(lang, word))
     }
 
-    /// Why a password was refused, in `lang`, naming the rule as the CLI's English does.
+    /// Why a password was refused, in `lang`, in plain words: the rule ids the command line
+    /// names are for administrators, not for the person at the page.
     pub fn refusal(&self, lang: Lang, refusal: &Refusal) -> String {
         let num = |n: usize| self.number(lang, n as u64);
         match refusal {

@@ -112,6 +112,24 @@ fn message_with(
     )
 }
 
+/// The page after a reset: done, and a button back to the application's sign-in page when
+/// `[serve] login_url` names it.
+fn changed_page(app: &App, lang: Lang) -> Response {
+    render(
+        app,
+        lang,
+        StatusCode::OK,
+        "message.html",
+        context! {
+            title => app.pages.text(lang, "message.changed.title"),
+            text => app.pages.text(lang, "message.changed.text"),
+            link => app.config.serve.login_url.as_deref(),
+            link_text => app.pages.text(lang, "message.changed.sign_in"),
+            button => true,
+        },
+    )
+}
+
 /// 500: logged in full (errors never carry passwords or tokens), said plainly. Not through
 /// the templates, which may be what failed.
 fn internal(app: &App, lang: Lang, e: &anyhow::Error) -> Response {
@@ -284,7 +302,7 @@ async fn form(
     }
     let Some(text) = token_text else {
         if changed {
-            return message(&app, lang, StatusCode::OK, "changed", false);
+            return changed_page(&app, lang);
         }
         return unusable(&app, lang, Status::Malformed);
     };

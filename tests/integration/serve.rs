@@ -779,6 +779,83 @@ fn serve_listens_on_the_configured_address_without_systemd() {
 }
 
 /// A GET with an `Accept-Language` header.
+#[test]
+fn serve_success_page_leads_to_sign_in_and_refusals_speak_plainly() {
+    let s = Server::start(
+        "\n[serve]\ntoken_attempts = 100\nlogin_url = \"https://app.example.com/login?next=/home\"\n",
+    );
+    // After a reset, every language offers a button to the application's sign-in page.
+    for (lang, sign_in) in [
+        ("en", "Sign in"),
+        ("de", "Anmelden"),
+        ("fr", "Se connecter"),
+        ("es", "Iniciar sesión"),
+    ] {
+        let done = get_in(&s, "/reset_password?changed=1", lang);
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_says(
+            &done,
+            lang,
+            &[&format!(
+                "<a class=\"button\" href=\"https://app.example.com/login?next=/home\">{sign_in}</a>"
+            )],
+        );
+    }
+    // Refusals name no rule ids on the page, in any language; the command line keeps them.
+    let (path, token) = s.link();
+    for (lang, too_short, too_easy) in [
+        (
+            "en",
+            "It is too short: 5 characters",
+            "It is too easy to guess: strength",
+        ),
+        (
+            "de",
+            "Es ist zu kurz: 5 Zeichen",
+            "Es ist zu leicht zu erraten: Stärke",
+        ),
+        (
+            "fr",
+            "Il est trop court\u{a0}: 5 caractères",
+            "Il est trop facile à deviner\u{a0}: robustesse",
+        ),
+        (
+            "es",
+            "Es demasiado corta: 5 caracteres",
+            "Es demasiado fácil de adivinar: solidez",
+        ),
+    ] {
+        for (password, says) in [("short", too_short), ("password1234", too_easy)] {
+            let csrf = get_in(&s, &path, lang).field("csrf");
+            let r = s.post(
+                "/reset_password",
+                &[("Accept-Language", lang)],
+                &reset_fields(&token, &csrf, password, password),
+            );
+            assert_eq!(r.status, 422, "{}", r.body);
+            assert_says(&r, lang, &[says]);
+            for id in ["min_length", "min_strength", "(", ")"] {
+                let refusal = r.body.split("role=\"alert\"").nth(1).unwrap_or_default();
+                let refusal = refusal.split("</div>").next().unwrap_or_default();
+                assert!(!refusal.contains(id), "{lang}: {id:?} in {refusal}");
+            }
+        }
+    }
+    let env = &s.env;
+    let a = env
+        .cmd()
+        .args(["reset", "--password-stdin", &token])
+        .write_stdin("short\n")
+        .assert();
+    let err = crate::harness::stderr(&a);
+    assert!(err.contains("(min_length)"), "{err}");
+    // Without login_url the page still says it is done, with no button.
+    let plain = Server::start("");
+    let done = plain.get("/reset_password?changed=1");
+    assert!(done.body.contains("password was changed"), "{}", done.body);
+    assert!(!done.body.contains("class=\"button\""), "{}", done.body);
+}
+
 fn get_in(s: &Server, path: &str, accept_language: &str) -> Resp {
     http(
         s.addr,
@@ -857,7 +934,7 @@ fn serve_pages_follow_accept_language() {
         assert_says(&r, lang, &[heading, rule]);
     }
 
-    // A policy refusal in German: the rule's sentence, its name kept.
+    // A policy refusal in German: the rule's sentence, in plain words.
     let csrf = get_in(&s, &path, "de").field("csrf");
     let r = s.post(
         "/reset_password",
@@ -870,10 +947,11 @@ fn serve_pages_follow_accept_language() {
         "de",
         &[
             "Dieses Passwort kann nicht verwendet werden",
-            "Es ist zu kurz (min_length): 5 Zeichen, mindestens 12 sind erforderlich",
+            "Es ist zu kurz: 5 Zeichen, mindestens 12 sind erforderlich",
         ],
     );
     assert!(!r.body.contains("too short"), "{}", r.body);
+    assert!(!r.body.contains("min_length"), "{}", r.body);
 
     // A 410 in German, with its link to the forgot page.
     let (_newer, _) = s.link();
