@@ -281,7 +281,7 @@ pub const KEYS: &[Key] = &[
         example: Some("\"/etc/pwreset/templates\""),
         active: false,
         unset: "the built-in templates",
-        doc: "Your own reset.txt, reset.html, changed.txt and changed.html (and language folders such as de/); missing files fall back to the built-in templates.",
+        doc: "Your own templates and words: layout.html and layout.txt (the frame of both mails), reset.txt, reset.html, changed.txt, changed.html, the .subject files, and per language a folder such as de/ with any of them plus strings.toml (the words of that language, key by key). Missing files fall back to the built-in ones.",
     },
     Key {
         section: "mail",
