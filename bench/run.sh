@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale benchmarks for pwreset, each beside the same work done by the sqlite3 shell on a copy
-# of the same data. Prints a Markdown table (the one in the README).
+# of the same data. Prints a Markdown table (the one in docs/benchmarks.md).
 #
 #   bash bench/run.sh            # 1,000,000 users / 1,100,000 tokens (a few minutes)
 #   N=100000 bash bench/run.sh   # smaller, for a quick look

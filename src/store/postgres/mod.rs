@@ -375,7 +375,7 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
             (
                 Exit::NoPerm,
                 format!(
-                    "the role {:?} lacks a privilege; `pwreset init` names the GRANT statements it needs (README: \"PostgreSQL\")",
+                    "the role {:?} lacks a privilege; `pwreset init` names the GRANT statements it needs (docs/postgresql.md, \"Least privilege\")",
                     server.user
                 ),
             )
