@@ -45,6 +45,7 @@ now=$(date +%s)
 # Rough time of a command (seconds) and its peak RSS (KiB), via GNU time.
 measure() { # label, command...
   local label=$1; shift
+  sync   # start with the copies and loads before it written back, for either side alike
   /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
   read -r secs rss < "$OUT/time.$label"
   echo "$secs $rss"

@@ -51,6 +51,7 @@ CONF
 
 measure() { # label, command...
   local label=$1; shift
+  sync   # start with the copies and loads before it written back, for either side alike
   /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
   read -r secs rss < "$OUT/time.$label"
   echo "$secs $rss"

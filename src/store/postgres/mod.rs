@@ -517,6 +517,13 @@ impl Store for PgStore {
         true
     }
 
+    /// A purge transaction locks only the dead tokens it deletes, which nobody waits for, and
+    /// costs about a millisecond of its own: at 5,000 a purge of a million took 1.25x one
+    /// DELETE, at 50,000 1.07x (bench/postgres.sh).
+    fn purge_batch_size(&self) -> u32 {
+        50_000
+    }
+
     fn migrate(&mut self) -> Result<Migrated> {
         schema::migrate(self)
     }
