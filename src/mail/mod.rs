@@ -77,7 +77,7 @@ fn builtin_strings(lang: &str) -> Option<&'static str> {
     }
 }
 
-/// The variables each template can use, for error messages and the README.
+/// The variables each template can use, for error messages and docs/mail.md.
 const RESET_VARS: &str = "email, name, link, expires_at, expires_in, expires_local, requested_at, service_name, support, support_href, timezone, locale, t (the words of strings.toml)";
 const CHANGED_VARS: &str = "email, name, changed_at, changed_local, service_name, support, support_href, timezone, locale, t (the words of strings.toml)";
 
