@@ -152,7 +152,7 @@ set edit:completion:arg-completer[pwreset] = {|@words|
         }
         &'pwreset;purge-expired'= {
             cand --older-than 'Only tokens dead for longer than this, e.g. 7d'
-            cand --batch-size 'Tokens deleted per transaction; each batch holds the write lock for a few milliseconds'
+            cand --batch-size 'Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]'
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'

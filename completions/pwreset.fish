@@ -100,7 +100,7 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s q -l quiet -d 
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l older-than -d 'Only tokens dead for longer than this, e.g. 7d' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction; each batch holds the write lock for a few milliseconds' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l dry-run -d 'Count what would be deleted, delete nothing'

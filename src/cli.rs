@@ -348,9 +348,10 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub older_than: Duration,
 
-    /// Tokens deleted per transaction; each batch holds the write lock for a few milliseconds
-    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub batch_size: u32,
+    /// Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch
+    /// holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: Option<u32>,
 
     /// Count what would be deleted, delete nothing
     #[arg(long)]

@@ -60,7 +60,7 @@ fn builtin(lang: &str, name: &str) -> Option<&'static str> {
     files!("en", "de", "fr", "es")
 }
 
-/// The variables each template can use, for error messages and the README.
+/// The variables each template can use, for error messages and docs/mail.md.
 const RESET_VARS: &str = "email, name, link, expires_at, expires_in, expires_local, requested_at, service_name, support, support_href, timezone, locale";
 const CHANGED_VARS: &str =
     "email, name, changed_at, changed_local, service_name, support, support_href, timezone, locale";

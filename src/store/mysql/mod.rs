@@ -233,7 +233,7 @@ impl ErrCtx {
             code::DB_ACCESS_DENIED => (
                 Exit::NoPerm,
                 format!(
-                    "{what}: {msg}; grant the user access to database `{}` (see the README's GRANT statements)",
+                    "{what}: {msg}; grant the user access to database `{}` (see docs/mariadb.md, \"Least privilege\")",
                     self.server.dbname
                 ),
             ),

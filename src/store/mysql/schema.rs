@@ -424,7 +424,7 @@ fn ddl_unless(store: &mut MysqlStore, sql: &str, doing: &str, done: Option<u16>)
                 return Err(fail(
                     Exit::NoPerm,
                     format!(
-                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see the README)",
+                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
                         store.s.ctx.what(),
                         server_message(&e),
                     ),

@@ -247,7 +247,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
     let mut warnings = Vec::new();
     if cat.superuser {
         warnings.push(format!(
-            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (README: \"PostgreSQL\")",
+            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (docs/postgresql.md, \"Least privilege\")",
             server.describe(),
             server.user
         ));
