@@ -265,7 +265,8 @@ set edit:completion:arg-completer[pwreset] = {|@words|
             cand --help 'Print help'
         }
         &'pwreset;serve'= {
-            cand --listen 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket'
+            cand --listen 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080, or a Unix socket, unix:/run/pwreset/serve.sock [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket'
+            cand --log-format 'The log on stderr: text, or one JSON object a line [default: [serve] log_format, text]'
             cand -c 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --config 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]'
             cand --db 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]'

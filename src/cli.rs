@@ -331,10 +331,15 @@ pub struct ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve]
-    /// listen, 127.0.0.1:8080]; ignored when systemd passes a socket
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080, or a Unix socket,
+    /// unix:/run/pwreset/serve.sock [default: [serve] listen, 127.0.0.1:8080]; ignored when
+    /// systemd passes a socket
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub listen: Option<crate::config::Listen>,
+
+    /// The log on stderr: text, or one JSON object a line [default: [serve] log_format, text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -421,7 +426,7 @@ fn lossy_string() -> impl clap::builder::TypedValueParser<Value = String> {
     clap::builder::OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
-fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+fn parse_listen(s: &str) -> Result<crate::config::Listen, String> {
     crate::config::parse_listen(s)
 }
 

@@ -21,7 +21,7 @@ pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
 };
-pub use serve::{Serve, parse_listen};
+pub use serve::{Listen, LogFormat, Serve, parse_listen};
 pub use show::{Shown, show};
 pub use users::{UsersTable, is_identifier};
 

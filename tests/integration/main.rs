@@ -25,6 +25,7 @@ mod request;
 mod reset;
 mod revoke;
 mod serve;
+mod serve_hardening;
 mod smtp;
 mod stop;
 mod store;
