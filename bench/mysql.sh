@@ -26,8 +26,10 @@ fi
 MYSQL=(mariadb $ADMIN --batch --skip-column-names)
 sql() { "${MYSQL[@]}" "$@"; }
 
-cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
-BIN=$PWD/target/dist/pwreset
+if [ -z "${BIN:-}" ]; then
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
+fi
 OUT=${OUT:-$PWD/bench/out-mysql}
 rm -rf "$OUT" && mkdir -p "$OUT"
 cat > "$OUT/config.toml" <<CONF

@@ -22,8 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
-BIN=$PWD/target/dist/pwreset
+if [ -z "${BIN:-}" ]; then
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
+fi
 OUT=${OUT:-$PWD/bench/out-pg}
 rm -rf "$OUT" && mkdir -p "$OUT"
 export PGOPTIONS="-c client_min_messages=warning"
