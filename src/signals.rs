@@ -83,6 +83,27 @@ impl Stop {
             .and_then(|_| signal_hook::flag::register(n, Arc::clone(&stop.asked)))
             .with_context(|| format!("installing the {} handler", sig.name()))?;
         }
+        // Say at once that the stop was heard: with a slow relay the messages in flight can
+        // take seconds, and a user who sees nothing presses Ctrl-C again. The handlers above
+        // have run (and armed the second signal's exit) before this thread wakes.
+        let mut heard = signal_hook::iterator::Signals::new(
+            [Signal::Int, Signal::Term, Signal::Hup].map(Signal::number),
+        )
+        .context("installing the signal listener")?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(n) = heard.forever().next() {
+                    let name = usize::try_from(n)
+                        .ok()
+                        .and_then(Signal::from_number)
+                        .map_or("a signal", Signal::name);
+                    eprintln!(
+                        "stopping ({name}): finishing the messages in flight; press Ctrl-C again (or send the signal again) to stop at once"
+                    );
+                }
+            })
+            .context("starting the signal listener")?;
         Ok(stop)
     }
 
