@@ -170,16 +170,21 @@ fn database(config: &Config, r: &mut Report) {
             return;
         }
     }
-    match super::init::census_of(config, store.as_mut()) {
-        Ok(Some(c)) => {
-            if let Some(warning) = c.warning {
-                r.warn("passwords", c.summary, warning);
-            } else {
-                r.ok("passwords", c.summary);
+    match super::init::census_of(config, store.as_mut(), config.hash_settings_unpeppered()) {
+        Ok(c) => {
+            let summary = c
+                .summary
+                .unwrap_or_else(|| "no password is set in the table yet".to_owned());
+            match c.writes {
+                Ok(d) => r.ok("passwords", format!("{summary}; reset {}", d.note)),
+                Err(w) => r.warn("passwords", summary, w),
             }
         }
-        Ok(None) => r.ok("passwords", "no password is set in the table yet"),
-        Err(e) => r.fail("passwords", &e, ""),
+        Err(e) => r.fail(
+            "passwords",
+            &e,
+            "set [users] password_format (and password_format_migration) as the message says",
+        ),
     }
 }
 

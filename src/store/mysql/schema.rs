@@ -2,7 +2,7 @@
 //! privileges pwreset needs.
 
 use super::{ErrCtx, IdKind, MysqlStore, Quoted, Shared, code, quote, server_code};
-use crate::config::{Config, Endpoint, Server, UsersTable};
+use crate::config::{Config, Endpoint, Server};
 use crate::error::{Exit, fail};
 use crate::store::{Access, Migrated};
 use anyhow::Result;
@@ -291,7 +291,7 @@ fn learn_users_table(store: &mut MysqlStore) -> Result<()> {
     let table = store.s.users.table.clone();
     let cols = columns(&mut store.conn, &table).map_err(|e| store.s.ctx.err(e))?;
     let u = &store.s.users;
-    store.s.own_users = *u == UsersTable::default() && find(&cols, "email_key").is_some();
+    store.s.own_users = u.is_default_mapping() && find(&cols, "email_key").is_some();
     store.s.id = find(&cols, &u.id_column)
         .and_then(|c| id_kind(c).ok())
         .unwrap_or(IdKind::Int);
@@ -325,7 +325,7 @@ pub(super) fn migrate(store: &mut MysqlStore) -> Result<Migrated> {
 
 fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
     let users = store.s.users.clone();
-    let default_mapping = users == UsersTable::default();
+    let default_mapping = users.is_default_mapping();
     let ctx_err = |s: &MysqlStore, e: anyhow::Error| s.s.ctx.err(e);
     let before = stored_version(&mut store.conn)
         .map_err(|e| ctx_err(store, e))?

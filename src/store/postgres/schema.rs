@@ -226,7 +226,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
             ),
         ));
     }
-    let default_mapping = config.users == UsersTable::default();
+    let default_mapping = config.users.is_default_mapping();
     let id = match &cat.id_type {
         Some(t) => match IdKind::from_sql_type(t) {
             Some(k) => k,
@@ -349,7 +349,7 @@ fn missing_users(server: &Server, schema: &str, users: &UsersTable, table: bool)
 }
 
 pub(super) fn migrate(s: &mut PgStore) -> Result<Migrated> {
-    let default_mapping = s.users == UsersTable::default();
+    let default_mapping = s.users.is_default_mapping();
     let cat = catalog(&mut s.client, &s.server, &s.users)?;
     let create_own = default_mapping && !cat.users_exist;
     if !create_own {
