@@ -45,9 +45,10 @@ pub struct Global {
     )]
     pub config: Option<PathBuf>,
 
-    /// SQLite database; overrides `database` in the config [default:
-    /// $XDG_DATA_HOME/pwreset/pwreset.db]
-    #[arg(long, global = true, env = "PWRESET_DB", value_name = "PATH")]
+    /// The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL
+    /// (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL);
+    /// overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]
+    #[arg(long, global = true, env = "PWRESET_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// Print less on stderr (nothing but errors)

@@ -182,10 +182,13 @@ impl ErrCtx {
     /// The exit code and message for a driver error, or None to keep its own text.
     fn classify(&self, m: &mysql::Error, what: &str) -> Option<(Exit, String)> {
         if let Some(t) = super::net::rustls_error(m) {
-            return Some((
-                Exit::Unavailable,
-                format!("TLS with {what} failed: {}: {t}", super::net::tls_hint(t)),
-            ));
+            let mut text = format!("TLS with {what} failed: {}: {t}", super::net::tls_hint(t));
+            if self.server.is_local() {
+                text.push_str(
+                    "; or, since the server is on this machine, add ?ssl-mode=DISABLED to the database URL (plaintext is allowed to a loopback address or a unix socket)",
+                );
+            }
+            return Some((Exit::Unavailable, text));
         }
         let unreachable = |detail: String| {
             (

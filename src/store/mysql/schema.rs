@@ -211,7 +211,76 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
         }
     }
     learn_users_table(&mut store)?;
+    // Only init and doctor (and readers) say warnings; a write path spends no round trip on it.
+    if access != Access::Write
+        && let Some(w) = superuser_warning(&mut store)
+    {
+        store.s.warnings.push(w);
+    }
     Ok(store)
+}
+
+/// An account that may create users and grant privileges (root) can read and change every
+/// database: the warning says so, with the statements that make pwreset an account of its own.
+fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
+    let who = current_user(&mut store.conn);
+    let powers: i64 = store
+        .conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
+              WHERE GRANTEE = ? AND PRIVILEGE_TYPE IN ('SUPER', 'CREATE USER')",
+            (&who,),
+        )
+        .ok()
+        .flatten()?;
+    if powers == 0 {
+        return None;
+    }
+    let host = if store.s.ctx.server.is_local() {
+        "localhost"
+    } else {
+        "%"
+    };
+    let account = format!("'pwreset'@'{host}'");
+    let q = &store.s.q;
+    let db = quote(&store.s.ctx.server.dbname);
+    let mut read = vec![q.id.clone(), q.email.clone(), q.password.clone()];
+    if q.name != "NULL" {
+        read.push(q.name.clone());
+    }
+    if let Some(c) = &store.s.users.locale_column {
+        read.push(quote(c));
+    }
+    let mut grants = vec![format!("CREATE USER {account} IDENTIFIED BY '...';")];
+    if store.s.own_users {
+        grants.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.{} TO {account};",
+            q.table
+        ));
+    } else {
+        grants.push(format!(
+            "GRANT SELECT ({}), UPDATE ({}) ON {db}.{} TO {account};",
+            read.join(", "),
+            q.password,
+            q.table
+        ));
+    }
+    for own in [
+        "pwreset_tokens",
+        "pwreset_audit",
+        "pwreset_throttle",
+        "pwreset_runs",
+        "pwreset_schema",
+    ] {
+        grants.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}` TO {account};"
+        ));
+    }
+    Some(format!(
+        "{}: the database user {who} may create users and grant privileges, so a leaked config can read and change every database; give pwreset an account of its own with only what it needs. After `pwreset init`, run:\n  {}\nthen name that account in `database` (mysql://pwreset@...) and put its password in database_password_file",
+        store.s.ctx.what(),
+        grants.join("\n  ")
+    ))
 }
 
 /// The newest version in the ledger; None when there is no ledger.

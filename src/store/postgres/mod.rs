@@ -406,10 +406,15 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
         let detail = std::error::Error::source(&e)
             .map(|s| s.to_string())
             .unwrap_or(text);
-        return fail(
-            Exit::Unavailable,
-            crate::store::net::tls_advice(server, &detail),
-        );
+        let mut advice = crate::store::net::tls_advice(server, &detail);
+        if server.is_local() && !advice.contains("sslmode=disable") {
+            // A server on this machine (Debian's own self-signed certificate, say) needs no
+            // TLS, and that is the simpler fix than trusting its certificate.
+            advice.push_str(
+                "; or, since the server is on this machine, add ?sslmode=disable to the database URL (plaintext is allowed to a loopback address or a unix socket)",
+            );
+        }
+        return fail(Exit::Unavailable, advice);
     }
     if text.contains("password missing") {
         return fail(
