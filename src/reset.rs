@@ -172,6 +172,7 @@ impl<'a> Service<'a> {
             digest: &token.digest(),
             user_id: &user.id,
             new_hash: &hash,
+            email: &user.email,
             now: at,
             actor: self.actor,
         });

@@ -586,3 +586,67 @@ fn normalize_none_stores_the_password_as_typed() {
     assert!(pwreset::password::verify_any(typed, hash.as_bytes(), None).is_match());
     assert!(!pwreset::password::verify_any(folded, hash.as_bytes(), None).is_match());
 }
+
+// ---- no secret in a message ------------------------------------------------------------------
+
+/// The database refuses the new password with a message that quotes it and the address (a
+/// trigger's own text): pwreset shows the message without either.
+#[test]
+fn a_database_error_never_shows_the_new_hash_or_the_address() {
+    use crate::harness::Backend;
+    let env = app("password_format = \"argon2id\"");
+    let trigger = match env.backend() {
+        Backend::Sqlite => {
+            "CREATE TRIGGER refuse BEFORE UPDATE ON accounts BEGIN
+               SELECT RAISE(ABORT, 'refused ' || NEW.password || ' for ' || NEW.email);
+             END;"
+        }
+        Backend::Postgres(_) => {
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN RAISE EXCEPTION 'refused % for %', NEW.password, NEW.email; END $$;
+             CREATE TRIGGER refuse BEFORE UPDATE ON accounts FOR EACH ROW EXECUTE FUNCTION refuse();"
+        }
+        Backend::Mysql(_) => {
+            "DELIMITER //
+             CREATE TRIGGER refuse BEFORE UPDATE ON accounts FOR EACH ROW BEGIN
+               DECLARE msg VARCHAR(500);
+               SET msg = CONCAT('refused ', NEW.password, ' for ', NEW.email);
+               SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = msg;
+             END//
+             DELIMITER ;"
+        }
+    };
+    env.exec(trigger);
+    let out = reset(&env, GOOD, &[]);
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused <value> for <value>"), "{err}");
+    assert!(
+        !err.contains("$argon2id$") && !err.contains("alice@example.com"),
+        "{err}"
+    );
+    assert_eq!(env.text("SELECT password FROM accounts WHERE id = 1"), None);
+}
+
+/// The case found in the field: an `after_reset` statement whose PostgreSQL error quotes the
+/// new hash (`invalid input syntax for type integer: "$argon2id$…"`).
+#[test]
+fn a_failing_after_reset_never_shows_the_new_hash() {
+    use crate::harness::Backend;
+    if !matches!(crate::harness::backend(), Backend::Postgres(_)) {
+        println!("skipped a_failing_after_reset_never_shows_the_new_hash: PostgreSQL's cast error");
+        return;
+    }
+    let env = app(
+        "password_format = \"argon2id\"\nafter_reset = [\"DELETE FROM sessions WHERE user_id = (SELECT password FROM accounts WHERE id = :user_id)::integer\"]",
+    );
+    let out = reset(&env, GOOD, &[]);
+    assert_eq!(out.status.code(), Some(70), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("users.after_reset[0]")
+            && err.contains("invalid input syntax for type integer: \"<value>\""),
+        "{err}"
+    );
+    assert!(!err.contains("$argon2id$"), "{err}");
+}

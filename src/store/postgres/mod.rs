@@ -347,7 +347,7 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
     let what = server.describe();
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let msg = crate::ui::escape(db.message());
+        let msg = crate::ui::escape(&crate::store::scrub::text(db.message(), &[]));
         let (exit, advice) = if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
@@ -435,7 +435,10 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
             ),
         );
     }
-    anyhow::anyhow!("{what}: {}", crate::ui::escape(&text))
+    anyhow::anyhow!(
+        "{what}: {}",
+        crate::ui::escape(&crate::store::scrub::text(&text, &[]))
+    )
 }
 
 /// A value as the binding sees it: its type and its bytes.
@@ -649,7 +652,8 @@ impl Store for PgStore {
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {
-        tokens::consume(self, c)
+        // The server's text may quote the new hash or the address (a failing after_reset).
+        tokens::consume(self, c).map_err(|e| super::scrub::error(e, &[c.new_hash, c.email]))
     }
 
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {
