@@ -45,9 +45,10 @@ pub struct Global {
     )]
     pub config: Option<PathBuf>,
 
-    /// SQLite database; overrides `database` in the config [default:
-    /// $XDG_DATA_HOME/pwreset/pwreset.db]
-    #[arg(long, global = true, env = "PWRESET_DB", value_name = "PATH")]
+    /// The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL
+    /// (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL);
+    /// overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]
+    #[arg(long, global = true, env = "PWRESET_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// Print less on stderr (nothing but errors)
@@ -115,7 +116,8 @@ pub enum Command {
     /// the new password twice with no echo. On a mismatch or a policy failure it says why and
     /// asks again, 3 tries. The password is normalised to NFKC (so the same typed text matches
     /// whatever keyboard made it; set [password] normalize = "none" when the application's own
-    /// login does not normalise), hashed in [users] password_format (argon2id by default) and
+    /// login does not normalise), hashed in [users] password_format (on an application's table,
+    /// by default the format its password column holds; argon2id on pwreset's own) and
     /// stored; the token is consumed, the user's other open tokens revoked and [users]
     /// after_reset run in one transaction, and a "your password was changed" notice is sent.
     #[command(after_help = "Examples:

@@ -103,17 +103,20 @@ pub struct Service<'a> {
 }
 
 impl<'a> Service<'a> {
-    /// 77 or 78 when the pepper file cannot be trusted or read.
+    /// Decides the format to write from the census of the users table (see
+    /// [`password::census`]): 78 when the table and `[users] password_format` do not give one
+    /// clear answer, 77 or 78 when the pepper file cannot be trusted or read.
     pub fn new(
         store: &'a mut dyn Store,
         config: &'a Config,
         actor: &'a str,
     ) -> Result<Service<'a>> {
+        let settings = password::census::settings(config, &mut *store)?.settings;
         Ok(Service {
             store,
             config,
             actor,
-            settings: config.hash_settings()?,
+            settings,
         })
     }
 
@@ -169,6 +172,7 @@ impl<'a> Service<'a> {
             digest: &token.digest(),
             user_id: &user.id,
             new_hash: &hash,
+            email: &user.email,
             now: at,
             actor: self.actor,
         });

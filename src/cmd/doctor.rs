@@ -53,6 +53,10 @@ impl Report {
     }
 }
 
+/// The lowest bcrypt cost doctor accepts without a warning (OWASP Password Storage Cheat
+/// Sheet: a work factor of 10 or more).
+const MIN_BCRYPT_COST: u32 = 10;
+
 /// OWASP's argon2id minimums (Password Storage Cheat Sheet): memory KiB for each time cost.
 const OWASP_ARGON2: [(u32, u32); 5] = [(1, 47104), (2, 19456), (3, 12288), (4, 9216), (5, 7168)];
 
@@ -114,7 +118,8 @@ pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<Exit> {
 }
 
 fn checks(ctx: &Ctx, config: &Config, args: &DoctorArgs, r: &mut Report) {
-    database(config, r);
+    let base = pepper(config, r);
+    let writes = database(config, base.clone(), r);
     match &config.base_url {
         Some(url) => r.ok("base_url", format!("links go to {url}")),
         None => r.fail(
@@ -124,11 +129,46 @@ fn checks(ctx: &Ctx, config: &Config, args: &DoctorArgs, r: &mut Report) {
         ),
     }
     mail(config, args, r);
-    argon2(config, r);
+    hashing(writes.unwrap_or(base), r);
     let _ = ctx;
 }
 
-fn database(config: &Config, r: &mut Report) {
+/// The pepper file, read by the very function `reset` reads it with: the same owner and mode
+/// rules, the same 77. The settings the config gives, with the pepper when it could be read.
+fn pepper(config: &Config, r: &mut Report) -> crate::password::HashSettings {
+    let Some(path) = &config.users.pepper_file else {
+        return config.hash_settings_unpeppered();
+    };
+    match config.hash_settings() {
+        Ok(s) => {
+            r.ok(
+                "pepper",
+                format!("{} is readable by pwreset and nobody else", path.display()),
+            );
+            s
+        }
+        Err(e) => {
+            r.fail(
+                "pepper",
+                &e,
+                format!(
+                    "make {} owned by the user pwreset runs as, mode 0600 (chmod 600 {}): reset refuses it as it is",
+                    path.display(),
+                    path.display()
+                ),
+            );
+            config.hash_settings_unpeppered()
+        }
+    }
+}
+
+/// The database, the users mapping and the password formats; what a reset writes, when that
+/// could be decided.
+fn database(
+    config: &Config,
+    base: crate::password::HashSettings,
+    r: &mut Report,
+) -> Option<crate::password::HashSettings> {
     let mut store = match crate::store::open(config, Access::Read) {
         Ok(s) => s,
         Err(e) => {
@@ -137,7 +177,7 @@ fn database(config: &Config, r: &mut Report) {
                 &e,
                 "run `pwreset init`, or fix `database` as the message says",
             );
-            return;
+            return None;
         }
     };
     r.ok(
@@ -167,20 +207,32 @@ fn database(config: &Config, r: &mut Report) {
                 &e,
                 "fix [users] as the message says, then run `pwreset init`",
             );
-            return;
+            return None;
         }
     }
-    match super::init::census_of(config, store.as_mut()) {
-        Ok(Some(c)) => {
-            if let Some(warning) = c.warning {
-                r.warn("passwords", c.summary, warning);
-            } else {
-                r.ok("passwords", c.summary);
+    // Without the pepper the census cannot tell what a reset would do: the pepper check
+    // above has failed already.
+    let peppered = config.users.pepper_file.is_none() || base.pepper.is_some();
+    match super::init::census_of(config, store.as_mut(), base) {
+        Ok(c) => {
+            let summary = c
+                .summary
+                .unwrap_or_else(|| "no password is set in the table yet".to_owned());
+            match c.writes {
+                Ok(d) => {
+                    r.ok("passwords", format!("{summary}; reset {}", d.note));
+                    return peppered.then_some(d.settings);
+                }
+                Err(w) => r.warn("passwords", summary, w),
             }
         }
-        Ok(None) => r.ok("passwords", "no password is set in the table yet"),
-        Err(e) => r.fail("passwords", &e, ""),
+        Err(e) => r.fail(
+            "passwords",
+            &e,
+            "set [users] password_format (and password_format_migration) as the message says",
+        ),
     }
+    None
 }
 
 fn mail(config: &Config, args: &DoctorArgs, r: &mut Report) {
@@ -376,43 +428,72 @@ fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
-fn argon2(config: &Config, r: &mut Report) {
-    let a = config.password.argon2;
+/// Time one hash in the format a reset writes, at the cost it writes it with, and warn on a
+/// cost below today's advice for that format.
+fn hashing(settings: crate::password::HashSettings, r: &mut Report) {
+    use crate::password::Format;
+    let what = crate::password::census::describe(&settings);
+    let name = match settings.format {
+        Format::Argon2id | Format::DjangoArgon2 => "argon2",
+        Format::Bcrypt | Format::DjangoBcryptSha256 => "bcrypt",
+        Format::DjangoPbkdf2Sha256 | Format::AspnetIdentityV3 => "pbkdf2",
+    };
     let start = Instant::now();
-    if let Err(e) = crate::password::hash("doctor timing check", &a) {
-        r.fail("argon2", &e, "");
+    if let Err(e) = crate::password::hash_as("doctor timing check", &settings) {
+        r.fail(name, &anyhow::Error::new(e), "");
         return;
     }
     let took = start.elapsed();
-    let params = format!("m={} t={} p={}", a.memory_kib, a.iterations, a.parallelism);
-    let below = OWASP_ARGON2
-        .iter()
-        .find(|(t, _)| *t == a.iterations.min(5))
-        .is_some_and(|(_, m)| a.memory_kib < *m);
+    let ms = took.as_secs_f64() * 1000.0;
+    let weak = match settings.format {
+        Format::Argon2id | Format::DjangoArgon2 => {
+            let a = settings.argon2;
+            OWASP_ARGON2
+                .iter()
+                .find(|(t, _)| *t == a.iterations.min(5))
+                .is_some_and(|(_, m)| a.memory_kib < *m)
+                .then(|| {
+                    (
+                        format!("below OWASP's argon2id minimum for t={}", a.iterations),
+                        "raise [password.argon2] (for an explicit format) or the application's own argon2 settings to at least m=19456 t=2 p=1, OWASP's baseline".to_owned(),
+                    )
+                })
+        }
+        Format::Bcrypt | Format::DjangoBcryptSha256 => (settings.bcrypt_cost < MIN_BCRYPT_COST)
+            .then(|| {
+                (
+                    format!("below bcrypt cost {MIN_BCRYPT_COST}, OWASP's minimum"),
+                    format!("raise [password.bcrypt] cost (for an explicit format) or the application's own bcrypt cost to at least {MIN_BCRYPT_COST}"),
+                )
+            }),
+        Format::DjangoPbkdf2Sha256 => (settings.pbkdf2_iterations
+            < crate::password::formats::DJANGO_PBKDF2_ITERATIONS)
+            .then(|| {
+                (
+                    format!(
+                        "below Django's current default of {} iterations",
+                        ui::grouped(u64::from(crate::password::formats::DJANGO_PBKDF2_ITERATIONS))
+                    ),
+                    "upgrade Django, or raise PBKDF2PasswordHasher.iterations".to_owned(),
+                )
+            }),
+        // Written at ASP.NET Core Identity's own current default.
+        Format::AspnetIdentityV3 => None,
+    };
     if took > Duration::from_secs(1) {
         r.warn(
-            "argon2",
-            format!("one hash with {params} takes {:.2} s here", took.as_secs_f64()),
-            "lower [password.argon2] memory_kib or iterations: a reset should take well under a second",
+            name,
+            format!("one hash in {what} takes {:.2} s here", took.as_secs_f64()),
+            "lower the cost: a reset should take well under a second",
         );
-    } else if below {
+    } else if let Some((why, fix)) = weak {
         r.warn(
-            "argon2",
-            format!(
-                "{params} is below OWASP's minimum for t={} ({:.0} ms per hash here)",
-                a.iterations,
-                took.as_secs_f64() * 1000.0
-            ),
-            "use at least m=19456 t=2 p=1 (OWASP's baseline)",
+            name,
+            format!("{what} is {why} ({ms:.0} ms per hash here)"),
+            fix,
         );
     } else {
-        r.ok(
-            "argon2",
-            format!(
-                "{params}: {:.0} ms per hash here",
-                took.as_secs_f64() * 1000.0
-            ),
-        );
+        r.ok(name, format!("{what}: {ms:.0} ms per hash here"));
     }
 }
 

@@ -2,6 +2,8 @@
 
 use crate::Ctx;
 use crate::error::Exit;
+use crate::password::FormatSetting;
+use crate::password::census::{Decided, decided, own, own_by_name};
 use crate::store::Access;
 use crate::ui;
 use anyhow::{Context, Result};
@@ -37,90 +39,76 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// How many rows `init` samples to tell which password formats the table holds.
-const SAMPLE: usize = 1000;
-
-/// What `init` (and `doctor`) found in the password column.
+/// What `init` (and `doctor`) found in the password column, and what a reset will write.
 pub(crate) struct Census {
-    /// "password column t.c (sample of N): 998 django-pbkdf2-sha256, 2 unrecognised"
-    pub summary: String,
-    /// When the configured format is not among the formats found: what to set instead.
-    pub warning: Option<String>,
+    /// "password column t.c (sample of N): 998 django-pbkdf2-sha256, 2 unrecognised"; None
+    /// when no password is set yet.
+    pub summary: Option<String>,
+    /// What a reset writes, or why it will refuse (78) until `[users] password_format` is set:
+    /// `auto` on a column with no password yet, which is no error while the application has
+    /// no users.
+    pub writes: std::result::Result<Decided, String>,
 }
 
-/// Sample the mapped password column and tell which formats it holds; `None` when no
-/// password is set yet.
+/// Read the census of the mapped password column and decide what a reset writes, with the
+/// config's costs and pepper in `base`. 78 when the column and `[users] password_format` do
+/// not agree (several formats, none pwreset writes, an explicit format the column does not
+/// hold).
 pub(crate) fn census_of(
     config: &crate::config::Config,
     store: &mut dyn crate::store::Store,
-) -> Result<Option<Census>> {
-    use crate::password::{Format, identify};
-    let sample = store.sample_passwords(SAMPLE)?;
-    if sample.is_empty() {
-        return Ok(None);
+    base: crate::password::HashSettings,
+) -> Result<Census> {
+    let census = crate::password::census::take(store)?;
+    let summary = census.as_ref().map(|c| {
+        format!(
+            "password column {}.{} (sample of {}): {}",
+            config.users.table,
+            config.users.password_column,
+            ui::grouped(c.sampled as u64),
+            c.listed()
+        )
+    });
+    if store.owns_users_table() || own_by_name(config, census.as_ref()) {
+        return Ok(Census {
+            summary,
+            writes: Ok(own(base)),
+        });
     }
-    let mut counts: Vec<(Option<crate::password::Kind>, usize)> = Vec::new();
-    for value in &sample {
-        let kind = identify(value.bytes());
-        match counts.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((kind, 1)),
-        }
+    if !census.as_ref().is_some_and(|c| c.recognised())
+        && config.users.password_format == FormatSetting::Auto
+    {
+        return Ok(Census {
+            summary,
+            writes: Err(format!(
+                "no password hash pwreset recognises is set in {}.{} yet, so [users] password_format = \"auto\" cannot tell the application's format: reset will refuse (exit 78) until you set [users] password_format to the format the application writes (one of {})",
+                config.users.table,
+                config.users.password_column,
+                crate::password::Format::ALL.map(|f| f.name()).join(", ")
+            )),
+        });
     }
-    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
-    let listed: Vec<String> = counts
-        .iter()
-        .map(|(k, n)| {
-            format!(
-                "{} {}",
-                ui::grouped(*n as u64),
-                k.map_or("unrecognised", |k| k.name())
-            )
-        })
-        .collect();
-    let summary = format!(
-        "password column {}.{} (sample of {}): {}",
-        config.users.table,
-        config.users.password_column,
-        ui::grouped(sample.len() as u64),
-        listed.join(", ")
-    );
-    let configured = config.users.password_format;
-    let top = counts.iter().find_map(|(k, _)| *k);
-    let warning = match top {
-        Some(top)
-            if !counts
-                .iter()
-                .any(|(k, _)| k.is_some_and(|k| configured.matches(k))) =>
-        {
-            let suggestion = Format::ALL
-                .iter()
-                .find(|f| f.matches(top))
-                .map(|f| format!("; set [users] password_format = \"{}\"", f.name()))
-                .unwrap_or_default();
-            Some(format!(
-                "[users] password_format is \"{}\", but the table holds {} hashes{suggestion}, or the application may not accept the passwords pwreset writes",
-                configured.name(),
-                top.name()
-            ))
-        }
-        _ => None,
-    };
-    Ok(Some(Census { summary, warning }))
+    let writes = decided(config, census.as_ref(), base)?;
+    Ok(Census {
+        summary,
+        writes: Ok(writes),
+    })
 }
 
-/// Report which password formats the mapped column holds, and warn when the configured format
-/// is not among them: a reset would write a hash the application cannot read.
+/// Report which password formats the mapped column holds and what a reset will write; 78 when
+/// a reset would write a hash the application may not read.
 fn census(
     ctx: &Ctx,
     config: &crate::config::Config,
     store: &mut dyn crate::store::Store,
 ) -> Result<()> {
-    if let Some(c) = census_of(config, store)? {
-        ctx.note(c.summary);
-        if let Some(w) = c.warning {
-            ctx.note(format!("warning: {w}"));
-        }
+    let c = census_of(config, store, config.hash_settings()?)?;
+    if let Some(summary) = c.summary {
+        ctx.note(summary);
+    }
+    match c.writes {
+        Ok(d) => ctx.note(format!("reset {}", d.note)),
+        Err(w) => ctx.note(format!("warning: {w}")),
     }
     Ok(())
 }

@@ -217,7 +217,16 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "The format `reset` writes, so the application can log the user in afterwards: argon2id, bcrypt, django-pbkdf2-sha256, django-argon2, django-bcrypt-sha256 or aspnet-identity-v3.",
+        doc: "The format `reset` writes, so the application can log the user in afterwards: auto, argon2id, bcrypt, django-pbkdf2-sha256, django-argon2, django-bcrypt-sha256 or aspnet-identity-v3. auto (the default) reads which formats the column holds (a sample of up to 1,000 set passwords) in init, doctor and every reset, and writes the one it finds with the column's own cost (bcrypt's highest cost and its $2y$/$2b$/$2a$ prefix; Django PBKDF2 at least Django's current iteration count; argon2's parameters); several formats, none pwreset writes, or no password at all yet is refused with 78 naming what to set. On pwreset's own table auto is argon2id. An explicit format the column does not hold is refused with 78 too, unless password_format_migration = true.",
+    },
+    Key {
+        section: "users",
+        name: "password_format_migration",
+        kind: "BOOL",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "Set to true when an explicit password_format differs from what the column holds on purpose: the application reads both (e.g. Django with the new hasher first in PASSWORD_HASHERS and the old one after it), and passwords move to the new format as users reset them.",
     },
     Key {
         section: "users",

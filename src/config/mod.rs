@@ -152,21 +152,33 @@ impl Config {
             .map_err(|p| fail(Exit::Config, format!("{source}: {}: {}", p.key, p.why)))
     }
 
-    /// How `reset` hashes: `[users] password_format`, the costs of `[password.*]`, and the
-    /// pepper (read here, from its 0600 file, when the format uses one).
+    /// How `reset` hashes, as far as the config says: `[users] password_format` (argon2id for
+    /// `auto`, which [`crate::password::census::settings`] resolves against the table), the
+    /// costs of `[password.*]`, and the pepper (read here, from its 0600 file, when set: 77
+    /// when others may read it, as for every secret file).
     pub fn hash_settings(&self) -> Result<crate::password::HashSettings> {
-        let format = self.users.password_format;
+        let mut s = self.hash_settings_unpeppered();
+        if let Some(path) = &self.users.pepper_file {
+            let pepper = read_secret_file(path, "users.pepper_file")?;
+            s.pepper = Some(zeroize::Zeroizing::new(pepper.as_bytes().to_vec()));
+        }
+        Ok(s)
+    }
+
+    /// [`Config::hash_settings`] without reading the pepper file.
+    pub fn hash_settings_unpeppered(&self) -> crate::password::HashSettings {
+        let format = self
+            .users
+            .password_format
+            .fixed()
+            .unwrap_or(crate::password::Format::Argon2id);
         let mut s = crate::password::HashSettings::for_format(format);
         if format != crate::password::Format::DjangoArgon2 {
             s.argon2 = self.password.argon2;
         }
         s.bcrypt_cost = self.password.bcrypt.cost;
         s.bcrypt_prefix = self.password.bcrypt.prefix;
-        if let Some(path) = &self.users.pepper_file {
-            let pepper = read_secret_file(path, "users.pepper_file")?;
-            s.pepper = Some(zeroize::Zeroizing::new(pepper.as_bytes().to_vec()));
-        }
-        Ok(s)
+        s
     }
 
     /// Parse a config from TOML text (for tests and fuzzing); `name` is used in messages.
@@ -230,7 +242,10 @@ pub(crate) fn lookup<'t>(table: &'t toml::Table, dotted: &str) -> Option<&'t tom
 mod named {
     use serde::Serializer;
 
-    pub fn format<S: Serializer>(v: &crate::password::Format, s: S) -> Result<S::Ok, S::Error> {
+    pub fn format<S: Serializer>(
+        v: &crate::password::FormatSetting,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_str(v.name())
     }
 

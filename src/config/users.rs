@@ -1,7 +1,7 @@
 //! `[users]`: where the users live, and the columns pwreset reads and writes.
 
 use super::Problem;
-use crate::password::Format;
+use crate::password::FormatSetting;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -18,12 +18,16 @@ pub struct UsersTable {
     /// Optional: the column with the user's language (`de`, `de-DE`, `de_DE.UTF-8`).
     pub locale_column: Option<String>,
     /// The format `reset` writes into the password column, so the application can log the
-    /// user in afterwards.
+    /// user in afterwards: `auto` (the format the column holds; argon2id on pwreset's own
+    /// table), or one format by name.
     #[serde(
         deserialize_with = "super::from_str",
         serialize_with = "super::named::format"
     )]
-    pub password_format: Format,
+    pub password_format: FormatSetting,
+    /// An explicit `password_format` that the column does not hold yet is meant: the
+    /// application reads both, and new passwords move to the new format.
+    pub password_format_migration: bool,
     /// Devise's `config.pepper`: a secret appended to the password before bcrypt (mode 0600).
     pub pepper_file: Option<PathBuf>,
     /// SQL run inside the reset's transaction, with `:user_id` and `:email` bound: typically
@@ -40,7 +44,8 @@ impl Default for UsersTable {
             password_column: "password_hash".into(),
             name_column: None,
             locale_column: None,
-            password_format: Format::Argon2id,
+            password_format: FormatSetting::Auto,
+            password_format_migration: false,
             pepper_file: None,
             after_reset: Vec::new(),
         }
@@ -48,6 +53,26 @@ impl Default for UsersTable {
 }
 
 impl UsersTable {
+    /// The mapping of pwreset's own table: every key at its default, except the two that
+    /// only say how passwords are written (argon2id there, whatever they say).
+    pub fn is_default_mapping(&self) -> bool {
+        let d = UsersTable::default();
+        UsersTable {
+            password_format: d.password_format,
+            password_format_migration: d.password_format_migration,
+            ..self.clone()
+        } == d
+    }
+
+    /// The table, key, address and password column names of pwreset's own table.
+    pub fn has_default_names(&self) -> bool {
+        let d = UsersTable::default();
+        self.table == d.table
+            && self.id_column == d.id_column
+            && self.email_column == d.email_column
+            && self.password_column == d.password_column
+    }
+
     pub(super) fn validate(&self) -> Result<(), Problem> {
         for (key, v) in [
             ("users.table", &self.table),
@@ -84,7 +109,12 @@ impl UsersTable {
         if self.after_reset.len() > 32 {
             return Err(Problem::new("users.after_reset", "at most 32 statements"));
         }
-        if self.pepper_file.is_some() && !self.password_format.uses_pepper() {
+        if self.pepper_file.is_some()
+            && self
+                .password_format
+                .fixed()
+                .is_some_and(|f| !f.uses_pepper())
+        {
             return Err(Problem::new(
                 "users.pepper_file",
                 format!(

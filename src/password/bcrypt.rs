@@ -38,6 +38,10 @@ impl Parsed<'_> {
         self.kind
     }
 
+    pub(super) fn cost(&self) -> u32 {
+        self.cost
+    }
+
     /// Like the frameworks' own verifiers, this reads only the first 72 bytes: it answers
     /// what logging in with `password` would answer.
     pub(super) fn verify(&self, password: &[u8]) -> Verified {

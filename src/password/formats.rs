@@ -430,6 +430,60 @@ pub fn identify(stored: &[u8]) -> Option<Kind> {
     parse(stored).map(|p| p.kind())
 }
 
+/// The cost a stored hash was made with, as far as pwreset writes the same kind again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// bcrypt (also inside Django's `bcrypt_sha256$`): the cost, and the version prefix of a
+    /// plain bcrypt hash.
+    Bcrypt {
+        cost: u32,
+        prefix: Option<BcryptPrefix>,
+    },
+    /// Django's PBKDF2: the iteration count.
+    Pbkdf2 { iterations: u32 },
+    /// argon2 (bare or Django's): the parameters.
+    Argon2(Argon2),
+    /// Nothing to carry over (ASP.NET Identity v3 is written at its own fixed cost), or a cost
+    /// beyond pwreset's limits.
+    Nothing,
+}
+
+/// The kind of a stored value and the cost it was made with; `None` when unrecognised.
+pub fn parameters(stored: &[u8]) -> Option<(Kind, Found)> {
+    let parsed = parse(stored)?;
+    let kind = parsed.kind();
+    let of_bcrypt = |p: &bcrypt::Parsed<'_>| {
+        let prefix = match p.kind() {
+            Kind::Bcrypt2a => Some(BcryptPrefix::TwoA),
+            Kind::Bcrypt2b => Some(BcryptPrefix::TwoB),
+            Kind::Bcrypt2y => Some(BcryptPrefix::TwoY),
+            _ => None,
+        };
+        if BCRYPT_COSTS.contains(&p.cost()) {
+            Found::Bcrypt {
+                cost: p.cost(),
+                prefix,
+            }
+        } else {
+            Found::Nothing
+        }
+    };
+    let found = match &parsed {
+        Parsed::Phc(p) => p.params().map_or(Found::Nothing, Found::Argon2),
+        Parsed::Bcrypt(p) => of_bcrypt(p),
+        Parsed::Django(django::Parsed::Pbkdf2 { iterations, .. }) => u32::try_from(*iterations)
+            .ok()
+            .filter(|n| PBKDF2_ITERATIONS.contains(n))
+            .map_or(Found::Nothing, |iterations| Found::Pbkdf2 { iterations }),
+        Parsed::Django(django::Parsed::Argon2(p)) => {
+            p.params().map_or(Found::Nothing, Found::Argon2)
+        }
+        Parsed::Django(django::Parsed::Bcrypt { inner, .. }) => of_bcrypt(inner),
+        Parsed::Aspnet(_) | Parsed::Legacy(_) => Found::Nothing,
+    };
+    Some((kind, found))
+}
+
 /// Check `password` against a stored value of any recognised kind. `pepper` is appended for
 /// plain bcrypt kinds only (Devise). Never panics; never computes a cost beyond pwreset's own
 /// limits.

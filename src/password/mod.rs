@@ -11,14 +11,16 @@
 
 mod aspnet;
 mod bcrypt;
+pub mod census;
 mod django;
 pub mod formats;
 mod legacy;
 mod phc;
 
+pub use census::FormatSetting;
 pub use formats::{
     BcryptPrefix, Format, HashError, HashSettings, Kind, UnknownFormat, Verified, hash_as,
-    identify, too_long_for, verify_any,
+    identify, parameters, too_long_for, verify_any,
 };
 
 use crate::config::{Argon2 as Argon2Config, Password as Policy};

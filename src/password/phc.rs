@@ -50,6 +50,16 @@ impl Parsed {
         self.kind
     }
 
+    /// The stored parameters, when they are within what pwreset would ever configure.
+    pub(super) fn params(&self) -> Option<Argon2Config> {
+        let p = Params::try_from(&*self.hash).ok()?;
+        affordable(&p).then(|| Argon2Config {
+            memory_kib: p.m_cost(),
+            iterations: p.t_cost(),
+            parallelism: p.p_cost(),
+        })
+    }
+
     pub(super) fn verify(&self, password: &[u8]) -> Verified {
         let Ok(params) = Params::try_from(&*self.hash) else {
             return Verified::Unrecognised;

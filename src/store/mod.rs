@@ -15,6 +15,7 @@
 pub mod mysql;
 pub mod net;
 pub mod postgres;
+pub mod scrub;
 pub mod sqlite;
 
 use crate::config::{Config, Database};
@@ -372,6 +373,8 @@ pub struct Consume<'a> {
     /// The user the token was checked for; the change happens only if it still belongs to them.
     pub user_id: &'a UserId,
     pub new_hash: &'a str,
+    /// The user's address as the reset knew it: like the hash, never shown in an error.
+    pub email: &'a str,
     pub now: i64,
     pub actor: &'a str,
 }

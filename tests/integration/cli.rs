@@ -46,6 +46,21 @@ fn help_needs_no_config_or_database() {
 }
 
 #[test]
+fn db_help_says_what_it_accepts() {
+    let env = Env::new();
+    let a = env.cmd().arg("--help").assert().success();
+    let out = crate::harness::stdout(&a);
+    let db = out
+        .split("--db <PATH|URL>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no --db <PATH|URL> in:\n{out}"));
+    let db = db.split("\n  -").next().unwrap_or(db);
+    for accepted in ["SQLite", "postgres://", "postgresql://", "mysql://"] {
+        assert!(db.contains(accepted), "{accepted}: {db}");
+    }
+}
+
+#[test]
 fn version() {
     let env = Env::new();
     let a = env.cmd().arg("--version").assert().success();

@@ -79,8 +79,10 @@ fn a_database_others_can_read_is_a_warning() {
     assert!(out.contains("chmod 600"), "{out}");
 }
 
+/// doctor names the format a reset writes into the table (the column's own: bcrypt here), times
+/// that format at that cost rather than argon2, and warns on a weak cost.
 #[test]
-fn doctor_names_the_password_format_a_table_holds() {
+fn doctor_times_the_format_the_table_holds_and_warns_on_a_weak_cost() {
     let env = Env::with_toml(|d| {
         format!(
             "{}\n[users]\ntable = \"accounts\"\nid_column = \"id\"\nemail_column = \"email\"\npassword_column = \"pw\"\n",
@@ -94,6 +96,54 @@ fn doctor_names_the_password_format_a_table_holds() {
     env.init();
     let a = env.cmd().arg("doctor").assert().code(0);
     let out = stdout(&a);
-    assert!(out.contains("warn  passwords"), "{out}");
-    assert!(out.contains("password_format = \"bcrypt\""), "{out}");
+    assert!(out.contains("ok    passwords"), "{out}");
+    assert!(out.contains("reset writes bcrypt ($2y$, cost 4)"), "{out}");
+    assert!(
+        out.contains("warn  bcrypt") && out.contains("below bcrypt cost 10"),
+        "{out}"
+    );
+    assert!(!out.contains("argon2"), "{out}");
+}
+
+/// The pepper file is checked by the same rules as `reset` reads it by: a mode others can
+/// read is 77 in doctor too.
+#[test]
+fn doctor_checks_the_pepper_file_like_reset() {
+    let env = Env::with_toml(|d| {
+        format!(
+            "{}\n[users]\ntable = \"accounts\"\nid_column = \"id\"\nemail_column = \"email\"\npassword_column = \"pw\"\npassword_format = \"bcrypt\"\npepper_file = \"{}\"\n",
+            crate::harness::default_toml(d),
+            d.join("pepper").display()
+        )
+    });
+    let pepper = env.dir.path().join("pepper");
+    std::fs::write(&pepper, "devise-pepper\n").expect("write pepper");
+    let mode = |m: u32| {
+        std::fs::set_permissions(&pepper, std::os::unix::fs::PermissionsExt::from_mode(m))
+            .expect("chmod")
+    };
+    mode(0o600);
+    env.exec(
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, email VARCHAR(254) NOT NULL, pw VARCHAR(255));",
+    );
+    env.init();
+    mode(0o644);
+    let a = env.cmd().arg("doctor").assert().code(77);
+    let out = stdout(&a);
+    assert!(out.contains("fail  pepper"), "{out}");
+    assert!(out.contains("chmod 600"), "{out}");
+    // reset says the same.
+    env.exec("INSERT INTO accounts VALUES (1, 'a@example.com', NULL)");
+    mode(0o600);
+    let link = env.link("a@example.com");
+    mode(0o644);
+    env.cmd()
+        .args(["reset", "--password-stdin", &link])
+        .write_stdin("correct horse battery staple\n")
+        .assert()
+        .code(77);
+    mode(0o600);
+    let a = env.cmd().arg("doctor").assert();
+    let out = stdout(&a);
+    assert!(out.contains("ok    pepper"), "{out}");
 }

@@ -834,6 +834,7 @@ table = "accounts"
 id_column = "account_id"
 email_column = "mail"
 password_column = "pw"
+password_format = "argon2id"
 "#,
             default_toml(d)
         )

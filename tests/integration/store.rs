@@ -450,7 +450,7 @@ fn nix_is_root() -> bool {
 fn mapped(env_sql: &str) -> (Env, assert_cmd::assert::Assert) {
     let env = Env::with_toml(|d| {
         format!(
-            "{}\n[users]\ntable = \"accounts\"\nid_column = \"account_id\"\nemail_column = \"mail\"\npassword_column = \"pw\"\n",
+            "{}\n[users]\ntable = \"accounts\"\nid_column = \"account_id\"\nemail_column = \"mail\"\npassword_column = \"pw\"\npassword_format = \"argon2id\"\n",
             default_toml(d)
         )
     });

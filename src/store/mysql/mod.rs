@@ -114,7 +114,9 @@ impl ErrCtx {
             .and_then(|m| self.classify(m, &what))
         {
             Some((exit, text)) => fail(exit, text),
-            None if e.downcast_ref::<mysql::Error>().is_some() => e.context(what),
+            None if e.downcast_ref::<mysql::Error>().is_some() => {
+                crate::store::scrub::error(e.context(what), &[])
+            }
             None => e,
         }
     }
@@ -125,10 +127,11 @@ impl ErrCtx {
     fn after_reset_error(&self, i: usize, e: &anyhow::Error) -> anyhow::Error {
         let m = e.downcast_ref::<mysql::Error>();
         let detail = match m {
-            Some(mysql::Error::MySqlError(se)) => crate::ui::escape(&se.message),
-            Some(other) => crate::ui::escape(&other.to_string()),
-            None => crate::ui::escape(&format!("{e:#}")),
+            Some(mysql::Error::MySqlError(se)) => se.message.clone(),
+            Some(other) => other.to_string(),
+            None => format!("{e:#}"),
         };
+        let detail = crate::ui::escape(&crate::store::scrub::text(&detail, &[]));
         let msg = format!(
             "users.after_reset[{i}] failed on {} ({detail}); the reset was rolled back, nothing changed and the link still works",
             self.what()
@@ -182,10 +185,13 @@ impl ErrCtx {
     /// The exit code and message for a driver error, or None to keep its own text.
     fn classify(&self, m: &mysql::Error, what: &str) -> Option<(Exit, String)> {
         if let Some(t) = super::net::rustls_error(m) {
-            return Some((
-                Exit::Unavailable,
-                format!("TLS with {what} failed: {}: {t}", super::net::tls_hint(t)),
-            ));
+            let mut text = format!("TLS with {what} failed: {}: {t}", super::net::tls_hint(t));
+            if self.server.is_local() {
+                text.push_str(
+                    "; or, since the server is on this machine, add ?ssl-mode=DISABLED to the database URL (plaintext is allowed to a loopback address or a unix socket)",
+                );
+            }
+            return Some((Exit::Unavailable, text));
         }
         let unreachable = |detail: String| {
             (
@@ -229,7 +235,7 @@ impl ErrCtx {
     }
 
     fn server_error(&self, se: &mysql::MySqlError, what: &str) -> Option<(Exit, String)> {
-        let msg = crate::ui::escape(&se.message);
+        let msg = crate::ui::escape(&crate::store::scrub::text(&se.message, &[]));
         Some(match se.code {
             code::ACCESS_DENIED => (
                 Exit::NoPerm,
@@ -791,7 +797,8 @@ impl Store for MysqlStore {
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {
-        tokens::consume(self, c)
+        // The server's text may quote the new hash or the address (a failing after_reset).
+        tokens::consume(self, c).map_err(|e| super::scrub::error(e, &[c.new_hash, c.email]))
     }
 
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {

@@ -2,7 +2,7 @@
 //! privileges pwreset needs.
 
 use super::{ErrCtx, IdKind, MysqlStore, Quoted, Shared, code, quote, server_code};
-use crate::config::{Config, Endpoint, Server, UsersTable};
+use crate::config::{Config, Endpoint, Server};
 use crate::error::{Exit, fail};
 use crate::store::{Access, Migrated};
 use anyhow::Result;
@@ -256,7 +256,76 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
         }
     }
     learn_users_table(&mut store)?;
+    // Only init and doctor (and readers) say warnings; a write path spends no round trip on it.
+    if access != Access::Write
+        && let Some(w) = superuser_warning(&mut store)
+    {
+        store.s.warnings.push(w);
+    }
     Ok(store)
+}
+
+/// An account that may create users and grant privileges (root) can read and change every
+/// database: the warning says so, with the statements that make pwreset an account of its own.
+fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
+    let who = current_user(&mut store.conn);
+    let powers: i64 = store
+        .conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES
+              WHERE GRANTEE = ? AND PRIVILEGE_TYPE IN ('SUPER', 'CREATE USER')",
+            (&who,),
+        )
+        .ok()
+        .flatten()?;
+    if powers == 0 {
+        return None;
+    }
+    let host = if store.s.ctx.server.is_local() {
+        "localhost"
+    } else {
+        "%"
+    };
+    let account = format!("'pwreset'@'{host}'");
+    let q = &store.s.q;
+    let db = quote(&store.s.ctx.server.dbname);
+    let mut read = vec![q.id.clone(), q.email.clone(), q.password.clone()];
+    if q.name != "NULL" {
+        read.push(q.name.clone());
+    }
+    if let Some(c) = &store.s.users.locale_column {
+        read.push(quote(c));
+    }
+    let mut grants = vec![format!("CREATE USER {account} IDENTIFIED BY '...';")];
+    if store.s.own_users {
+        grants.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.{} TO {account};",
+            q.table
+        ));
+    } else {
+        grants.push(format!(
+            "GRANT SELECT ({}), UPDATE ({}) ON {db}.{} TO {account};",
+            read.join(", "),
+            q.password,
+            q.table
+        ));
+    }
+    for own in [
+        "pwreset_tokens",
+        "pwreset_audit",
+        "pwreset_throttle",
+        "pwreset_runs",
+        "pwreset_schema",
+    ] {
+        grants.push(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}` TO {account};"
+        ));
+    }
+    Some(format!(
+        "{}: the database user {who} may create users and grant privileges, so a leaked config can read and change every database; give pwreset an account of its own with only what it needs. After `pwreset init`, run:\n  {}\nthen name that account in `database` (mysql://pwreset@...) and put its password in database_password_file",
+        store.s.ctx.what(),
+        grants.join("\n  ")
+    ))
 }
 
 /// The newest version in the ledger; None when there is no ledger.
@@ -336,7 +405,7 @@ fn learn_users_table(store: &mut MysqlStore) -> Result<()> {
     let table = store.s.users.table.clone();
     let cols = columns(&mut store.conn, &table).map_err(|e| store.s.ctx.err(e))?;
     let u = &store.s.users;
-    store.s.own_users = *u == UsersTable::default() && find(&cols, "email_key").is_some();
+    store.s.own_users = u.is_default_mapping() && find(&cols, "email_key").is_some();
     store.s.id = find(&cols, &u.id_column)
         .and_then(|c| id_kind(c).ok())
         .unwrap_or(IdKind::Int);
@@ -370,7 +439,7 @@ pub(super) fn migrate(store: &mut MysqlStore) -> Result<Migrated> {
 
 fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
     let users = store.s.users.clone();
-    let default_mapping = users == UsersTable::default();
+    let default_mapping = users.is_default_mapping();
     let ctx_err = |s: &MysqlStore, e: anyhow::Error| s.s.ctx.err(e);
     let before = stored_version(&mut store.conn)
         .map_err(|e| ctx_err(store, e))?

@@ -347,7 +347,7 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
     let what = server.describe();
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let msg = crate::ui::escape(db.message());
+        let msg = crate::ui::escape(&crate::store::scrub::text(db.message(), &[]));
         let (exit, advice) = if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
@@ -423,10 +423,15 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
         let detail = std::error::Error::source(&e)
             .map(|s| s.to_string())
             .unwrap_or(text);
-        return fail(
-            Exit::Unavailable,
-            crate::store::net::tls_advice(server, &detail),
-        );
+        let mut advice = crate::store::net::tls_advice(server, &detail);
+        if server.is_local() && !advice.contains("sslmode=disable") {
+            // A server on this machine (Debian's own self-signed certificate, say) needs no
+            // TLS, and that is the simpler fix than trusting its certificate.
+            advice.push_str(
+                "; or, since the server is on this machine, add ?sslmode=disable to the database URL (plaintext is allowed to a loopback address or a unix socket)",
+            );
+        }
+        return fail(Exit::Unavailable, advice);
     }
     if text.contains("password missing") {
         return fail(
@@ -447,7 +452,10 @@ pub(super) fn map_error(server: &Server, e: postgres::Error) -> anyhow::Error {
             ),
         );
     }
-    anyhow::anyhow!("{what}: {}", crate::ui::escape(&text))
+    anyhow::anyhow!(
+        "{what}: {}",
+        crate::ui::escape(&crate::store::scrub::text(&text, &[]))
+    )
 }
 
 /// A value as the binding sees it: its type and its bytes.
@@ -668,7 +676,8 @@ impl Store for PgStore {
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {
-        tokens::consume(self, c)
+        // The server's text may quote the new hash or the address (a failing after_reset).
+        tokens::consume(self, c).map_err(|e| super::scrub::error(e, &[c.new_hash, c.email]))
     }
 
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {

@@ -239,7 +239,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
             ),
         ));
     }
-    let default_mapping = config.users == UsersTable::default();
+    let default_mapping = config.users.is_default_mapping();
     let id = match &cat.id_type {
         Some(t) => match IdKind::from_sql_type(t) {
             Some(k) => k,
@@ -257,14 +257,6 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         }
     };
     let own_users = default_mapping && cat.has_email_key;
-    let mut warnings = Vec::new();
-    if cat.superuser {
-        warnings.push(format!(
-            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (docs/postgresql.md, \"Least privilege\")",
-            server.describe(),
-            server.user
-        ));
-    }
     let mut store = PgStore {
         client,
         q: Quoted::new(&schema, &config.users, id, own_users),
@@ -274,7 +266,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         id,
         own_users,
         read_only: access == Access::Read,
-        warnings,
+        warnings: Vec::new(),
         after_reset: config
             .users
             .after_reset
@@ -284,6 +276,10 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         busy_timeout: config.busy_timeout,
         purge_from: None,
     };
+    if cat.superuser {
+        let warning = superuser_warning(&store);
+        store.warnings.push(warning);
+    }
     if cat.ledger_exists && !cat.ledger_readable {
         // Say every GRANT that is missing, not only the first table the role cannot read.
         check_grants(&mut store)?;
@@ -312,6 +308,54 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         ));
     }
     Ok(store)
+}
+
+/// A superuser can read and change every table: the warning says so, with the statements
+/// that make pwreset a role of its own.
+fn superuser_warning(s: &PgStore) -> String {
+    format!(
+        "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only what it needs. As the tables' owner, after `pwreset init`, run:\n  {}\nthen name that role in `database` (postgres://pwreset@...) and put its password in database_password_file (docs/postgresql.md, \"Least privilege\")",
+        s.server.describe(),
+        s.server.user,
+        least_privilege(s, "pwreset").join("\n  ")
+    )
+}
+
+/// The statements that give `role` exactly the privileges pwreset needs here.
+pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
+    let u = &s.users;
+    let role = quote(role);
+    let schema = quote(&s.schema);
+    let mut read = vec![
+        quote(&u.id_column),
+        quote(&u.email_column),
+        quote(&u.password_column),
+    ];
+    read.extend(
+        [&u.name_column, &u.locale_column]
+            .into_iter()
+            .flatten()
+            .map(|c| quote(c)),
+    );
+    let users = if s.own_users {
+        format!("GRANT SELECT, INSERT, UPDATE ON {} TO {role};", s.q.users)
+    } else {
+        format!(
+            "GRANT SELECT ({}), UPDATE ({}) ON {} TO {role};",
+            read.join(", "),
+            quote(&u.password_column),
+            s.q.users
+        )
+    };
+    vec![
+        format!("CREATE ROLE {role} LOGIN PASSWORD '...';"),
+        format!("GRANT USAGE ON SCHEMA {schema} TO {role};"),
+        users,
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {} TO {role};",
+            s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.ledger
+        ),
+    ]
 }
 
 fn stored_version(s: &mut PgStore) -> Result<i64> {
@@ -362,7 +406,7 @@ fn missing_users(server: &Server, schema: &str, users: &UsersTable, table: bool)
 }
 
 pub(super) fn migrate(s: &mut PgStore) -> Result<Migrated> {
-    let default_mapping = s.users == UsersTable::default();
+    let default_mapping = s.users.is_default_mapping();
     let cat = catalog(&mut s.client, &s.server, &s.users)?;
     let create_own = default_mapping && !cat.users_exist;
     if !create_own {
@@ -478,7 +522,7 @@ pub(super) fn check_users_mapping(s: &mut PgStore) -> Result<()> {
             ("users.name_column", &u.name_column),
             ("users.locale_column", &u.locale_column),
         ];
-        let missing: Vec<String> = [
+        let missing: Vec<(&str, &String)> = [
             ("users.id_column", &u.id_column),
             ("users.email_column", &u.email_column),
             ("users.password_column", &u.password_column),
@@ -490,10 +534,21 @@ pub(super) fn check_users_mapping(s: &mut PgStore) -> Result<()> {
                 .filter_map(|(k, c)| c.as_ref().map(|c| (k, c))),
         )
         .filter(|(_, c)| !cols.iter().any(|(have, _)| have == *c))
-        .map(|(key, c)| format!("{key} = {c:?}"))
         .collect();
         if !missing.is_empty() {
-            let have: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
+            // information_schema lists only the columns the role holds a privilege on: a
+            // column that pg_attribute has is there, only not readable, which is a GRANT
+            // (77), not a mapping to fix (78).
+            let all = all_columns(s)?;
+            if missing.iter().all(|(_, c)| all.contains(c)) {
+                check_grants(s)?;
+            }
+            let have: Vec<&str> = all.iter().map(String::as_str).collect();
+            let missing: Vec<String> = missing
+                .iter()
+                .filter(|(_, c)| !all.contains(c))
+                .map(|(key, c)| format!("{key} = {c:?}"))
+                .collect();
             return Err(fail(
                 Exit::Config,
                 format!(
@@ -525,6 +580,25 @@ pub(super) fn check_users_mapping(s: &mut PgStore) -> Result<()> {
         )
     })?;
     check_after_reset(s)
+}
+
+/// Every column of the mapped table, whatever the role may read: pg_attribute is readable by
+/// all.
+fn all_columns(s: &mut PgStore) -> Result<Vec<String>> {
+    let rows = s
+        .client
+        .query_typed(
+            "SELECT attname::text FROM pg_attribute
+              WHERE attrelid = to_regclass(format('%I.%I', $1::text, $2::text))
+                AND attnum > 0 AND NOT attisdropped
+              ORDER BY attnum",
+            &[(&s.schema, Type::TEXT), (&s.users.table, Type::TEXT)],
+        )
+        .map_err(|e| s.err(e))?;
+    rows.iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, postgres::Error>>()
+        .map_err(|e| s.err(e))
 }
 
 /// What would fail later, found now: a relation a reset cannot write the password through,
@@ -639,16 +713,24 @@ fn check_grants(s: &mut PgStore) -> Result<()> {
     let u = s.users.clone();
     let table = format!("{}.{}", quote(&s.schema), quote(&u.table));
     let mut needs: Vec<(String, String, String)> = Vec::new();
+    let optional = [&u.name_column, &u.locale_column];
     for (col, privilege) in [
         (&u.id_column, "SELECT"),
         (&u.email_column, "SELECT"),
         (&u.password_column, "SELECT"),
         (&u.password_column, "UPDATE"),
-    ] {
+    ]
+    .into_iter()
+    .chain(optional.into_iter().flatten().map(|c| (c, "SELECT")))
+    {
         needs.push((
             // The table argument is parsed as a (quoted) name, the column one is taken as is.
+            // A column that is not there is for the mapping check to name (78).
             format!(
-                "SELECT has_column_privilege('{t}', '{c}', '{privilege}')",
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_attribute
+                                          WHERE attrelid = to_regclass('{t}') AND attname = '{c}'
+                                            AND attnum > 0 AND NOT attisdropped)
+                             THEN has_column_privilege('{t}', '{c}', '{privilege}') ELSE true END",
                 t = table.replace('\'', "''"),
                 c = col.replace('\'', "''")
             ),

@@ -570,9 +570,10 @@ fn after_reset_error(i: usize, e: postgres::Error) -> anyhow::Error {
         })
         || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
     let text = match e.as_db_error() {
-        Some(db) => crate::ui::escape(db.message()),
-        None => crate::ui::escape(&e.to_string()),
+        Some(db) => db.message().to_owned(),
+        None => e.to_string(),
     };
+    let text = crate::ui::escape(&crate::store::scrub::text(&text, &[]));
     let msg = format!(
         "users.after_reset[{i}] failed ({text}); the reset was rolled back, nothing changed and the link still works"
     );

@@ -94,6 +94,12 @@ impl ErrCtx {
                 _ => {}
             }
         }
+        let shown = e.to_string();
+        let clean = crate::store::scrub::text(&shown, &[]);
+        if clean != shown {
+            // A trigger's RAISE or a CHECK's text quoted a hash: the scrubbed words only.
+            return anyhow::anyhow!("database {}: {clean}", self.path.display());
+        }
         anyhow::Error::new(e).context(format!("database {}", self.path.display()))
     }
 }
@@ -374,7 +380,8 @@ impl Store for SqliteStore {
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {
-        tokens::consume(self, c)
+        // The server's text may quote the new hash or the address (a failing after_reset).
+        tokens::consume(self, c).map_err(|e| super::scrub::error(e, &[c.new_hash, c.email]))
     }
 
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {

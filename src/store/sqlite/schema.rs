@@ -1,7 +1,7 @@
 //! Opening the file, the schema and its migrations, and the check of the users mapping.
 
 use super::{ErrCtx, Quoted, SqliteStore, begin};
-use crate::config::{Config, UsersTable};
+use crate::config::Config;
 use crate::error::{Exit, fail};
 use crate::store::{Access, Migrated};
 use anyhow::{Context, Result};
@@ -242,7 +242,7 @@ pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
             s.ctx.path.display()
         );
     }
-    let default_mapping = s.users == UsersTable::default();
+    let default_mapping = s.users.is_default_mapping();
     let users_exist = table_exists(&s.conn, &s.users.table).map_err(|e| s.ctx.err(e))?;
     let tx = begin(&mut s.conn, &s.ctx)?;
     let before = stored_version(&tx)?;
@@ -327,7 +327,7 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
 }
 
 fn owns_users_table(s: &SqliteStore) -> Result<bool> {
-    if s.users != UsersTable::default() {
+    if !s.users.is_default_mapping() {
         return Ok(false);
     }
     // From the schema in memory: no statement to prepare (every command opens a store).

@@ -376,7 +376,8 @@ fn after_reset_error(i: usize, e: rusqlite::Error) -> anyhow::Error {
             if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     );
     let msg = format!(
-        "users.after_reset[{i}] failed ({e}); the reset was rolled back, nothing changed and the link still works"
+        "users.after_reset[{i}] failed ({}); the reset was rolled back, nothing changed and the link still works",
+        crate::store::scrub::text(&e.to_string(), &[])
     );
     if busy {
         crate::error::fail(crate::error::Exit::TempFail, msg)
