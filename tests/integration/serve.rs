@@ -422,7 +422,10 @@ fn serve_post_sets_the_password_through_the_reset_service() {
     let origin = format!("http://{}", s.addr);
     let r = s.post(
         "/reset_password",
-        &[("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin")],
+        &[
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
         &reset_fields(&token, &csrf, GOOD, GOOD),
     );
     assert_eq!(r.status, 303, "{}", r.body);
