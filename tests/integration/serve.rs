@@ -37,13 +37,21 @@ impl Server {
 
     /// Like [`Server::start`], with the whole config made by `toml(dir, port)`.
     pub fn start_with(toml: impl FnOnce(&Path, u16) -> String) -> Server {
+        Server::start_users(toml, &[EMAIL])
+    }
+
+    /// Like [`Server::start_with`], adding `users` to pwreset's own table (none when the
+    /// users live elsewhere, in a directory).
+    pub fn start_users(toml: impl FnOnce(&Path, u16) -> String, users: &[&str]) -> Server {
         // The listening socket is made here and handed over as systemd does (fd 3, LISTEN_FDS,
         // LISTEN_PID), so there is no window in which another test could take the port.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local addr");
         let env = Env::with_toml(|dir| toml(dir, addr.port()));
         env.init();
-        env.add_user(EMAIL);
+        for u in users {
+            env.add_user(u);
+        }
         let log = env.dir.path().join("serve.log");
         let mut c = env.isolated("sh");
         c.arg("-c")
@@ -212,7 +220,7 @@ fn verify_status(env: &Env, token: &str) -> String {
     v["status"].as_str().expect("status").to_owned()
 }
 
-fn reset_fields<'a>(
+pub fn reset_fields<'a>(
     token: &'a str,
     csrf: &'a str,
     pw: &'a str,
