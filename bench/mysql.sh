@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale benchmarks for pwreset on MariaDB/MySQL, each beside the same work done by the server's
-# own tools on the same rows. Prints a Markdown table (the one in the README).
+# own tools on the same rows. Prints a Markdown table (the one in docs/benchmarks.md).
 #
 #   bash bench/mysql.sh             # 1,000,000 users / 1,100,000 tokens
 #   N=100000 bash bench/mysql.sh    # smaller, for a quick look
@@ -26,8 +26,10 @@ fi
 MYSQL=(mariadb $ADMIN --batch --skip-column-names)
 sql() { "${MYSQL[@]}" "$@"; }
 
-cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
-BIN=$PWD/target/dist/pwreset
+if [ -z "${BIN:-}" ]; then
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
+fi
 OUT=${OUT:-$PWD/bench/out-mysql}
 rm -rf "$OUT" && mkdir -p "$OUT"
 cat > "$OUT/config.toml" <<CONF
@@ -45,6 +47,7 @@ now=$(date +%s)
 # Rough time of a command (seconds) and its peak RSS (KiB), via GNU time.
 measure() { # label, command...
   local label=$1; shift
+  sync   # start with the copies and loads before it written back, for either side alike
   /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
   read -r secs rss < "$OUT/time.$label"
   echo "$secs $rss"
@@ -71,7 +74,7 @@ sql "$DBNAME" -e "INSERT INTO users (email, email_key, created_at)
 read -r t_req rss_req < <(measure req "$BIN" request --all --no-email)
 # The same rows are everything the request wrote: a token, a throttle row and an audit row per
 # user, dumped raw (\N for NULL) and loaded back with LOAD DATA. The token rows alone are
-# measured too, for the README's second ratio.
+# measured too, for docs/benchmarks.md's second ratio.
 sql "$DBNAME" -e "SELECT HEX(digest), user_id, HEX(binding), created_at, expires_at, dead_at
   FROM pwreset_tokens ORDER BY id" > "$OUT/tokens.tsv"
 sql "$DBNAME" -e "SELECT user_id, last_at FROM pwreset_throttle" > "$OUT/throttle.tsv"

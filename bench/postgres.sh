@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale benchmarks for the PostgreSQL backend, each beside the same work done by psql on the
-# same data. Prints a Markdown table (the one in the README). Called by bench/run.sh when
+# same data. Prints a Markdown table (the one in docs/benchmarks.md). Called by bench/run.sh when
 # PWRESET_BENCH_POSTGRES is set, or on its own:
 #
 #   PWRESET_BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432/test?sslmode=disable bash bench/postgres.sh
@@ -22,8 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
-BIN=$PWD/target/dist/pwreset
+if [ -z "${BIN:-}" ]; then
+  cargo build --profile dist --quiet   # the build that ships (LTO), see Cargo.toml
+  BIN=$PWD/target/dist/pwreset
+fi
 OUT=${OUT:-$PWD/bench/out-pg}
 rm -rf "$OUT" && mkdir -p "$OUT"
 export PGOPTIONS="-c client_min_messages=warning"
@@ -51,6 +53,7 @@ CONF
 
 measure() { # label, command...
   local label=$1; shift
+  sync   # start with the copies and loads before it written back, for either side alike
   /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
   read -r secs rss < "$OUT/time.$label"
   echo "$secs $rss"
@@ -69,7 +72,7 @@ on pwreset_bench -c "INSERT INTO users (email, email_key, created_at)
 
 # -- 1. request --all --no-email vs \copy of the same rows ----------------------------------
 # The same rows are everything the request wrote: a token, a throttle row and an audit row per
-# user. The token rows alone are measured too, for the README's second ratio.
+# user. The token rows alone are measured too, for docs/benchmarks.md's second ratio.
 on pwreset_bench -c "CHECKPOINT"
 read -r t_req rss_req < <(measure req "$BIN" -c "$CFG" request --all --no-email)
 on pwreset_bench -c "\\copy (SELECT digest, user_id, binding, created_at, expires_at, dead_at FROM pwreset_tokens ORDER BY id) TO '$OUT/tokens.copy'" \

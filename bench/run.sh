@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale benchmarks for pwreset, each beside the same work done by the sqlite3 shell on a copy
-# of the same data. Prints a Markdown table (the one in the README).
+# of the same data. Prints a Markdown table (the one in docs/benchmarks.md).
 #
 #   bash bench/run.sh            # 1,000,000 users / 1,100,000 tokens (a few minutes)
 #   N=100000 bash bench/run.sh   # smaller, for a quick look
@@ -53,6 +53,7 @@ SQL
 # Rough time of a command (seconds) and its peak RSS (KiB), via GNU time.
 measure() { # label, command...
   local label=$1; shift
+  sync   # start with the copies and loads before it written back, for either side alike
   /usr/bin/time -f "%e %M" -o "$OUT/time.$label" "$@" > /dev/null
   read -r secs rss < "$OUT/time.$label"
   echo "$secs $rss"
@@ -88,7 +89,8 @@ def dump(path, names):
         out.write("PRAGMA synchronous=NORMAL;\nBEGIN;\n")
         for name in names:
             cols = TABLES[name]
-            rows = src.execute(f"SELECT {cols} FROM {name} ORDER BY rowid")
+            # In storage order (the throttle table has no rowid: its key is the user id).
+            rows = src.execute(f"SELECT {cols} FROM {name}")
             while True:
                 batch = rows.fetchmany(1000)
                 if not batch:

@@ -859,7 +859,7 @@ _pwreset() {
             return 0
             ;;
         pwreset__subcmd__serve)
-            opts="-c -q -v -h --listen --config --db --quiet --verbose --help"
+            opts="-c -q -v -h --listen --log-format --config --db --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -867,6 +867,10 @@ _pwreset() {
             case "${prev}" in
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --config)

@@ -100,7 +100,7 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s q -l quiet -d 
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l older-than -d 'Only tokens dead for longer than this, e.g. 7d' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction; each batch holds the write lock for a few milliseconds' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l dry-run -d 'Count what would be deleted, delete nothing'
@@ -157,7 +157,9 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -l db -d 'S
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l listen -d 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l listen -d 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080, or a Unix socket, unix:/run/pwreset/serve.sock [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l log-format -d 'The log on stderr: text, or one JSON object a line [default: [serve] log_format, text]' -r -f -a "text\t''
+json\t''"
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l db -d 'SQLite database; overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s q -l quiet -d 'Print less on stderr (nothing but errors)'

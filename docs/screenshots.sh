@@ -1,6 +1,6 @@
 #!/bin/sh
 # Renders the HTML part of the built-in reset mail and password-changed notice with headless
-# chromium, for the README: docs/mail-reset.png, docs/mail-changed.png (English) and the same
+# chromium, for docs/mail.md: docs/mail-reset.png, docs/mail-changed.png (English) and the same
 # with -de (German). Needs chromium (apt-get install -y chromium).
 set -eu
 cd "$(dirname "$0")/.."

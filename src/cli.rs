@@ -331,10 +331,15 @@ pub struct ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 [default: [serve]
-    /// listen, 127.0.0.1:8080]; ignored when systemd passes a socket
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080, or a Unix socket,
+    /// unix:/run/pwreset/serve.sock [default: [serve] listen, 127.0.0.1:8080]; ignored when
+    /// systemd passes a socket
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
-    pub listen: Option<std::net::SocketAddr>,
+    pub listen: Option<crate::config::Listen>,
+
+    /// The log on stderr: text, or one JSON object a line [default: [serve] log_format, text]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -343,9 +348,10 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub older_than: Duration,
 
-    /// Tokens deleted per transaction; each batch holds the write lock for a few milliseconds
-    #[arg(long, value_name = "N", default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub batch_size: u32,
+    /// Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch
+    /// holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: Option<u32>,
 
     /// Count what would be deleted, delete nothing
     #[arg(long)]
@@ -420,7 +426,7 @@ fn lossy_string() -> impl clap::builder::TypedValueParser<Value = String> {
     clap::builder::OsStringValueParser::new().map(|s| s.to_string_lossy().into_owned())
 }
 
-fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+fn parse_listen(s: &str) -> Result<crate::config::Listen, String> {
     crate::config::parse_listen(s)
 }
 

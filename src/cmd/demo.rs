@@ -179,7 +179,7 @@ pub fn run(outer: &Ctx) -> Result<Exit> {
             &ctx,
             PurgeArgs {
                 older_than: Duration::ZERO,
-                batch_size: 5000,
+                batch_size: None,
                 dry_run: false,
                 json: false,
             },

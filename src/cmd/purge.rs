@@ -32,14 +32,15 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
             indicatif::ProgressBar::hidden()
         };
         store.hint(Hint::BulkStart)?;
+        let batch_size = args.batch_size.unwrap_or_else(|| store.purge_batch_size());
         let mut total = PurgeCounts::default();
         loop {
             // Each batch is its own short write transaction, so verify, request and reset from
             // other processes get the lock between batches.
-            let batch = store.purge_batch(cutoff, args.batch_size)?;
+            let batch = store.purge_batch(cutoff, batch_size)?;
             total.add(batch);
             bar.inc(batch.total());
-            if batch.total() < u64::from(args.batch_size) {
+            if batch.total() < u64::from(batch_size) {
                 break;
             }
         }

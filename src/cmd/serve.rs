@@ -12,6 +12,7 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> Result<Exit> {
         config,
         crate::web::Options {
             listen: args.listen,
+            log_format: args.log_format,
             verbosity: ctx.verbosity,
         },
     )?;

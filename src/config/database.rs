@@ -83,7 +83,8 @@ impl Server {
             .map(zeroize::Zeroizing::new))
     }
 
-    /// A loopback address or a unix socket: the only places plaintext may go.
+    /// A loopback address, `localhost` (whose addresses the connection checks, see
+    /// [`super::loopback_addrs`]) or a unix socket: the only places plaintext may go.
     pub fn is_local(&self) -> bool {
         match &self.endpoint {
             Endpoint::Tcp { host, .. } => is_loopback_host(host),
@@ -294,8 +295,8 @@ pub(super) fn parse(text: &str, extra: Companions) -> Result<Database, Problem> 
     };
     if !server.tls && !server.is_local() {
         return Err(bad(format!(
-            "TLS is turned off for {}: plaintext would send the database password and every token digest across the network. It is only allowed to a loopback address or a unix socket; remove the sslmode/ssl-mode parameter",
-            server.describe()
+            "TLS is turned off for {}: plaintext would send the database password and every token digest to wherever the name leads. It is only allowed to a loopback address (127.0.0.1, ::1 or localhost) or a unix socket, not to a name DNS decides, *.localhost included. Use TLS (remove the sslmode/ssl-mode parameter), or a loopback address",
+            crate::ui::escape(&server.describe())
         )));
     }
     Ok(Database::Server(server))
@@ -371,6 +372,13 @@ mod tests {
         // Plaintext only to loopback or a socket.
         assert!(server("postgres://a@db.example.com/app?sslmode=disable").is_err());
         assert!(server("postgres://a@[::1]/app?sslmode=disable").is_ok());
+        assert!(server("postgres://a@localhost/app?sslmode=disable").is_ok());
+        let why = server("postgres://a@db.localhost/app?sslmode=disable").expect_err("a name");
+        assert!(
+            why.contains("TLS") && why.contains("loopback address"),
+            "{why}"
+        );
+        assert!(server("mysql://a@db.localhost/app?ssl-mode=DISABLED").is_err());
         // Weaker verification than verify-full is refused, not silently strengthened.
         assert!(server("postgres://a@db.example.com/app?sslmode=require").is_err());
         let why = server("postgres://a:hunter2@db.example.com/app").expect_err("password");

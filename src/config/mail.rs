@@ -230,8 +230,8 @@ impl RawMail {
             return Err(Problem::new(
                 "mail.smtp.tls",
                 format!(
-                    "\"none\" would send reset links in clear text to {}; it is only allowed to a loopback address. Use \"starttls\" or \"tls\"",
-                    s.host
+                    "\"none\" would send reset links in clear text to {}; it is only allowed to a loopback address (127.0.0.1, ::1 or localhost), not to a name whose address DNS decides. Use TLS (\"starttls\" or \"tls\"), or a loopback address",
+                    crate::ui::escape(&s.host)
                 ),
             ));
         }

@@ -23,7 +23,7 @@ pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
 };
-pub use serve::{Serve, parse_listen};
+pub use serve::{Listen, LogFormat, Serve, parse_listen};
 pub use show::{Shown, show};
 pub use users::{UsersTable, is_identifier};
 
@@ -518,12 +518,67 @@ pub fn check_base_url(text: &str) -> std::result::Result<String, String> {
     Ok(out)
 }
 
-/// True for `localhost` and loopback IP addresses.
+/// True for a loopback IP address and for `localhost`, the only hosts plaintext may go to.
+/// Any other name, `db.localhost` included, is whatever DNS says it is; a connection to
+/// `localhost` still checks what it resolves to ([`loopback_addrs`]).
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.to_ascii_lowercase().ends_with(".localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The addresses a plaintext connection to `host` may use: the loopback address itself, or every
+/// address `localhost` resolves to, each of them loopback. Callers connect to these, not to the
+/// name again, so a second lookup cannot send the password elsewhere. Anything else is 78, the
+/// message naming `what` (the setting) and saying to use TLS or a loopback address.
+pub fn loopback_addrs(host: &str, port: u16, what: &str) -> Result<Vec<std::net::SocketAddr>> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = if let Ok(ip) = bare.parse::<IpAddr>() {
+        vec![std::net::SocketAddr::new(ip, port)]
+    } else if bare.eq_ignore_ascii_case("localhost") {
+        use std::net::ToSocketAddrs;
+        (bare, port)
+            .to_socket_addrs()
+            .map_err(|e| {
+                fail(
+                    Exit::Config,
+                    format!(
+                        "{what}: localhost does not resolve on this machine ({e}); write the loopback address instead (127.0.0.1 or ::1), or use TLS"
+                    ),
+                )
+            })?
+            .collect()
+    } else {
+        Vec::new()
+    };
+    check_loopback(host, addrs, what)
+}
+
+/// [`loopback_addrs`]'s verdict on what `host` resolved to.
+fn check_loopback(
+    host: &str,
+    addrs: Vec<std::net::SocketAddr>,
+    what: &str,
+) -> Result<Vec<std::net::SocketAddr>> {
+    let shown = crate::ui::escape(host);
+    if addrs.is_empty() {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "{what}: a connection without TLS may only go to a loopback address (127.0.0.1, ::1, localhost) or a unix socket, and {shown} is not one: where a name leads is up to DNS. Use TLS, or a loopback address"
+            ),
+        ));
+    }
+    if let Some(bad) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        return Err(fail(
+            Exit::Config,
+            format!(
+                "{what}: {shown} resolves to {}, which is not a loopback address, and a connection without TLS may only go to one. Fix /etc/hosts, or use TLS, or a loopback address (127.0.0.1, ::1)",
+                bad.ip()
+            ),
+        ));
+    }
+    Ok(addrs)
 }
 
 #[cfg(test)]
@@ -564,6 +619,8 @@ mod tests {
             "{msg}"
         );
         assert!(load("base_url = \"http://localhost.evil.com/r\"").is_err());
+        // A name under .localhost is a name like any other: DNS decides where it leads.
+        assert!(load("base_url = \"http://app.localhost/r\"").is_err());
         // Found by fuzzing: a base_url so long its links were refused as malformed.
         let long = format!("https://a.example.com/{}", "x".repeat(MAX_BASE_URL_LEN));
         let err = load(&format!("base_url = \"{long}\"")).expect_err("should fail");
@@ -583,6 +640,39 @@ mod tests {
             .expect_err("a backslash before @ must not pass as loopback");
         assert!(crate::error::render(&err).contains("https"), "{err}");
         assert!(load("base_url = \"https://user:pw@a.example.com/r\"").is_err());
+    }
+
+    #[test]
+    fn plaintext_goes_only_where_every_address_is_loopback() {
+        let at = |ip: &str| std::net::SocketAddr::new(ip.parse().expect("an address"), 5432);
+        for host in ["127.0.0.1", "::1", "[::1]", "127.9.9.9", "LocalHost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["db.localhost", "localhost.example.com", "10.0.0.1", "db"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+        let ok = check_loopback("localhost", vec![at("127.0.0.1"), at("::1")], "database")
+            .expect("all loopback");
+        assert_eq!(ok.len(), 2);
+        let err = check_loopback(
+            "localhost",
+            vec![at("127.0.0.1"), at("192.0.2.7")],
+            "database",
+        )
+        .expect_err("one address elsewhere");
+        assert_eq!(exit_of(&err), Exit::Config);
+        assert!(err.to_string().contains("192.0.2.7"), "{err}");
+        let err = loopback_addrs("db.localhost", 5432, "database").expect_err("a name");
+        assert_eq!(exit_of(&err), Exit::Config);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("TLS") && msg.contains("loopback address"),
+            "{msg}"
+        );
+        assert_eq!(
+            loopback_addrs("[::1]", 5432, "database").expect("an address"),
+            vec![at("::1")]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use super::Problem;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[serve]` as written in the file.
@@ -21,6 +22,14 @@ pub(super) struct RawServe {
     hash_workers: usize,
     hash_queue: usize,
     stop_timeout: String,
+    login_url: Option<String>,
+    header_timeout: String,
+    body_timeout: String,
+    idle_timeout: String,
+    max_connections: usize,
+    limit_table_size: usize,
+    socket_mode: String,
+    log_format: LogFormat,
 }
 
 impl Default for RawServe {
@@ -45,6 +54,19 @@ impl Default for RawServe {
             // Well inside systemd's TimeoutStopSec (90s by default), and long enough for a
             // queue of forgot-page mails over a slow relay.
             stop_timeout: "10s".into(),
+            login_url: None,
+            // Long enough for a slow phone on a bad network, short enough that silent
+            // connections do not pile up.
+            header_timeout: "10s".into(),
+            body_timeout: "30s".into(),
+            idle_timeout: "60s".into(),
+            // 0: as many as the open-file limit leaves room for, at most 16384.
+            max_connections: 0,
+            // About 100 bytes a key: some 10 MiB per limit at most.
+            limit_table_size: 100_000,
+            // The proxy's user in the socket's group (pwreset) may connect; nobody else.
+            socket_mode: "0660".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -52,7 +74,11 @@ impl Default for RawServe {
 /// `[serve]`, validated.
 #[derive(Debug, Clone)]
 pub struct Serve {
-    pub listen: SocketAddr,
+    pub listen: Listen,
+    /// How serve logs on stderr; `serve --log-format` overrides it.
+    pub log_format: LogFormat,
+    /// The mode of a Unix socket serve makes (`listen = "unix:..."`).
+    pub socket_mode: u32,
     /// Peers whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<IpAddr>,
     pub forgot_password: bool,
@@ -69,6 +95,18 @@ pub struct Serve {
     /// On SIGTERM, how long the forgot page's queued mail may take before what it could not
     /// send is withdrawn.
     pub stop_timeout: Duration,
+    /// The application's sign-in page: the page after a reset links to it.
+    pub login_url: Option<String>,
+    /// A request's head must be in within this long of its first byte (or of the accept).
+    pub header_timeout: Duration,
+    /// A request's body must be in within this long of its head.
+    pub body_timeout: Duration,
+    /// A kept-alive connection with no request is closed after this long.
+    pub idle_timeout: Duration,
+    /// Open connections at most; 0: from the open-file limit (see `web::conn::cap`).
+    pub max_connections: usize,
+    /// Keys each in-memory limit remembers at most.
+    pub limit_table_size: usize,
 }
 
 impl Serve {
@@ -82,8 +120,49 @@ impl Serve {
     }
 }
 
-/// Parse a listening address: `127.0.0.1:8080`, `[::1]:8080`, or `localhost:8080`.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+/// serve's log lines: text, or one JSON object a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where serve listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    /// A Unix socket at this path: only who may open it can connect, so no local user can
+    /// pose as the proxy.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// Parse a listening address: `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`, or
+/// `unix:/run/pwreset/serve.sock`.
+pub fn parse_listen(text: &str) -> Result<Listen, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        let path = PathBuf::from(path);
+        // sun_path holds 108 bytes with its NUL.
+        if !path.is_absolute() || path.as_os_str().len() > 107 {
+            return Err(format!(
+                "{text:?}: a Unix socket needs an absolute path of at most 107 bytes, like \"unix:/run/pwreset/serve.sock\""
+            ));
+        }
+        return Ok(Listen::Unix(path));
+    }
+    parse_tcp(text).map(Listen::Tcp)
+}
+
+fn parse_tcp(text: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = text.parse::<SocketAddr>() {
         return Ok(a);
     }
@@ -95,7 +174,7 @@ pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
     Err(format!(
-        "{text:?} is not an address and port; write it like \"127.0.0.1:8080\" or \"[::1]:8080\""
+        "{text:?} is not an address and port; write it like \"127.0.0.1:8080\", \"[::1]:8080\" or \"unix:/run/pwreset/serve.sock\""
     ))
 }
 
@@ -157,7 +236,57 @@ impl RawServe {
         if stop_timeout > Duration::from_secs(600) {
             return Err(Problem::new("serve.stop_timeout", "at most 10m"));
         }
+        let login_url = match &self.login_url {
+            Some(u) => {
+                Some(check_login_url(u).map_err(|why| Problem::new("serve.login_url", why))?)
+            }
+            None => None,
+        };
+        let mut timeouts = [Duration::ZERO; 3];
+        for (slot, (key, text)) in timeouts.iter_mut().zip([
+            ("serve.header_timeout", &self.header_timeout),
+            ("serve.body_timeout", &self.body_timeout),
+            ("serve.idle_timeout", &self.idle_timeout),
+        ]) {
+            let d = super::duration(key, text)?;
+            if d < Duration::from_secs(1) || d > Duration::from_secs(3600) {
+                return Err(Problem::new(key, "must be between 1s and 1h"));
+            }
+            *slot = d;
+        }
+        let [header_timeout, body_timeout, idle_timeout] = timeouts;
+        if self.max_connections > 1_000_000 {
+            return Err(Problem::new(
+                "serve.max_connections",
+                "at most 1000000 (0 means from the open-file limit)",
+            ));
+        }
+        if !(100..=10_000_000).contains(&self.limit_table_size) {
+            return Err(Problem::new(
+                "serve.limit_table_size",
+                "must be between 100 and 10000000",
+            ));
+        }
+        let socket_mode = u32::from_str_radix(self.socket_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| {
+                Problem::new(
+                    "serve.socket_mode",
+                    format!(
+                        "{:?} is not a file mode; write it in octal, like \"0660\"",
+                        self.socket_mode
+                    ),
+                )
+            })?;
         Ok(Serve {
+            log_format: self.log_format,
+            socket_mode,
+            limit_table_size: self.limit_table_size,
+            header_timeout,
+            body_timeout,
+            idle_timeout,
+            max_connections: self.max_connections,
             listen,
             trusted_proxies,
             forgot_password: self.forgot_password,
@@ -170,7 +299,45 @@ impl RawServe {
             hash_workers: self.hash_workers,
             hash_queue: self.hash_queue,
             stop_timeout,
+            login_url,
         })
+    }
+}
+
+/// Check `[serve] login_url`: a path on the same site ("/accounts/login/"), or an https URL
+/// (http only to a loopback host, as for base_url). A link people follow from the page, so no
+/// other scheme (javascript:), no user name or password, no protocol-relative "//host".
+fn check_login_url(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 2048 {
+        return Err("must be a path like \"/login\" or a URL like \"https://app.example.com/login\", at most 2048 bytes".into());
+    }
+    if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    if text.starts_with('/') && !text.starts_with("//") && !text.contains('\\') {
+        return Ok(text.to_owned());
+    }
+    let url = url::Url::parse(text).map_err(|e| {
+        format!("{text:?} is neither a path (\"/login\") nor an absolute URL ({e}); write it like \"https://app.example.com/login\"")
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{text:?} has a user name or password before the host; remove it"
+        ));
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{text:?} has no host")),
+    };
+    match url.scheme() {
+        "https" => Ok(url.to_string()),
+        "http" if super::is_loopback_host(&host) => Ok(url.to_string()),
+        "http" => Err(format!(
+            "{text:?} is http://; the sign-in page must be https:// (plain http only for a loopback host)"
+        )),
+        _ => Err(format!("{text:?} must be a path or start with https://")),
     }
 }
 
@@ -182,8 +349,13 @@ mod tests {
     fn listen_addresses() {
         assert_eq!(
             parse_listen("127.0.0.1:8080"),
-            Ok(SocketAddr::from(([127, 0, 0, 1], 8080)))
+            Ok(Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))))
         );
+        assert_eq!(
+            parse_listen("unix:/run/pwreset/serve.sock"),
+            Ok(Listen::Unix("/run/pwreset/serve.sock".into()))
+        );
+        assert!(parse_listen("unix:relative.sock").is_err());
         assert!(parse_listen("[::1]:9").is_ok());
         assert!(parse_listen("localhost:80").is_ok());
         assert!(parse_listen("example.com:80").is_err());
@@ -191,9 +363,34 @@ mod tests {
     }
 
     #[test]
+    fn login_urls() {
+        for ok in [
+            "/login",
+            "/accounts/login/?next=/",
+            "https://app.example.com/login",
+            "http://127.0.0.1:8000/login",
+        ] {
+            assert!(check_login_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "login",
+            "//evil.example/login",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "http://app.example.com/login",
+            "https://u:p@app.example.com/",
+            "/with space",
+        ] {
+            assert!(check_login_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_resolve() {
         let s = RawServe::default().resolve().expect("defaults are valid");
-        assert_eq!(s.listen.port(), 8080);
+        assert_eq!(s.listen, parse_listen("127.0.0.1:8080").expect("listen"));
+        assert_eq!(s.socket_mode, 0o660);
         assert!(s.trusted_proxies.is_empty());
         assert!(s.forgot_password);
         assert_eq!(s.hash_workers, 0);

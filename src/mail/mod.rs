@@ -1,9 +1,12 @@
 //! Mail: building the messages from templates, and the transports that deliver them.
 //!
 //! Messages are multipart/alternative (text + HTML) from minijinja templates; the HTML is
-//! auto-escaped. Each message is written in the recipient's language ([`locale`]): for each
+//! auto-escaped. As for the pages, there is one layout (`layout.html`, `layout.txt`, which the
+//! two mails extend) and the words of each language in a catalogue (`strings.rs`, `t` in the
+//! templates). Each message is written in the recipient's language ([`locale`]): for each
 //! template pwreset looks in `template_dir/<lang>/`, then `template_dir/`, then at its built-in
-//! templates for that language, then at the English ones.
+//! one; the words are English, overlaid by the built-in catalogue of the language, overlaid by
+//! `template_dir/<lang>/strings.toml`.
 //!
 //! The front ends say who a message is for with a [`Recipient`] (address, name, locale);
 //! `request --locale` is [`Mailer::set_locale_override`], and the web page picks a language
@@ -25,6 +28,7 @@ mod outbox;
 mod readable;
 mod sendmail;
 pub mod smtp;
+pub(crate) mod strings;
 pub use readable::readable;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,30 +44,42 @@ pub const TEMPLATE_NAMES: [&str; 6] = [
     "changed.subject",
 ];
 
-/// The built-in template `name` in `lang`, if pwreset has one.
-fn builtin(lang: &str, name: &str) -> Option<&'static str> {
-    macro_rules! files {
-        ($($l:literal),*) => {
-            match (lang, name) {
-                $(
-                    ($l, "reset.txt") => Some(include_str!(concat!("templates/", $l, "/reset.txt"))),
-                    ($l, "reset.html") => Some(include_str!(concat!("templates/", $l, "/reset.html"))),
-                    ($l, "reset.subject") => Some(include_str!(concat!("templates/", $l, "/reset.subject"))),
-                    ($l, "changed.txt") => Some(include_str!(concat!("templates/", $l, "/changed.txt"))),
-                    ($l, "changed.html") => Some(include_str!(concat!("templates/", $l, "/changed.html"))),
-                    ($l, "changed.subject") => Some(include_str!(concat!("templates/", $l, "/changed.subject"))),
-                )*
-                _ => None,
-            }
-        };
-    }
-    files!("en", "de", "fr", "es")
+/// The layouts the mails extend (`{% extends "layout.html" %}`), which `template_dir` (or
+/// `template_dir/<language>/`) may override too.
+pub const LAYOUT_NAMES: [&str; 2] = ["layout.html", "layout.txt"];
+
+/// The words of the mails in a language's catalogue: `template_dir/<lang>/strings.toml`.
+pub const STRINGS: &str = "strings.toml";
+
+/// The built-in template `name`: one for every language, its words from [`builtin_strings`].
+fn builtin(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "layout.html" => include_str!("templates/layout.html"),
+        "layout.txt" => include_str!("templates/layout.txt"),
+        "reset.txt" => include_str!("templates/reset.txt"),
+        "reset.html" => include_str!("templates/reset.html"),
+        "reset.subject" => include_str!("templates/reset.subject"),
+        "changed.txt" => include_str!("templates/changed.txt"),
+        "changed.html" => include_str!("templates/changed.html"),
+        "changed.subject" => include_str!("templates/changed.subject"),
+        _ => return None,
+    })
 }
 
-/// The variables each template can use, for error messages and the README.
-const RESET_VARS: &str = "email, name, link, expires_at, expires_in, expires_local, requested_at, service_name, support, support_href, timezone, locale";
-const CHANGED_VARS: &str =
-    "email, name, changed_at, changed_local, service_name, support, support_href, timezone, locale";
+/// The built-in words of the mails in `lang`, if pwreset has them.
+fn builtin_strings(lang: &str) -> Option<&'static str> {
+    match lang {
+        "en" => Some(include_str!("templates/en/strings.toml")),
+        "de" => Some(include_str!("templates/de/strings.toml")),
+        "fr" => Some(include_str!("templates/fr/strings.toml")),
+        "es" => Some(include_str!("templates/es/strings.toml")),
+        _ => None,
+    }
+}
+
+/// The variables each template can use, for error messages and docs/mail.md.
+const RESET_VARS: &str = "email, name, link, expires_at, expires_in, expires_local, requested_at, service_name, support, support_href, timezone, locale, t (the words of strings.toml)";
+const CHANGED_VARS: &str = "email, name, changed_at, changed_local, service_name, support, support_href, timezone, locale, t (the words of strings.toml)";
 
 /// A header with a fixed name and a plain value.
 macro_rules! text_header {
@@ -140,6 +156,8 @@ pub enum Transport {
 #[derive(Clone)]
 pub struct Mailer {
     env: Environment<'static>,
+    /// Each language's words (`t` in the templates), by language.
+    words: std::collections::HashMap<String, minijinja::Value>,
     /// The languages there are templates for: the built-in ones and those of `template_dir`.
     languages: Vec<String>,
     locale_override: Option<String>,
@@ -241,13 +259,52 @@ impl Mailer {
     pub fn new(config: &Config) -> Result<Mailer> {
         let m = &config.mail;
         let mut env = template_env();
+        // Templates are stored as "<lang>/NAME"; `{% extends "layout.html" %}` in
+        // "de/reset.html" means the German layout.
+        env.set_path_join_callback(|name, parent| match parent.split_once('/') {
+            Some((lang, _)) if !name.contains('/') => format!("{lang}/{name}").into(),
+            _ => name.into(),
+        });
+        env.add_filter("fill", strings::fill_filter);
         if let Some(dir) = &m.template_dir {
             crate::trust::check_private_dir(dir, "mail.template_dir")?;
         }
         let languages = language_dirs(m.template_dir.as_deref())?;
+        let parse =
+            |text: &str,
+             file: String,
+             known: Option<&std::collections::BTreeMap<String, String>>| {
+                strings::parse(
+                    text,
+                    &file,
+                    &format!("src/mail/templates/en/{STRINGS}"),
+                    known,
+                )
+            };
+        let english = parse(
+            builtin_strings(locale::DEFAULT).unwrap_or_default(),
+            format!("{}/{STRINGS}", locale::DEFAULT),
+            None,
+        )?;
+        let mut words = std::collections::HashMap::new();
         for (lang, lang_dir) in &languages {
-            for name in TEMPLATE_NAMES {
-                let configured_subject = match name {
+            // English under every key, the language's own words over it, the admin's over both:
+            // a key a translation lacks says English rather than nothing.
+            let mut catalogue = english.clone();
+            if let Some(b) = builtin_strings(lang) {
+                catalogue.extend(parse(b, format!("{lang}/{STRINGS}"), Some(&english))?);
+            }
+            let own_strings = lang_dir.as_ref().map(|d| d.join(STRINGS));
+            if let Some(text) = read_template(own_strings.as_deref())? {
+                catalogue.extend(parse(
+                    &text,
+                    format!("mail.template_dir: {lang}/{STRINGS}"),
+                    Some(&english),
+                )?);
+            }
+            words.insert(lang.clone(), strings::nest(&catalogue));
+            for name in TEMPLATE_NAMES.iter().chain(&LAYOUT_NAMES) {
+                let configured_subject = match *name {
                     "reset.subject" => m.subject.as_ref(),
                     "changed.subject" => m.changed_subject.as_ref(),
                     _ => None,
@@ -260,7 +317,7 @@ impl Mailer {
                     s
                 } else if let Some(s) = configured_subject {
                     s.clone()
-                } else if let Some(b) = builtin(lang, name).or(builtin(locale::DEFAULT, name)) {
+                } else if let Some(b) = builtin(name) {
                     b.to_owned()
                 } else {
                     continue;
@@ -300,6 +357,7 @@ impl Mailer {
         };
         let mailer = Mailer {
             env,
+            words,
             languages: languages.into_iter().map(|(l, _)| l).collect(),
             locale_override: None,
             from: m.from.clone(),
@@ -462,6 +520,8 @@ impl Mailer {
             .env
             .get_template(&full)
             .with_context(|| format!("template {full}"))?;
+        let words = self.words.get(lang).cloned().unwrap_or_default();
+        let ctx = minijinja::context! { t => words, ..ctx.clone() };
         let out = t.render(ctx).map_err(|e| {
             fail(
                 Exit::Config,
@@ -1073,6 +1133,75 @@ mod tests {
                     .expect("write");
             }
         }
+    }
+
+    #[test]
+    fn mail_catalogues_have_every_key_and_placeholder_of_english() {
+        let catalogue = |lang: &str| {
+            strings::parse(builtin_strings(lang).expect("built in"), lang, "en", None)
+                .expect("parses")
+        };
+        let placeholders = |text: &str| {
+            let mut names = Vec::new();
+            strings::fill(text, |name| {
+                names.push(name.to_owned());
+                None
+            });
+            names.sort();
+            names
+        };
+        let en = catalogue("en");
+        for lang in ["de", "fr", "es"] {
+            let other = catalogue(lang);
+            assert_eq!(
+                other.keys().collect::<Vec<_>>(),
+                en.keys().collect::<Vec<_>>(),
+                "{lang}: the same keys as English"
+            );
+            for (key, text) in &en {
+                assert_eq!(
+                    placeholders(&other[key]),
+                    placeholders(text),
+                    "{lang} {key}: the same placeholders as English"
+                );
+                assert_ne!(&other[key], text, "{lang} {key}: translated");
+            }
+        }
+        // One set of templates for every language: the languages differ in words only.
+        for name in TEMPLATE_NAMES.iter().chain(&LAYOUT_NAMES) {
+            assert!(builtin(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn values_in_the_words_are_escaped_in_html_and_only_there() {
+        let m = configured(|c| c.mail.support = Some("https://help.example.com/?a=1&b=2".into()));
+        let mut r = alice(None);
+        r.name = Some("Ann <b>&'\" {email}".into());
+        let msg = m
+            .reset_message_to(
+                &r,
+                "https://e.example/r?token=pwr_x",
+                1_795_681_946,
+                1_795_678_346,
+            )
+            .expect("a message");
+        let (_, text, html) = parts(&msg);
+        assert!(text.starts_with("Hello Ann <b>&'\" {email},"), "{text}");
+        assert!(
+            html.contains("Hello Ann &lt;b&gt;&amp;&#39;&quot; {email},"),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "Questions? Contact <a href=\"https://help.example.com/?a=1&amp;b=2\" style=\"color: #1d4ed8;\">https://help.example.com/?a=1&amp;b=2</a>."
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<strong>alice@example.com</strong>"),
+            "{html}"
+        );
     }
 
     #[test]

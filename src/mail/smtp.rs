@@ -80,6 +80,16 @@ pub(super) fn transport(config: &Config) -> Result<Transport> {
     } else {
         SmtpTls::None
     };
+    // In clear text, only to the loopback addresses checked here: `localhost` is not looked
+    // up again for each connection.
+    let plain_addrs = match s.tls {
+        Tls::None => Some(crate::config::loopback_addrs(
+            &s.host,
+            s.port,
+            "mail.smtp.host",
+        )?),
+        _ => None,
+    };
     let mut secrets = Vec::new();
     let mut credentials = None;
     if let Some(user) = &s.username {
@@ -115,6 +125,7 @@ pub(super) fn transport(config: &Config) -> Result<Transport> {
             port: s.port,
             timeout: s.timeout,
             tls,
+            plain_addrs,
             credentials,
             hello: lettre::transport::smtp::extension::ClientId::default(),
             idle: std::sync::Mutex::new(Vec::new()),
@@ -150,6 +161,8 @@ pub struct SmtpPool {
     port: u16,
     timeout: std::time::Duration,
     tls: SmtpTls,
+    /// Without TLS: the loopback addresses to connect to instead of `host`.
+    plain_addrs: Option<Vec<std::net::SocketAddr>>,
     credentials: Option<Credentials>,
     hello: lettre::transport::smtp::extension::ClientId,
     idle: std::sync::Mutex<Vec<SmtpConnection>>,
@@ -186,13 +199,18 @@ impl SmtpPool {
             SmtpTls::Wrapper(p) => Some(p),
             _ => None,
         };
-        let mut conn = SmtpConnection::connect(
-            (self.host.as_str(), self.port),
-            Some(self.timeout),
-            &self.hello,
-            wrapper,
-            None,
-        )?;
+        let mut conn = match &self.plain_addrs {
+            Some(addrs) => {
+                SmtpConnection::connect(&addrs[..], Some(self.timeout), &self.hello, None, None)?
+            }
+            None => SmtpConnection::connect(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                wrapper,
+                None,
+            )?,
+        };
         let offers_starttls = conn.can_starttls();
         let setup = (|| {
             if let SmtpTls::StartTls(p) = &self.tls {

@@ -781,6 +781,13 @@ pub trait Store {
     /// Fewer than `limit` means done.
     fn purge_batch(&mut self, cutoff: i64, limit: u32) -> Result<PurgeCounts>;
 
+    /// Tokens per purge transaction when `--batch-size` is not given. SQLite's writer holds
+    /// the database's one write lock, and InnoDB locks every row a range DELETE reads, live
+    /// ones too: short batches keep others from waiting.
+    fn purge_batch_size(&self) -> u32 {
+        5000
+    }
+
     // ---- audit ----
 
     /// Write one audit row on its own.

@@ -1,31 +1,63 @@
 //! In-memory limits: attempts per key in a fixed window, and the stateless CSRF token.
 //!
-//! Both are per process. The limiter's map is bounded: when it is full of live entries, new
-//! keys are refused (429) rather than letting a flood of addresses evict the entries that hold
-//! an attacker back.
+//! Both are per process. The limiter's table is bounded: when it is full, the entry that
+//! matters least is forgotten (the oldest of those not holding anyone back), so a flood of new
+//! addresses can neither grow memory nor lock real clients out; an entry at its limit is
+//! passed over a few times before it can go.
 
 use ring::hmac;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Keys a limiter keeps at most: a few MiB.
-const MAX_KEYS: usize = 100_000;
+/// Entries at their limit passed over before the oldest entry goes anyway: a table full of
+/// blocked keys still takes new ones.
+const SPARE: usize = 16;
 
-/// At most `max` hits per key per `window`.
+/// The key a client address counts under: IPv6 by its /64 (one subscriber's network, which
+/// hands out any number of addresses), IPv4 by itself.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+struct Entry {
+    hits: u32,
+    start: Instant,
+}
+
+struct Table<K> {
+    map: HashMap<K, Entry>,
+    /// Keys by the start of their window, oldest first; an item whose start no longer
+    /// matches its entry is stale and skipped.
+    order: VecDeque<(K, Instant)>,
+}
+
+/// At most `max` hits per key per `window`, for at most `entries` keys at a time.
 pub struct Limiter<K> {
     max: u32,
     window: Duration,
-    map: Mutex<HashMap<K, (u32, Instant)>>,
+    entries: usize,
+    table: Mutex<Table<K>>,
 }
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
-    pub fn new(max: u32, window: Duration) -> Limiter<K> {
+    pub fn new(max: u32, window: Duration, entries: usize) -> Limiter<K> {
         Limiter {
             max,
             window,
-            map: Mutex::new(HashMap::new()),
+            entries: entries.max(1),
+            table: Mutex::new(Table {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+            }),
         }
     }
 
@@ -39,35 +71,121 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
         self.update(key, true)
     }
 
+    /// Keys held now.
+    #[cfg(test)]
+    pub fn keys(&self) -> usize {
+        self.table.lock().map_or(0, |t| t.map.len())
+    }
+
     fn update(&self, key: &K, count: bool) -> Result<(), Duration> {
         let now = Instant::now();
-        let Ok(mut map) = self.map.lock() else {
-            return Err(self.window);
-        };
-        let live = |start: &Instant| now.duration_since(*start) < self.window;
-        if let Some((n, start)) = map.get_mut(key)
-            && live(start)
+        // A poisoned table holds plain counts; keep counting with it.
+        let mut guard = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let t = &mut *guard;
+        let live = |start: Instant| now.duration_since(start) < self.window;
+        if let Some(e) = t.map.get_mut(key)
+            && live(e.start)
         {
-            if *n >= self.max {
-                return Err(self.window.saturating_sub(now.duration_since(*start)));
+            if e.hits >= self.max {
+                return Err(self.window.saturating_sub(now.duration_since(e.start)));
             }
             if count {
-                *n += 1;
+                e.hits += 1;
             }
             return Ok(());
         }
         if !count {
             return Ok(());
         }
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, (_, start)| live(start));
-            if map.len() >= MAX_KEYS {
-                return Err(self.window);
-            }
+        self.forget_expired(t, now);
+        if !t.map.contains_key(key) && t.map.len() >= self.entries {
+            self.make_room(t, now);
         }
-        map.insert(key.clone(), (1, now));
+        t.map.insert(
+            key.clone(),
+            Entry {
+                hits: 1,
+                start: now,
+            },
+        );
+        t.order.push_back((key.clone(), now));
+        if t.order.len() > 2 * self.entries + SPARE {
+            let map = &t.map;
+            t.order
+                .retain(|(k, at)| map.get(k).is_some_and(|e| e.start == *at));
+        }
         Ok(())
     }
+
+    /// Drop a few entries whose window is over, from the front: memory comes back as the
+    /// flood ages, a few at a time so no single request pays for it all.
+    fn forget_expired(&self, t: &mut Table<K>, now: Instant) {
+        for _ in 0..8 {
+            let Some((k, at)) = t.order.front() else {
+                return;
+            };
+            let current = t.map.get(k).is_some_and(|e| e.start == *at);
+            if current && now.duration_since(*at) < self.window {
+                return;
+            }
+            if let Some((k, _)) = t.order.pop_front()
+                && current
+            {
+                t.map.remove(&k);
+            }
+        }
+    }
+
+    /// Forget one entry: the oldest that holds nobody back, or after [`SPARE`] of those that
+    /// do, the oldest of all.
+    fn make_room(&self, t: &mut Table<K>, now: Instant) {
+        let mut spared = 0;
+        while let Some((k, at)) = t.order.pop_front() {
+            let Some(e) = t.map.get(&k) else { continue };
+            if e.start != at {
+                continue;
+            }
+            let blocking = now.duration_since(e.start) < self.window && e.hits >= self.max;
+            if blocking && spared < SPARE {
+                t.order.push_back((k, at));
+                spared += 1;
+                continue;
+            }
+            t.map.remove(&k);
+            return;
+        }
+    }
+}
+
+/// The visitor cookie the forgot form's CSRF value is bound to.
+pub const VISITOR_COOKIE: &str = "pwreset_visitor";
+
+/// A new visitor cookie value: 128 random bits, URL-safe base64.
+pub fn new_visitor() -> anyhow::Result<String> {
+    use base64::Engine;
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| anyhow::anyhow!("the system's random number generator failed"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+/// The visitor cookie in a request's Cookie headers, if it is one this server could have set.
+pub fn visitor_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == VISITOR_COOKIE)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| {
+            v.len() == 22
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// How long a form stays good to submit.
@@ -87,17 +205,19 @@ impl Csrf {
         Ok(Csrf { key })
     }
 
-    fn message(purpose: &str, binding: i64, at: i64) -> Vec<u8> {
-        let mut m = Vec::with_capacity(purpose.len() + 17);
+    fn message(purpose: &str, binding: &[u8], at: i64) -> Vec<u8> {
+        let mut m = Vec::with_capacity(purpose.len() + binding.len() + 17);
         m.extend_from_slice(purpose.as_bytes());
         m.push(0);
-        m.extend_from_slice(&binding.to_be_bytes());
+        m.extend_from_slice(&(binding.len() as u64).to_be_bytes());
+        m.extend_from_slice(binding);
         m.extend_from_slice(&at.to_be_bytes());
         m
     }
 
-    /// A token for a form of `purpose` about `binding` (the reset token's id; 0 for none).
-    pub fn issue(&self, purpose: &str, binding: i64, now: i64) -> String {
+    /// A token for a form of `purpose` bound to `binding`: the reset token's id for the reset
+    /// form, the visitor's cookie for the forgot form.
+    pub fn issue(&self, purpose: &str, binding: &[u8], now: i64) -> String {
         use base64::Engine;
         let tag = hmac::sign(&self.key, &Csrf::message(purpose, binding, now));
         format!(
@@ -107,7 +227,7 @@ impl Csrf {
     }
 
     /// Whether `value` was issued by this process for this form, less than a day ago.
-    pub fn check(&self, purpose: &str, binding: i64, value: &str, now: i64) -> bool {
+    pub fn check(&self, purpose: &str, binding: &[u8], value: &str, now: i64) -> bool {
         use base64::Engine;
         let Some((at, tag)) = value.split_once('.') else {
             return false;
@@ -131,7 +251,7 @@ mod tests {
 
     #[test]
     fn limiter_counts_per_key_and_says_when() {
-        let l = Limiter::new(2, Duration::from_secs(60));
+        let l = Limiter::new(2, Duration::from_secs(60), 100);
         assert!(l.hit(&1).is_ok());
         assert!(l.check(&1).is_ok());
         assert!(l.hit(&1).is_ok());
@@ -142,16 +262,64 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_new_keys_neither_grows_the_table_nor_locks_anyone_out() {
+        let l = Limiter::new(3, Duration::from_secs(900), 100_000);
+        // Someone at their limit before the flood.
+        let blocked = IpAddr::from([198, 51, 100, 1]);
+        for _ in 0..3 {
+            assert!(l.hit(&blocked).is_ok());
+        }
+        assert!(l.hit(&blocked).is_err());
+        for i in 0..130_000u32 {
+            let ip = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert!(l.hit(&ip).is_ok(), "flood address {i} refused");
+        }
+        assert!(l.keys() <= 100_000, "{}", l.keys());
+        let fresh = IpAddr::from([203, 0, 113, 7]);
+        assert!(l.hit(&fresh).is_ok(), "a new client after the flood");
+        assert!(
+            l.check(&blocked).is_err(),
+            "the one at its limit is the last to be forgotten"
+        );
+    }
+
+    #[test]
+    fn a_table_full_of_blocked_keys_still_takes_new_ones() {
+        let l = Limiter::new(1, Duration::from_secs(900), 50);
+        for i in 0..50u32 {
+            assert!(l.hit(&i).is_ok());
+        }
+        assert!(l.hit(&1000).is_ok());
+        assert_eq!(l.keys(), 50);
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let v4: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(client_key(v4), v4);
+    }
+
+    #[test]
     fn csrf_binds_purpose_token_and_time() {
         let c = Csrf::new().expect("rng");
-        let v = c.issue("reset", 7, 1000);
-        assert!(c.check("reset", 7, &v, 1000));
-        assert!(!c.check("reset", 8, &v, 1000));
-        assert!(!c.check("forgot", 7, &v, 1000));
-        assert!(!c.check("reset", 7, &v, 1000 + CSRF_MAX_AGE + 1));
-        assert!(!c.check("reset", 7, "", 1000));
-        assert!(!c.check("reset", 7, "1000.AAAA", 1000));
+        let v = c.issue("reset", b"7", 1000);
+        assert!(c.check("reset", b"7", &v, 1000));
+        assert!(!c.check("reset", b"8", &v, 1000));
+        assert!(!c.check("forgot", b"7", &v, 1000));
+        assert!(!c.check("reset", b"7", &v, 1000 + CSRF_MAX_AGE + 1));
+        assert!(!c.check("reset", b"7", "", 1000));
+        assert!(!c.check("reset", b"7", "1000.AAAA", 1000));
         let other = Csrf::new().expect("rng");
-        assert!(!other.check("reset", 7, &v, 1000));
+        assert!(!other.check("reset", b"7", &v, 1000));
+        // The forgot form's value is the visitor's: another cookie cannot use it.
+        let mine = c.issue("forgot", b"visitor-a", 1000);
+        assert!(c.check("forgot", b"visitor-a", &mine, 1000));
+        assert!(!c.check("forgot", b"visitor-b", &mine, 1000));
+        assert!(!c.check("forgot", b"", &mine, 1000));
     }
 }

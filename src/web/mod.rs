@@ -7,7 +7,10 @@
 //! fixed pools of threads ([`pool`]) with bounded queues, so a flood of POSTs gets 503s rather
 //! than unbounded memory.
 
+mod conn;
 mod limits;
+mod log;
+mod metrics;
 mod pages;
 mod pool;
 mod routes;
@@ -16,7 +19,7 @@ use crate::config::Config;
 use crate::error::{Exit, fail};
 use crate::ui;
 use anyhow::{Context, Result};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -28,7 +31,8 @@ pub use limits::{Csrf, Limiter};
 
 /// What the command line adds to the config.
 pub struct Options {
-    pub listen: Option<SocketAddr>,
+    pub listen: Option<crate::config::Listen>,
+    pub log_format: Option<crate::config::LogFormat>,
     pub verbosity: ui::Verbosity,
 }
 
@@ -54,9 +58,72 @@ pub(crate) struct App {
     ip_attempts: Limiter<IpAddr>,
     forgot_ip: Limiter<IpAddr>,
     forgot_address: Limiter<String>,
-    verbosity: ui::Verbosity,
+    log: log::Log,
+    metrics: metrics::Metrics,
+    /// The open connections, for the cap and /metrics.
+    conns: Arc<conn::Conns>,
     /// This process's run, under which the forgot page's links are issued.
     run_id: i64,
+}
+
+/// The other end of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Peer {
+    Ip(IpAddr),
+    /// A Unix socket: the proxy, whose forwarded headers are believed (the socket's mode
+    /// decides who may connect).
+    Unix,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(ip) => write!(f, "{}", canonical(*ip)),
+            Peer::Unix => f.write_str("unix"),
+        }
+    }
+}
+
+impl App {
+    /// The route a path is, as a fixed label for /metrics.
+    fn route_of(&self, path: &str) -> &'static str {
+        if path == self.base_path {
+            "reset"
+        } else if self.forgot_path.as_deref() == Some(path) {
+            "forgot"
+        } else if path == self.css_path {
+            "css"
+        } else if path == "/healthz" {
+            "healthz"
+        } else if path == "/metrics" {
+            "metrics"
+        } else {
+            "other"
+        }
+    }
+}
+
+/// What a request came to, for the log: set by the handler on its response.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Outcome(pub &'static str);
+
+impl Outcome {
+    /// For a response no handler tagged.
+    fn of_status(status: u16) -> &'static str {
+        match status {
+            200..=299 => "ok",
+            300..=399 => "redirect",
+            400 => "bad_request",
+            403 => "forbidden",
+            404 => "not_found",
+            408 => "timeout",
+            413 => "too_large",
+            429 => "rate_limited",
+            503 => "busy",
+            500..=599 => "error",
+            _ => "refused",
+        }
+    }
 }
 
 /// Who is asking, as far as can be believed.
@@ -71,6 +138,11 @@ impl Client {
     /// The audit trail's actor for web actions.
     pub fn actor(&self) -> String {
         format!("web {}", self.ip)
+    }
+
+    /// What the per-address limits count under: IPv6 by /64.
+    pub fn key(&self) -> IpAddr {
+        limits::client_key(self.ip)
     }
 }
 
@@ -108,7 +180,13 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         .forgot_password
         .then(|| config.serve.forgot_path.clone());
     if let Some(f) = &forgot_path
-        && [base_path.as_str(), css_path.as_str(), "/healthz"].contains(&f.as_str())
+        && [
+            base_path.as_str(),
+            css_path.as_str(),
+            "/healthz",
+            "/metrics",
+        ]
+        .contains(&f.as_str())
     {
         return Err(fail(
             Exit::Config,
@@ -117,23 +195,34 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
             ),
         ));
     }
-    if base_path == "/healthz" {
+    if base_path == "/healthz" || base_path == "/metrics" {
         return Err(fail(
             Exit::Config,
-            "base_url: its path /healthz is taken by the health check",
+            format!("base_url: its path {base_path} is taken by serve's own /healthz and /metrics"),
         ));
     }
 
     // The socket systemd passes, taken (and LISTEN_* removed from the environment) before any
     // thread starts.
-    let inherited = listenfd::ListenFd::from_env()
-        .take_tcp_listener(0)
-        .map_err(|e| {
-            fail(
-                Exit::IoErr,
-                format!("the socket systemd passed (LISTEN_FDS) is not a TCP socket: {e}"),
-            )
-        })?;
+    let inherited = {
+        let mut fds = listenfd::ListenFd::from_env();
+        match fds.take_tcp_listener(0) {
+            Ok(tcp) => tcp.map(Inherited::Tcp),
+            Err(_) => fds
+                .take_unix_listener(0)
+                .map_err(|e| {
+                    fail(
+                        Exit::IoErr,
+                        format!(
+                            "the socket systemd passed (LISTEN_FDS) is neither a TCP nor a Unix stream socket: {e}"
+                        ),
+                    )
+                })?
+                .map(Inherited::Unix),
+        }
+    };
+    let max_connections =
+        conn::cap(config.serve.max_connections).map_err(|why| fail(Exit::Config, why))?;
 
     // Check the database and the mail setup now, so a bad config fails at start (with its exit
     // code) and not on the first user's page.
@@ -165,14 +254,22 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     let config = Arc::new(config);
     let s = &config.serve;
     let window = s.attempt_window;
+    // One count for all pools: a database server that went away took every connection.
+    let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let app = Arc::new(App {
-        db: pool::Pool::new("db", Arc::clone(&config), 4, 256)?,
-        hash: pool::Pool::new("hash", Arc::clone(&config), s.hash_threads(), s.hash_queue)?,
-        mail: pool::Pool::new("mail", Arc::clone(&config), 2, 256)?,
-        token_failures: Limiter::new(s.token_attempts, window),
-        ip_attempts: Limiter::new(s.ip_attempts, window),
-        forgot_ip: Limiter::new(s.forgot_per_ip, window),
-        forgot_address: Limiter::new(s.forgot_per_address, window),
+        db: pool::Pool::new("db", Arc::clone(&config), Arc::clone(&generation), 4, 256)?,
+        hash: pool::Pool::new(
+            "hash",
+            Arc::clone(&config),
+            Arc::clone(&generation),
+            s.hash_threads(),
+            s.hash_queue,
+        )?,
+        mail: pool::Pool::new("mail", Arc::clone(&config), generation, 2, 256)?,
+        token_failures: Limiter::new(s.token_attempts, window, s.limit_table_size),
+        ip_attempts: Limiter::new(s.ip_attempts, window, s.limit_table_size),
+        forgot_ip: Limiter::new(s.forgot_per_ip, window, s.limit_table_size),
+        forgot_address: Limiter::new(s.forgot_per_address, window, s.limit_table_size),
         csrf: Csrf::new()?,
         config: Arc::clone(&config),
         base_path,
@@ -181,7 +278,12 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         css_path,
         pages,
         mailer,
-        verbosity: opts.verbosity,
+        log: log::Log {
+            format: opts.log_format.unwrap_or(config.serve.log_format),
+            verbosity: opts.verbosity,
+        },
+        metrics: metrics::Metrics::default(),
+        conns: Arc::new(conn::Conns::new(max_connections)),
         run_id: lease.id,
     });
 
@@ -206,66 +308,154 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
             &actor,
         )
     });
-    if app.verbosity >= ui::Verbosity::Normal {
-        if unstarted > 0 {
-            eprintln!(
-                "pwreset serve: {unstarted} forgot-password request(s) were not served within serve.stop_timeout ({})",
+    let log = app.log;
+    if unstarted > 0 {
+        log.say(
+            "info",
+            &format!(
+                "{unstarted} forgot-password request(s) were not served within serve.stop_timeout ({})",
                 humantime::format_duration(config.serve.stop_timeout)
-            );
-        }
-        match &ended {
-            Ok(n) if *n > 0 => {
-                eprintln!("pwreset serve: {n} link(s) whose mail had not gone out were withdrawn")
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!(
-                "pwreset serve: could not end its run ({}); the next pwreset run withdraws what it did not send",
+            ),
+        );
+    }
+    match &ended {
+        Ok(n) if *n > 0 => log.say(
+            "info",
+            &format!("{n} link(s) whose mail had not gone out were withdrawn"),
+        ),
+        Ok(_) => {}
+        Err(e) => log.say(
+            "info",
+            &format!(
+                "could not end its run ({}); the next pwreset run withdraws what it did not send",
                 crate::error::render(e)
             ),
-        }
-        eprintln!("pwreset serve: stopped");
+        ),
     }
+    log.say("info", "stopped");
     served
+}
+
+/// A listening socket systemd passed in.
+enum Inherited {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
 }
 
 async fn run(
     app: Arc<App>,
-    inherited: Option<std::net::TcpListener>,
-    listen: Option<SocketAddr>,
+    inherited: Option<Inherited>,
+    listen: Option<crate::config::Listen>,
 ) -> Result<()> {
-    let listener = match inherited {
-        Some(l) => {
+    use crate::config::Listen;
+    // A Unix socket serve made itself, removed when it stops.
+    let mut made = None;
+    let (listener, shown) = match inherited {
+        Some(Inherited::Tcp(l)) => {
             l.set_nonblocking(true)?;
-            tokio::net::TcpListener::from_std(l)?
+            let l = tokio::net::TcpListener::from_std(l)?;
+            let shown = format!("http://{}", l.local_addr()?);
+            (conn::Listener::Tcp(l), shown)
         }
-        None => {
-            let addr = listen.unwrap_or(app.config.serve.listen);
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-                let exit = if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    Exit::NoPerm
-                } else {
-                    Exit::IoErr
-                };
-                fail(exit, format!("cannot listen on {addr}: {e}"))
-            })?
+        Some(Inherited::Unix(l)) => {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::UnixListener::from_std(l)?;
+            let shown = l.local_addr()?.as_pathname().map_or_else(
+                || "unix:(unnamed)".to_owned(),
+                |p| format!("unix:{}", p.display()),
+            );
+            (conn::Listener::Unix(l), shown)
         }
+        None => match listen.unwrap_or_else(|| app.config.serve.listen.clone()) {
+            Listen::Unix(path) => {
+                let l = bind_unix(&path, app.config.serve.socket_mode)?;
+                let shown = format!("unix:{}", path.display());
+                made = Some(path);
+                (conn::Listener::Unix(l), shown)
+            }
+            Listen::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    let exit = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        Exit::NoPerm
+                    } else {
+                        Exit::IoErr
+                    };
+                    fail(exit, format!("cannot listen on {addr}: {e}"))
+                })?;
+                let shown = format!("http://{}", l.local_addr()?);
+                (conn::Listener::Tcp(l), shown)
+            }
+        },
     };
-    let local = listener.local_addr()?;
-    if app.verbosity >= ui::Verbosity::Normal {
-        eprintln!(
-            "pwreset serve: listening on http://{local}{} ({})",
+    app.log.say(
+        "info",
+        &format!(
+            "listening on {shown}{} ({})",
             app.base_path, app.config.source
-        );
+        ),
+    );
+    let s = &app.config.serve;
+    let shared = Arc::new(conn::Shared {
+        router: routes::router(Arc::clone(&app)),
+        conns: Arc::clone(&app.conns),
+        timeouts: conn::Timeouts {
+            header: s.header_timeout,
+            body: s.body_timeout,
+            idle: s.idle_timeout,
+        },
+        log: app.log,
+        on_close: {
+            let app = Arc::clone(&app);
+            Box::new(move |peer, why| {
+                app.log.closed(peer, why);
+                app.metrics.closed(why.as_str());
+            })
+        },
+    });
+    conn::serve(listener, shared, shutdown()).await;
+    if let Some(path) = made {
+        let _ = std::fs::remove_file(path);
     }
-    let router = routes::router(Arc::clone(&app));
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown())
-    .await
-    .context("serving")?;
     Ok(())
+}
+
+/// Make the Unix socket at `path` with `mode`. A socket file left by a run that died is
+/// replaced; one a live server answers on, or any other file, is an error.
+fn bind_unix(path: &std::path::Path, mode: u32) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let shown = path.display();
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(fail(
+                Exit::CantCreate,
+                format!(
+                    "cannot listen on unix:{shown}: it exists and is not a socket; remove it or choose another path"
+                ),
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(fail(
+                Exit::IoErr,
+                format!("cannot listen on unix:{shown}: another server is listening there"),
+            ));
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {shown}"))?;
+    }
+    let l = tokio::net::UnixListener::bind(path).map_err(|e| {
+        let exit = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Exit::NoPerm
+        } else {
+            Exit::IoErr
+        };
+        fail(
+            exit,
+            format!("cannot listen on unix:{shown}: {e} (does its folder exist, writable by this user? RuntimeDirectory=pwreset in the unit makes /run/pwreset)"),
+        )
+    })?;
+    // Made under the umask (0077 in the unit), then opened up to the mode asked for.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {shown}"))?;
+    Ok(l)
 }
 
 /// Resolves on SIGTERM (systemd stop) or SIGINT (Ctrl-C).
@@ -286,15 +476,20 @@ async fn shutdown() {
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
 /// X-Forwarded-For that is not one of the trusted proxies.
-fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> Client {
+fn client_of(peer: Peer, headers: &HeaderMap, trusted: &[IpAddr]) -> Client {
     let is_trusted = |ip: &IpAddr| trusted.contains(ip) || trusted.contains(&canonical(*ip));
-    if !is_trusted(&peer) {
-        return Client {
-            ip: canonical(peer),
-            https: false,
-        };
-    }
-    let mut ip = peer;
+    let mut ip = match peer {
+        Peer::Ip(ip) if !is_trusted(&ip) => {
+            return Client {
+                ip: canonical(ip),
+                https: false,
+            };
+        }
+        Peer::Ip(ip) => ip,
+        // Only the proxy is on the socket; without a forwarded address, the client is local.
+        Peer::Unix => IpAddr::from([127, 0, 0, 1]),
+    };
+    let unix = matches!(peer, Peer::Unix);
     let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
@@ -309,7 +504,9 @@ fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> Client {
             .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()));
         let Some(hop) = parsed else { break };
         ip = hop;
-        if !is_trusted(&hop) {
+        // Behind a Unix socket the proxy is the one hop to believe: its X-Forwarded-For
+        // entry is the client.
+        if unix || !is_trusted(&hop) {
             break;
         }
     }
@@ -337,12 +534,12 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Every response: the client worked out once, the security headers, one log line.
 async fn frame(
     State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(peer): Extension<Peer>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let client = client_of(peer.ip(), req.headers(), &app.config.serve.trusted_proxies);
+    let client = client_of(peer, req.headers(), &app.config.serve.trusted_proxies);
     req.extensions_mut().insert(client);
     // The page's language, for every handler: the best of the browser's that there are pages
     // for, else English. Repeated headers are one list (RFC 9110 5.3); one that is not text
@@ -366,9 +563,11 @@ async fn frame(
             "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
+    // same-origin, not no-referrer: the link's token never leaves for another site, and
+    // our own forms send their real Origin (no-referrer makes it "null", which is refused).
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -394,17 +593,31 @@ async fn frame(
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    if app.verbosity >= ui::Verbosity::Normal {
-        eprintln!(
-            "{} {} {} {} {} {}ms",
-            ui::rfc3339(ui::now()),
-            client.ip,
-            method,
-            ui::escape(&path),
-            res.status().as_u16(),
-            started.elapsed().as_millis()
-        );
-    }
+    let outcome = res
+        .extensions()
+        .get::<Outcome>()
+        .map_or_else(|| Outcome::of_status(res.status().as_u16()), |o| o.0);
+    let took = started.elapsed();
+    app.metrics.request(
+        app.route_of(&path),
+        match method.as_str() {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "POST" => "POST",
+            _ => "other",
+        },
+        res.status().as_u16(),
+        took,
+        outcome,
+    );
+    app.log.request(&log::Request {
+        method: method.as_str(),
+        path: &path,
+        status: res.status().as_u16(),
+        duration: took,
+        client: client.ip,
+        outcome,
+    });
     res
 }
 
@@ -427,20 +640,28 @@ mod tests {
             ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
             ("x-forwarded-proto", "https"),
         ]);
-        let untrusted = client_of(proxy, &h, &[]);
+        let untrusted = client_of(Peer::Ip(proxy), &h, &[]);
         assert_eq!(untrusted.ip, proxy);
         assert!(!untrusted.https);
-        let trusted = client_of(proxy, &h, &[proxy]);
+        let trusted = client_of(Peer::Ip(proxy), &h, &[proxy]);
         assert_eq!(trusted.ip, "198.51.100.7".parse::<IpAddr>().expect("ip"));
         assert!(trusted.https);
         // A client cannot hide behind a forged hop: the nearest untrusted address wins.
-        let two = client_of(proxy, &h, &[proxy, "198.51.100.7".parse().expect("ip")]);
+        let two = client_of(
+            Peer::Ip(proxy),
+            &h,
+            &[proxy, "198.51.100.7".parse().expect("ip")],
+        );
         assert_eq!(two.ip, "203.0.113.9".parse::<IpAddr>().expect("ip"));
         let junk = client_of(
-            proxy,
+            Peer::Ip(proxy),
             &headers(&[("x-forwarded-for", "nonsense")]),
             &[proxy],
         );
         assert_eq!(junk.ip, proxy);
+        // On a Unix socket the proxy's own entry is the client, whatever the client forged.
+        let unix = client_of(Peer::Unix, &h, &[]);
+        assert_eq!(unix.ip, "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        assert!(unix.https);
     }
 }

@@ -11,9 +11,9 @@
 use crate::config::Config;
 use crate::error::{Exit, fail};
 use crate::mail::locale;
+use crate::mail::strings::{self, fill, fill_filter, nest};
 use crate::password::Refusal;
 use anyhow::Result;
-use minijinja::value::Kwargs;
 use minijinja::{Environment, Value, context};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -264,7 +264,8 @@ impl Pages {
         format!("{} {}", self.number(lang, n), self.text(lang, word))
     }
 
-    /// Why a password was refused, in `lang`, naming the rule as the CLI's English does.
+    /// Why a password was refused, in `lang`, in plain words: the rule ids the command line
+    /// names are for administrators, not for the person at the page.
     pub fn refusal(&self, lang: Lang, refusal: &Refusal) -> String {
         let num = |n: usize| self.number(lang, n as u64);
         match refusal {
@@ -331,112 +332,18 @@ impl Pages {
     }
 }
 
-/// A catalogue as dotted key → text. With `known` (the English keys), a key English does not
-/// have is an error: a misspelt key in an admin's file would otherwise change nothing, quietly.
+/// A catalogue of the pages as dotted key → text (see [`strings::parse`]).
 fn parse_strings(
     text: &str,
     lang: &str,
     known: Option<&BTreeMap<String, String>>,
 ) -> Result<BTreeMap<String, String>> {
-    let bad = |why: String| fail(Exit::Config, format!("web/{lang}/{STRINGS}: {why}"));
-    let table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-    let mut out = BTreeMap::new();
-    flatten("", &table, &mut out).map_err(bad)?;
-    if let Some(known) = known
-        && let Some(key) = out.keys().find(|k| !known.contains_key(*k))
-    {
-        return Err(bad(format!(
-            "unknown key {key:?}; the keys are those of src/web/templates/en/{STRINGS}"
-        )));
-    }
-    Ok(out)
-}
-
-fn flatten(
-    prefix: &str,
-    table: &toml::Table,
-    out: &mut BTreeMap<String, String>,
-) -> std::result::Result<(), String> {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            toml::Value::String(s) => {
-                out.insert(key, s.clone());
-            }
-            toml::Value::Table(t) => flatten(&key, t, out)?,
-            _ => return Err(format!("{key} must be text in quotes")),
-        }
-    }
-    Ok(())
-}
-
-/// Dotted keys back into nested maps, for `t.form.title` in the templates.
-fn nest(strings: &BTreeMap<String, String>) -> Value {
-    fn level(items: Vec<(&str, &str)>) -> Value {
-        let mut map: BTreeMap<String, Value> = BTreeMap::new();
-        let mut groups: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
-        for (key, text) in items {
-            match key.split_once('.') {
-                Some((head, rest)) => groups.entry(head).or_default().push((rest, text)),
-                None => {
-                    map.insert(key.to_owned(), Value::from(text));
-                }
-            }
-        }
-        for (head, sub) in groups {
-            map.insert(head.to_owned(), level(sub));
-        }
-        Value::from(map)
-    }
-    level(
-        strings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect(),
+    strings::parse(
+        text,
+        &format!("web/{lang}/{STRINGS}"),
+        &format!("src/web/templates/en/{STRINGS}"),
+        known,
     )
-}
-
-/// `text` with each `{name}` that `value` knows replaced, in one pass (a value's own braces stay
-/// as they are); other braces are left alone.
-fn fill(text: &str, mut value: impl FnMut(&str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        match after
-            .find('}')
-            .and_then(|close| value(&after[..close]).map(|v| (v, close)))
-        {
-            Some((v, close)) => {
-                out.push_str(&v);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `{{ t.forgot.sent | fill(ttl=ttl) }}`: the template's way to [`fill`].
-fn fill_filter(text: &str, kwargs: Kwargs) -> std::result::Result<String, minijinja::Error> {
-    let mut args = Vec::new();
-    for name in kwargs.args() {
-        let v: Value = kwargs.get(name)?;
-        args.push((name.to_owned(), v.to_string()));
-    }
-    kwargs.assert_all_used()?;
-    Ok(fill(text, |name| {
-        args.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
-    }))
 }
 
 fn sample(sent: bool) -> Value {

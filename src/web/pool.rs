@@ -8,6 +8,7 @@
 use crate::config::Config;
 use crate::store::{Access, Store};
 use anyhow::Result;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,11 @@ use std::sync::{Arc, Mutex};
 pub struct Worker {
     config: Arc<Config>,
     store: Option<Box<dyn Store>>,
+    /// Bumped by any worker of any pool that finds the database server unreachable: every
+    /// connection opened before then is presumed dead and opened again on next use.
+    generation: Arc<AtomicU64>,
+    /// The generation the store was opened in.
+    opened_in: u64,
 }
 
 impl Worker {
@@ -22,13 +28,63 @@ impl Worker {
         Arc::clone(&self.config)
     }
 
-    /// The worker's store, opened now if this is its first job.
+    /// The worker's store, opened now if this is its first job or its connection may have
+    /// died since.
     pub fn store(&mut self) -> Result<&mut dyn Store> {
+        let now = self.generation.load(Ordering::SeqCst);
+        if self.opened_in != now {
+            self.store = None;
+        }
         let store = match self.store.take() {
             Some(s) => s,
-            None => crate::store::open(&self.config, Access::Write)?,
+            None => {
+                let s = crate::store::open(&self.config, Access::Write)?;
+                self.opened_in = now;
+                s
+            }
         };
         Ok(self.store.insert(store).as_mut())
+    }
+
+    /// Run `job` on this worker's store. When the database server could not be reached,
+    /// every pool's connections are dropped (a server that went away took them all), and a
+    /// job that ran on a connection from before is run once more on a fresh one: after the
+    /// server is back, the next request works, even when serve was idle all the while. Only
+    /// jobs that write nothing before their first query may be retried this way, which is
+    /// every job here: each begins with a lookup.
+    pub fn retrying<T>(&mut self, mut job: impl FnMut(&mut Worker) -> Result<T>) -> Result<T> {
+        let had = self.store.is_some();
+        let r = job(self);
+        if !self.lost(&r) || !had {
+            return r;
+        }
+        let again = job(self);
+        self.lost(&again);
+        again
+    }
+
+    /// `r`, having dropped the connections if it says the server could not be reached; for
+    /// jobs that must not run twice.
+    pub fn settle<T>(&mut self, r: Result<T>) -> Result<T> {
+        self.lost(&r);
+        r
+    }
+
+    /// Whether `r` says the server could not be reached (then the connections are dropped).
+    /// SQLite's busy is a wait, not a lost connection.
+    fn lost<T>(&mut self, r: &Result<T>) -> bool {
+        let Err(e) = r else { return false };
+        let server = matches!(self.config.database, crate::config::Database::Server(_));
+        let lost = server
+            && matches!(
+                crate::error::exit_of(e),
+                crate::error::Exit::TempFail | crate::error::Exit::Unavailable
+            );
+        if lost {
+            self.store = None;
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        lost
     }
 }
 
@@ -45,6 +101,8 @@ pub enum Refused {
 
 pub struct Pool {
     name: &'static str,
+    /// How long jobs waited for a thread, for /metrics.
+    wait: Arc<Mutex<super::metrics::Histogram>>,
     tx: Mutex<Option<SyncSender<Job>>>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Jobs queued and not yet started, and threads still running: for a bounded close.
@@ -63,6 +121,7 @@ impl Pool {
     pub fn new(
         name: &'static str,
         config: Arc<Config>,
+        generation: Arc<AtomicU64>,
         workers: usize,
         queue: usize,
     ) -> Result<Pool> {
@@ -73,6 +132,7 @@ impl Pool {
         for i in 0..workers.max(1) {
             let rx = Arc::clone(&rx);
             let config = Arc::clone(&config);
+            let generation = Arc::clone(&generation);
             let thread_state = Arc::clone(&state);
             if let Ok(mut n) = state.running.lock() {
                 *n += 1;
@@ -80,7 +140,7 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("pwreset-{name}-{i}"))
                 .spawn(move || {
-                    work(&rx, config, &thread_state);
+                    work(&rx, config, generation, &thread_state);
                     if let Ok(mut n) = thread_state.running.lock() {
                         *n -= 1;
                     }
@@ -98,6 +158,7 @@ impl Pool {
         }
         Ok(Pool {
             name,
+            wait: Arc::default(),
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             state,
@@ -111,7 +172,15 @@ impl Pool {
         self.state
             .queued
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match tx.try_send(Box::new(job)) {
+        let queued_at = std::time::Instant::now();
+        let wait = Arc::clone(&self.wait);
+        let timed = move |w: &mut Worker| {
+            wait.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .observe(queued_at.elapsed());
+            job(w)
+        };
+        match tx.try_send(Box::new(timed)) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.state
@@ -123,6 +192,16 @@ impl Pool {
                 }
             }
         }
+    }
+
+    /// Jobs waiting for a thread now.
+    pub fn queued(&self) -> usize {
+        self.state.queued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How long jobs have waited for a thread.
+    pub fn waits(&self) -> super::metrics::Histogram {
+        self.wait.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Run a job on the pool and wait for its result without blocking the async threads.
@@ -177,10 +256,17 @@ impl Pool {
     }
 }
 
-fn work(rx: &Mutex<Receiver<Job>>, config: Arc<Config>, state: &PoolState) {
+fn work(
+    rx: &Mutex<Receiver<Job>>,
+    config: Arc<Config>,
+    generation: Arc<AtomicU64>,
+    state: &PoolState,
+) {
     let mut worker = Worker {
         config,
         store: None,
+        opened_in: generation.load(Ordering::SeqCst),
+        generation,
     };
     loop {
         // The lock is held only while waiting for the next job, never while running one.

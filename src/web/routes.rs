@@ -33,7 +33,8 @@ pub(super) fn router(app: Arc<App>) -> Router {
     let mut r = Router::new()
         .route(&app.base_path, get(form).post(reset))
         .route(&app.css_path, get(css))
-        .route("/healthz", get(healthz));
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics));
     if let Some(p) = &app.forgot_path {
         r = r.route(p, get(forgot_form).post(forgot));
     }
@@ -47,6 +48,12 @@ pub(super) fn router(app: Arc<App>) -> Router {
 }
 
 // ---- responses ----
+
+/// `res`, with what it came to for the log.
+fn tag(mut res: Response, outcome: &'static str) -> Response {
+    res.extensions_mut().insert(super::Outcome(outcome));
+    res
+}
 
 fn html(status: StatusCode, body: String) -> Response {
     (
@@ -112,19 +119,40 @@ fn message_with(
     )
 }
 
+/// The page after a reset: done, and a button back to the application's sign-in page when
+/// `[serve] login_url` names it.
+fn changed_page(app: &App, lang: Lang) -> Response {
+    render(
+        app,
+        lang,
+        StatusCode::OK,
+        "message.html",
+        context! {
+            title => app.pages.text(lang, "message.changed.title"),
+            text => app.pages.text(lang, "message.changed.text"),
+            link => app.config.serve.login_url.as_deref(),
+            link_text => app.pages.text(lang, "message.changed.sign_in"),
+            button => true,
+        },
+    )
+}
+
 /// 500: logged in full (errors never carry passwords or tokens), said plainly. Not through
 /// the templates, which may be what failed.
 fn internal(app: &App, lang: Lang, e: &anyhow::Error) -> Response {
-    eprintln!("error: {}", say(e));
+    app.log.say("error", &say(e));
     let esc = crate::mail::escape_html;
     let title = esc(app.pages.text(lang, "message.internal.title"));
     let text = esc(app.pages.text(lang, "message.internal.text"));
     let code = esc(app.pages.code(lang));
-    html(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!(
-            "<!doctype html><html lang=\"{code}\"><title>{title}</title><h1>{title}</h1><p>{text}</p></html>"
+    tag(
+        html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "<!doctype html><html lang=\"{code}\"><title>{title}</title><h1>{title}</h1><p>{text}</p></html>"
+            ),
         ),
+        "error",
     )
 }
 
@@ -137,13 +165,16 @@ fn unusable(app: &App, lang: Lang, status: Status) -> Response {
         Status::Used => (StatusCode::GONE, "used"),
         Status::Revoked | Status::Valid => (StatusCode::GONE, "revoked"),
     };
-    message(app, lang, code, key, true)
+    tag(message(app, lang, code, key, true), key)
 }
 
 fn busy(app: &App, lang: Lang) -> Response {
-    with_retry_after(
-        message(app, lang, StatusCode::SERVICE_UNAVAILABLE, "busy", false),
-        Duration::from_secs(RETRY_BUSY),
+    tag(
+        with_retry_after(
+            message(app, lang, StatusCode::SERVICE_UNAVAILABLE, "busy", false),
+            Duration::from_secs(RETRY_BUSY),
+        ),
+        "busy",
     )
 }
 
@@ -152,29 +183,39 @@ fn too_many(app: &App, lang: Lang, wait: Duration) -> Response {
     let text = app
         .pages
         .fill(lang, "message.too_many.text", &[("wait", span)]);
-    with_retry_after(
-        message_with(
-            app,
-            lang,
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many",
-            text,
-            false,
+    tag(
+        with_retry_after(
+            message_with(
+                app,
+                lang,
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many",
+                text,
+                false,
+            ),
+            wait,
         ),
-        wait,
+        "rate_limited",
     )
 }
 
 fn forbidden(app: &App, lang: Lang, new_link: bool) -> Response {
-    message(app, lang, StatusCode::FORBIDDEN, "forbidden", new_link)
+    tag(
+        message(app, lang, StatusCode::FORBIDDEN, "forbidden", new_link),
+        "csrf_refused",
+    )
 }
 
 fn bad_form(app: &App, lang: Lang) -> Response {
-    message(app, lang, StatusCode::BAD_REQUEST, "bad_form", false)
+    tag(
+        message(app, lang, StatusCode::BAD_REQUEST, "bad_form", false),
+        "bad_form",
+    )
 }
 
 /// A failed pool job: 503 when the database was busy or the queue full, else 500.
 fn failed(app: &App, lang: Lang, e: &anyhow::Error) -> Response {
+    app.metrics.db_error();
     if exit_of(e) == Exit::TempFail {
         busy(app, lang)
     } else {
@@ -190,7 +231,9 @@ fn refused(app: &App, lang: Lang, r: Refused) -> Response {
 }
 
 /// Whether the browser says the form came from another site (defence in depth behind the
-/// CSRF token). `Origin: null` is what browsers send under `Referrer-Policy: no-referrer`.
+/// CSRF token). `Origin: null` (a sandboxed frame, a data: URL, a redirect across sites) is
+/// refused too: under the pages' `Referrer-Policy: same-origin` our own forms send their
+/// origin.
 fn cross_site(headers: &HeaderMap, origin: &str) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.as_bytes();
@@ -200,7 +243,70 @@ fn cross_site(headers: &HeaderMap, origin: &str) -> bool {
     }
     headers
         .get(header::ORIGIN)
-        .is_some_and(|o| o.as_bytes() != b"null" && o.as_bytes() != origin.as_bytes())
+        .is_some_and(|o| o.as_bytes() != origin.as_bytes())
+}
+
+/// The Set-Cookie for a new visitor: the forgot form's CSRF value is bound to it, so a value
+/// fetched by someone else is worthless here.
+fn visitor_cookie(app: &App, value: &str) -> Option<HeaderValue> {
+    let secure = if app.origin.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    HeaderValue::from_str(&format!(
+        "{}={value}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{secure}",
+        super::limits::VISITOR_COOKIE,
+        app.forgot_path.as_deref().unwrap_or("/"),
+        super::limits::CSRF_MAX_AGE,
+    ))
+    .ok()
+}
+
+/// A response body that runs `then` once the server is done with it: sent, or the client
+/// gone. Work that must not change how long the answer takes starts there.
+struct Then {
+    inner: axum::body::Body,
+    then: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl hyper::body::Body for Then {
+    type Data = hyper::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Then {
+    fn drop(&mut self) {
+        if let Some(then) = self.then.take() {
+            then();
+        }
+    }
+}
+
+fn then(res: Response, then: impl FnOnce() + Send + 'static) -> Response {
+    let (parts, inner) = res.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(Then {
+            inner,
+            then: Some(Box::new(then)),
+        }),
+    )
 }
 
 /// The password rules, stated before the user types.
@@ -250,7 +356,7 @@ fn form_page(
         context! {
             title => app.pages.text(lang, "form.title"),
             token => token.text().as_str(),
-            csrf => app.csrf.issue("reset", token.id(), now),
+            csrf => app.csrf.issue("reset", &token.id().to_be_bytes(), now),
             email => email,
             action => app.base_path.as_str(),
             rules => rules(app, lang),
@@ -284,27 +390,33 @@ async fn form(
     }
     let Some(text) = token_text else {
         if changed {
-            return message(&app, lang, StatusCode::OK, "changed", false);
+            return tag(changed_page(&app, lang), "changed_page");
         }
         return unusable(&app, lang, Status::Malformed);
     };
-    let Ok(token) = Token::parse_input(&text) else {
+    if Token::parse_input(&text).is_err() {
         return unusable(&app, lang, Status::Malformed);
-    };
+    }
     let now = ui::now();
     let looked = app
         .db
-        .run(move |w| -> Result<_> {
-            // A GET changes nothing, not even a revocation found on the way.
-            let mut dir = crate::directory::Directory::open(&w.config())?;
-            let c = reset::peek(&mut dir, w.store()?, token, now)?;
-            Ok((c.status, c.record.and_then(|r| r.email), c.token))
+        .run(move |w| {
+            w.retrying(|w| {
+                // A GET changes nothing, not even a revocation found on the way.
+                // Checked before the job; the job parses its own (it may run twice).
+                let token = Token::parse_input(&text)
+                    .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
+                let mut dir = crate::directory::Directory::open(&w.config())?;
+                let c = reset::peek(&mut dir, w.store()?, token, now)?;
+                Ok((c.status, c.record.and_then(|r| r.email), c.token))
+            })
         })
         .await;
     match looked {
-        Ok(Ok((Status::Valid, email, Some(token)))) => {
-            form_page(&app, lang, StatusCode::OK, &token, email.as_deref(), None)
-        }
+        Ok(Ok((Status::Valid, email, Some(token)))) => tag(
+            form_page(&app, lang, StatusCode::OK, &token, email.as_deref(), None),
+            "form",
+        ),
         Ok(Ok((status, _, _))) => unusable(&app, lang, status),
         Ok(Err(e)) => failed(&app, lang, &e),
         Err(r) => refused(&app, lang, r),
@@ -337,7 +449,7 @@ async fn reset(
     headers: HeaderMap,
     form: Result<Form<ResetForm>, FormRejection>,
 ) -> Response {
-    if let Err(wait) = app.ip_attempts.hit(&client.ip) {
+    if let Err(wait) = app.ip_attempts.hit(&client.key()) {
         return too_many(&app, lang, wait);
     }
     let Ok(Form(form)) = form else {
@@ -355,7 +467,12 @@ async fn reset(
         return unusable(&app, lang, Status::Malformed);
     };
     let id = token.id();
-    if cross_site(&headers, &app.origin) || !app.csrf.check("reset", id, &csrf, ui::now()) {
+    drop(token);
+    // The job parses its own copy: it may run twice (see `Worker::retrying`).
+    let job_text = token_text.clone();
+    if cross_site(&headers, &app.origin)
+        || !app.csrf.check("reset", &id.to_be_bytes(), &csrf, ui::now())
+    {
         return forbidden(&app, lang, true);
     }
     if let Err(wait) = app.token_failures.check(&id) {
@@ -364,7 +481,13 @@ async fn reset(
     let actor = client.actor();
     let attempt = app
         .hash
-        .run(move |w| attempt(w, token, &password, &confirm, &actor))
+        .run(move |w| {
+            w.retrying(|w| {
+                let token = Token::parse_input(&job_text)
+                    .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
+                attempt(w, token, &password, &confirm, &actor)
+            })
+        })
         .await;
     let again = |email: &str, title: &str, why: String| match Token::parse_input(&token_text) {
         Ok(token) => form_page(
@@ -381,17 +504,22 @@ async fn reset(
         Ok(Ok(Attempt::Changed { user, at })) => {
             if app.config.notify_on_reset {
                 let config = Arc::clone(&app.config);
+                let log = app.log;
                 let queued = app.mail.submit(move |_| {
                     if let Err(e) = reset::send_notice(&config, &user, at) {
-                        eprintln!(
-                            "warning: a password was changed on the web, but the notice was not sent: {}",
-                            say(&e)
+                        log.say(
+                            "warning",
+                            &format!(
+                                "a password was changed on the web, but the notice was not sent: {}",
+                                say(&e)
+                            ),
                         );
                     }
                 });
                 if queued.is_err() {
-                    eprintln!(
-                        "warning: a password was changed on the web, but the mail queue was full: no notice was sent"
+                    app.log.say(
+                        "warning",
+                        "a password was changed on the web, but the mail queue was full: no notice was sent",
                     );
                 }
             }
@@ -401,22 +529,28 @@ async fn reset(
             if let Ok(v) = HeaderValue::from_str(&to) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
-            res
+            tag(res, "changed")
         }
         Ok(Ok(Attempt::Mismatch { email })) => {
             let _ = app.token_failures.hit(&id);
-            again(
-                &email,
-                "form.mismatch_title",
-                app.pages.text(lang, "form.mismatch").to_owned(),
+            tag(
+                again(
+                    &email,
+                    "form.mismatch_title",
+                    app.pages.text(lang, "form.mismatch").to_owned(),
+                ),
+                "mismatch",
             )
         }
         Ok(Ok(Attempt::Refused { email, refusal })) => {
             let _ = app.token_failures.hit(&id);
-            again(
-                &email,
-                "form.refused_title",
-                app.pages.refusal(lang, &refusal),
+            tag(
+                again(
+                    &email,
+                    "form.refused_title",
+                    app.pages.refusal(lang, &refusal),
+                ),
+                "password_refused",
             )
         }
         Ok(Ok(Attempt::NotUsable(status))) => unusable(&app, lang, status),
@@ -485,6 +619,7 @@ fn forgot_page(
     app: &App,
     lang: Lang,
     status: StatusCode,
+    visitor: &str,
     email: &str,
     error: Option<String>,
 ) -> Response {
@@ -496,7 +631,7 @@ fn forgot_page(
         context! {
             title => app.pages.text(lang, "forgot.title"),
             action => app.forgot_path.as_deref(),
-            csrf => app.csrf.issue("forgot", 0, ui::now()),
+            csrf => app.csrf.issue("forgot", visitor.as_bytes(), ui::now()),
             email => email,
             error => error,
             sent => false,
@@ -504,8 +639,25 @@ fn forgot_page(
     )
 }
 
-async fn forgot_form(State(app): State<Arc<App>>, Extension(lang): Extension<Lang>) -> Response {
-    forgot_page(&app, lang, StatusCode::OK, "", None)
+/// GET the forgot-password page: the form, with a CSRF value bound to the visitor's cookie
+/// (set now if the browser has none).
+async fn forgot_form(
+    State(app): State<Arc<App>>,
+    Extension(lang): Extension<Lang>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(visitor) = super::limits::visitor_of(&headers) {
+        return forgot_page(&app, lang, StatusCode::OK, &visitor, "", None);
+    }
+    let visitor = match super::limits::new_visitor() {
+        Ok(v) => v,
+        Err(e) => return internal(&app, lang, &e),
+    };
+    let mut res = forgot_page(&app, lang, StatusCode::OK, &visitor, "", None);
+    if let Some(c) = visitor_cookie(&app, &visitor) {
+        res.headers_mut().append(header::SET_COOKIE, c);
+    }
+    res
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -524,25 +676,38 @@ async fn forgot(
     headers: HeaderMap,
     form: Result<Form<ForgotForm>, FormRejection>,
 ) -> Response {
-    if let Err(wait) = app.forgot_ip.hit(&client.ip) {
+    if let Err(wait) = app.forgot_ip.hit(&client.key()) {
         return too_many(&app, lang, wait);
     }
     let Ok(Form(form)) = form else {
         return bad_form(&app, lang);
     };
-    if cross_site(&headers, &app.origin) || !app.csrf.check("forgot", 0, &form.csrf, ui::now()) {
+    // The value must have been issued to this visitor's cookie: one fetched by someone else
+    // (or by a script elsewhere) is refused.
+    let Some(visitor) = super::limits::visitor_of(&headers) else {
+        return forbidden(&app, lang, false);
+    };
+    if cross_site(&headers, &app.origin)
+        || !app
+            .csrf
+            .check("forgot", visitor.as_bytes(), &form.csrf, ui::now())
+    {
         return forbidden(&app, lang, false);
     }
     let addr = match crate::email::check(&form.email) {
         Ok(a) => a.to_owned(),
         Err(why) => {
             let shown: String = form.email.chars().take(254).collect();
-            return forgot_page(
-                &app,
-                lang,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &shown,
-                Some(app.pages.bad_address(lang, why)),
+            return tag(
+                forgot_page(
+                    &app,
+                    lang,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &visitor,
+                    &shown,
+                    Some(app.pages.bad_address(lang, why)),
+                ),
+                "bad_address",
             );
         }
     };
@@ -559,18 +724,8 @@ async fn forgot(
     let actor = client.actor();
     let base_url = app.config.base_url.clone().unwrap_or_default();
     let (run_id, page_lang) = (app.run_id, app.pages.code(lang).to_owned());
-    if let Err(r) = app.mail.submit(move |w| {
-        if let Err(e) = request_link(w, mailer, base_url, &addr, &actor, run_id, page_lang) {
-            eprintln!(
-                "warning: a reset link asked for on the web was not sent: {}",
-                say(&e)
-            );
-        }
-    }) {
-        return refused(&app, lang, r);
-    }
     let ttl = locale::span(app.pages.code(lang), app.config.token_ttl.as_secs() as i64);
-    render(
+    let page = render(
         &app,
         lang,
         StatusCode::OK,
@@ -580,7 +735,33 @@ async fn forgot(
             sent => true,
             ttl => ttl,
         },
-    )
+    );
+    // The job is queued once the page is out: the answer takes the same time whether or not
+    // a link is made, and a full queue cannot show in it either.
+    let pool = Arc::clone(&app);
+    let log = app.log;
+    then(tag(page, "accepted"), move || {
+        let queued = pool.mail.submit(move |w| {
+            // Not retried: a request may have made its link before it failed (a mail relay's
+            // 4xx is temporary too).
+            let sent = request_link(w, mailer, base_url, &addr, &actor, run_id, page_lang);
+            if let Err(e) = w.settle(sent) {
+                log.say(
+                    "warning",
+                    &format!(
+                        "a reset link asked for on the web was not sent: {}",
+                        say(&e)
+                    ),
+                );
+            }
+        });
+        if queued.is_err() {
+            log.say(
+                "warning",
+                "a reset link asked for on the web was not sent: the mail queue is full",
+            );
+        }
+    })
 }
 
 /// What `pwreset request ADDRESS` does for one address, from the web, through the same
@@ -652,21 +833,24 @@ async fn css(State(app): State<Arc<App>>) -> Response {
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let checked = app
         .db
-        .run(|w| -> Result<()> {
-            // With [ldap] the store holds tokens only: no users table to join.
-            if w.config().ldap.is_some() {
-                w.store()?.token_alone(0, &Digest([0; 32]))?;
-            } else {
-                w.store()?.lookup_token(0, &Digest([0; 32]))?;
-            }
-            Ok(())
+        .run(|w| {
+            w.retrying(|w| {
+                // With [ldap] the store holds tokens only: no users table to join.
+                if w.config().ldap.is_some() {
+                    w.store()?.token_alone(0, &Digest([0; 32]))?;
+                } else {
+                    w.store()?.lookup_token(0, &Digest([0; 32]))?;
+                }
+                Ok(())
+            })
         })
         .await;
     let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     match checked {
         Ok(Ok(())) => (StatusCode::OK, text, "ok\n").into_response(),
         Ok(Err(e)) => {
-            eprintln!("healthz: {}", say(&e));
+            app.metrics.db_error();
+            app.log.say("warning", &format!("healthz: {}", say(&e)));
             with_retry_after(
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -684,6 +868,73 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
+/// Prometheus's text format. Served on the same listener: the proxy forwards only the pages'
+/// paths, so /metrics is reachable where serve listens (a Unix socket, or loopback), not from
+/// the internet.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let gauges = super::metrics::Gauges {
+        connections_open: app.conns.open(),
+        pools: vec![
+            ("hash", app.hash.queued(), app.hash.waits()),
+            ("db", app.db.queued(), app.db.waits()),
+            ("mail", app.mail.queued(), app.mail.waits()),
+        ],
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
 async fn not_found(State(app): State<Arc<App>>, Extension(lang): Extension<Lang>) -> Response {
-    message(&app, lang, StatusCode::NOT_FOUND, "not_found", false)
+    tag(
+        message(&app, lang, StatusCode::NOT_FOUND, "not_found", false),
+        "not_found",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn the_forgot_job_waits_for_the_answer_to_be_done_with() {
+        let queued = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&queued);
+        let res = then(Response::new(axum::body::Body::from("page")), move || {
+            flag.store(true, Ordering::SeqCst)
+        });
+        assert!(
+            !queued.load(Ordering::SeqCst),
+            "not while the answer is out"
+        );
+        drop(res);
+        assert!(
+            queued.load(Ordering::SeqCst),
+            "once the server is done with it"
+        );
+    }
+
+    #[test]
+    fn an_opaque_origin_is_cross_site() {
+        let origin = "https://accounts.example.com";
+        let with = |k: &'static str, v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(k, HeaderValue::from_static(v));
+            h
+        };
+        assert!(cross_site(&with("origin", "null"), origin));
+        assert!(cross_site(&with("origin", "https://evil.example"), origin));
+        assert!(!cross_site(
+            &with("origin", "https://accounts.example.com"),
+            origin
+        ));
+        assert!(cross_site(&with("sec-fetch-site", "cross-site"), origin));
+        assert!(!cross_site(&HeaderMap::new(), origin));
+    }
 }

@@ -5,7 +5,7 @@
 //! checks the database, then opens the same link again and sees the 410 page.
 //!
 //! Without chromium it prints one line saying it was skipped (`.ci/run` installs it). With
-//! `PWRESET_SCREENSHOTS=DIR` it also writes the screenshots the README shows.
+//! `PWRESET_SCREENSHOTS=DIR` it also writes the screenshots docs/serve.md shows.
 
 use crate::harness::Env;
 use crate::serve::{EMAIL, GOOD, Server};

@@ -161,6 +161,95 @@ fn template_dir_overrides_for_every_language_and_per_language() {
 }
 
 #[test]
+fn one_layout_for_every_language_and_the_words_per_language() {
+    let env = env_mail("service_name = \"Example Accounts\"");
+    let dir = env.dir.path().join("templates");
+    for lang in ["de", "it"] {
+        std::fs::create_dir_all(dir.join(lang)).expect("mkdir");
+    }
+    // One layout for both mails in every language: the admin's changes them all.
+    std::fs::write(
+        dir.join("layout.html"),
+        "<html lang=\"{{ locale }}\"><h1>{% block title %}{% endblock %}</h1>{% block content %}{% endblock %}<footer>Example Corp, {% block footer %}{% endblock %}</footer></html>\n",
+    )
+    .expect("write");
+    // The words of a language: a few keys over the built-in ones, or a new language.
+    std::fs::write(
+        dir.join("de/strings.toml"),
+        "[reset]\nbutton = \"Jetzt ein neues Passwort wählen\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("it/strings.toml"),
+        "[greeting]\nname = \"Gentile {name},\"\n\n[reset]\nsubject = \"Reimposta la password di {service_name}\"\nbutton = \"Scegli una nuova password\"\n",
+    )
+    .expect("write");
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    env.set_config(&text.replace(
+        "[mail]\n",
+        &format!("[mail]\ntemplate_dir = \"{}\"\n", dir.display()),
+    ));
+    for (locale, subject, greeting, button) in [
+        (
+            "de",
+            "Ihr Passwort für Example Accounts zurücksetzen",
+            "Guten Tag Alice Martin,",
+            "Jetzt ein neues Passwort wählen",
+        ),
+        (
+            "it",
+            "Reimposta la password di Example Accounts",
+            "Gentile Alice Martin,",
+            "Scegli una nuova password",
+        ),
+        (
+            "fr",
+            "Réinitialisation de votre mot de passe Example Accounts",
+            "Bonjour Alice Martin,",
+            "Choisir un nouveau mot de passe",
+        ),
+    ] {
+        env.cmd()
+            .args([
+                "request",
+                "--force",
+                "--locale",
+                locale,
+                "alice@example.com",
+            ])
+            .assert()
+            .success();
+        let eml = env.messages().pop().expect("a message");
+        let msg = parse(&eml);
+        assert_eq!(msg.subject(), Some(subject), "{locale}");
+        let html = msg.body_html(0).expect("html");
+        assert!(
+            html.starts_with(&format!("<html lang=\"{locale}\">")),
+            "{html}"
+        );
+        assert!(html.contains(&format!(">{button}</a>")), "{locale}: {html}");
+        assert!(
+            html.contains("<footer>Example Corp, <p"),
+            "{locale}: {html}"
+        );
+        let text = msg.body_text(0).expect("text");
+        assert!(text.starts_with(greeting), "{locale}: {text}");
+    }
+    // A key no catalogue has is refused, naming the file.
+    std::fs::write(dir.join("it/strings.toml"), "[reset]\nbotton = \"x\"\n").expect("write");
+    let a = env
+        .cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .code(78);
+    let err = stderr(&a);
+    assert!(
+        err.contains("it/strings.toml") && err.contains("reset.botton"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_misspelt_variable_in_a_language_folder_is_a_config_error() {
     let env = env_mail("");
     let dir = env.dir.path().join("templates");

@@ -477,7 +477,7 @@ fn mysql_races_have_one_winner() {
     assert_eq!(ok, 1);
 }
 
-/// The README's walkthrough: Laravel's users table, the README's least-privilege grants, a reset
+/// The walkthrough in docs/laravel.md: Laravel's users table, docs/mariadb.md's grants, a reset
 /// end to end, and only the password column changed.
 #[test]
 fn mysql_laravel_walkthrough() {

@@ -37,12 +37,32 @@ impl Server {
 
     /// Like [`Server::start`], with the whole config made by `toml(dir, port)`.
     pub fn start_with(toml: impl FnOnce(&Path, u16) -> String) -> Server {
-        Server::start_users(toml, &[EMAIL])
+        Server::start_full(toml, "", &[])
     }
 
     /// Like [`Server::start_with`], adding `users` to pwreset's own table (none when the
     /// users live elsewhere, in a directory).
+    #[cfg_attr(not(feature = "ldap"), allow(dead_code))]
     pub fn start_users(toml: impl FnOnce(&Path, u16) -> String, users: &[&str]) -> Server {
+        Server::start_all(toml, "", &[], users)
+    }
+
+    /// Like [`Server::start_with`], with shell commands run first (`ulimit -n 128;`) and
+    /// arguments after `serve`.
+    pub fn start_full(
+        toml: impl FnOnce(&Path, u16) -> String,
+        shell: &str,
+        args: &[&str],
+    ) -> Server {
+        Server::start_all(toml, shell, args, &[EMAIL])
+    }
+
+    fn start_all(
+        toml: impl FnOnce(&Path, u16) -> String,
+        shell: &str,
+        args: &[&str],
+        users: &[&str],
+    ) -> Server {
         // The listening socket is made here and handed over as systemd does (fd 3, LISTEN_FDS,
         // LISTEN_PID), so there is no window in which another test could take the port.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -55,11 +75,14 @@ impl Server {
         let log = env.dir.path().join("serve.log");
         let mut c = env.isolated("sh");
         c.arg("-c")
-            .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&0 0</dev/null")
+            .arg(format!(
+                "{shell} export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&0 0</dev/null"
+            ))
             .arg(BIN)
             .arg("--config")
             .arg(&env.config)
             .arg("serve")
+            .args(args)
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -153,6 +176,14 @@ impl Resp {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` of the cookie the response sets, for the next request's Cookie.
+    pub fn cookie(&self) -> String {
+        self.header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .unwrap_or_else(|| panic!("no Set-Cookie in {:?}", self.headers))
+            .to_owned()
     }
 
     /// The value of a hidden field in the page's form.
@@ -259,7 +290,7 @@ fn serve_get_shows_the_form_and_never_spends_the_token() {
                 "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
             )
         );
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"));
         assert_eq!(r.header("cache-control"), Some("no-store"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(
@@ -395,10 +426,24 @@ fn serve_post_sets_the_password_through_the_reset_service() {
     assert!(r.body.contains("not the same"), "{}", r.body);
     assert_eq!(verify_status(&s.env, &token), "valid");
 
-    // The real thing: 303 to the result page, password stored as argon2id, token spent.
+    // An opaque origin (a sandboxed frame, a data: URL) is refused; the pages' Referrer-Policy
+    // (same-origin) makes browsers send the real one.
     let r = s.post(
         "/reset_password",
         &[("Origin", "null"), ("Sec-Fetch-Site", "same-origin")],
+        &reset_fields(&token, &csrf, GOOD, GOOD),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(verify_status(&s.env, &token), "valid");
+
+    // The real thing: 303 to the result page, password stored as argon2id, token spent.
+    let origin = format!("http://{}", s.addr);
+    let r = s.post(
+        "/reset_password",
+        &[
+            ("Origin", origin.as_str()),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
         &reset_fields(&token, &csrf, GOOD, GOOD),
     );
     assert_eq!(r.status, 303, "{}", r.body);
@@ -607,19 +652,62 @@ fn serve_forgot_page_is_neutral_and_mails_known_addresses() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<label for=\"email\">"), "{}", page.body);
     let csrf = page.field("csrf");
+    let cookie = page.cookie();
+    let set = page.header("set-cookie").expect("a visitor cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let c = [("Cookie", cookie.as_str())];
     assert_eq!(
-        s.post("/forgot_password", &[], &[("email", EMAIL), ("csrf", "")])
+        s.post("/forgot_password", &c, &[("email", EMAIL), ("csrf", "")])
             .status,
         403
     );
+    // The CSRF value belongs to the visitor it was issued to: without that cookie, or with
+    // another visitor's, it is refused; so is a form posted from an opaque origin.
+    assert_eq!(
+        s.post(
+            "/forgot_password",
+            &[],
+            &[("email", EMAIL), ("csrf", &csrf)]
+        )
+        .status,
+        403
+    );
+    let other = s.get("/forgot_password").cookie();
+    assert_ne!(other, cookie);
+    assert_eq!(
+        s.post(
+            "/forgot_password",
+            &[("Cookie", other.as_str())],
+            &[("email", EMAIL), ("csrf", &csrf)]
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        s.post(
+            "/forgot_password",
+            &[("Cookie", cookie.as_str()), ("Origin", "null")],
+            &[("email", EMAIL), ("csrf", &csrf)]
+        )
+        .status,
+        403
+    );
+    assert!(s.env.messages().is_empty(), "nothing refused was acted on");
+    // With its cookie the same form is accepted, with or without our own Origin.
     let known = s.post(
         "/forgot_password",
-        &[],
+        &[
+            ("Cookie", cookie.as_str()),
+            ("Origin", &format!("http://{}", s.addr)),
+        ],
         &[("email", EMAIL), ("csrf", &csrf)],
     );
     let unknown = s.post(
         "/forgot_password",
-        &[],
+        &c,
         &[("email", "nobody@example.com"), ("csrf", &csrf)],
     );
     assert_eq!(known.status, 200);
@@ -651,21 +739,21 @@ fn serve_forgot_page_is_neutral_and_mails_known_addresses() {
     // Not an address: the form again. Too many for one address: 429, known or not.
     let bad = s.post(
         "/forgot_password",
-        &[],
+        &c,
         &[("email", "not an address"), ("csrf", &csrf)],
     );
     assert_eq!(bad.status, 422);
     for _ in 0..2 {
         let r = s.post(
             "/forgot_password",
-            &[],
+            &c,
             &[("email", "nobody@example.com"), ("csrf", &csrf)],
         );
         assert_eq!(r.status, 200);
     }
     let r = s.post(
         "/forgot_password",
-        &[],
+        &c,
         &[("email", "nobody@example.com"), ("csrf", &csrf)],
     );
     assert_eq!(r.status, 429);
@@ -787,6 +875,83 @@ fn serve_listens_on_the_configured_address_without_systemd() {
 }
 
 /// A GET with an `Accept-Language` header.
+#[test]
+fn serve_success_page_leads_to_sign_in_and_refusals_speak_plainly() {
+    let s = Server::start(
+        "\n[serve]\ntoken_attempts = 100\nlogin_url = \"https://app.example.com/login?next=/home\"\n",
+    );
+    // After a reset, every language offers a button to the application's sign-in page.
+    for (lang, sign_in) in [
+        ("en", "Sign in"),
+        ("de", "Anmelden"),
+        ("fr", "Se connecter"),
+        ("es", "Iniciar sesión"),
+    ] {
+        let done = get_in(&s, "/reset_password?changed=1", lang);
+        assert_eq!(done.status, 200, "{}", done.body);
+        assert_says(
+            &done,
+            lang,
+            &[&format!(
+                "<a class=\"button\" href=\"https://app.example.com/login?next=/home\">{sign_in}</a>"
+            )],
+        );
+    }
+    // Refusals name no rule ids on the page, in any language; the command line keeps them.
+    let (path, token) = s.link();
+    for (lang, too_short, too_easy) in [
+        (
+            "en",
+            "It is too short: 5 characters",
+            "It is too easy to guess: strength",
+        ),
+        (
+            "de",
+            "Es ist zu kurz: 5 Zeichen",
+            "Es ist zu leicht zu erraten: Stärke",
+        ),
+        (
+            "fr",
+            "Il est trop court\u{a0}: 5 caractères",
+            "Il est trop facile à deviner\u{a0}: robustesse",
+        ),
+        (
+            "es",
+            "Es demasiado corta: 5 caracteres",
+            "Es demasiado fácil de adivinar: solidez",
+        ),
+    ] {
+        for (password, says) in [("short", too_short), ("password1234", too_easy)] {
+            let csrf = get_in(&s, &path, lang).field("csrf");
+            let r = s.post(
+                "/reset_password",
+                &[("Accept-Language", lang)],
+                &reset_fields(&token, &csrf, password, password),
+            );
+            assert_eq!(r.status, 422, "{}", r.body);
+            assert_says(&r, lang, &[says]);
+            for id in ["min_length", "min_strength", "(", ")"] {
+                let refusal = r.body.split("role=\"alert\"").nth(1).unwrap_or_default();
+                let refusal = refusal.split("</div>").next().unwrap_or_default();
+                assert!(!refusal.contains(id), "{lang}: {id:?} in {refusal}");
+            }
+        }
+    }
+    let env = &s.env;
+    let a = env
+        .cmd()
+        .args(["reset", "--password-stdin", &token])
+        .write_stdin("short\n")
+        .assert();
+    let err = crate::harness::stderr(&a);
+    assert!(err.contains("(min_length)"), "{err}");
+    // Without login_url the page still says it is done, with no button.
+    let plain = Server::start("");
+    let done = plain.get("/reset_password?changed=1");
+    assert!(done.body.contains("password was changed"), "{}", done.body);
+    assert!(!done.body.contains("class=\"button\""), "{}", done.body);
+}
+
 fn get_in(s: &Server, path: &str, accept_language: &str) -> Resp {
     http(
         s.addr,
@@ -865,7 +1030,7 @@ fn serve_pages_follow_accept_language() {
         assert_says(&r, lang, &[heading, rule]);
     }
 
-    // A policy refusal in German: the rule's sentence, its name kept.
+    // A policy refusal in German: the rule's sentence, in plain words.
     let csrf = get_in(&s, &path, "de").field("csrf");
     let r = s.post(
         "/reset_password",
@@ -878,10 +1043,11 @@ fn serve_pages_follow_accept_language() {
         "de",
         &[
             "Dieses Passwort kann nicht verwendet werden",
-            "Es ist zu kurz (min_length): 5 Zeichen, mindestens 12 sind erforderlich",
+            "Es ist zu kurz: 5 Zeichen, mindestens 12 sind erforderlich",
         ],
     );
     assert!(!r.body.contains("too short"), "{}", r.body);
+    assert!(!r.body.contains("min_length"), "{}", r.body);
 
     // A 410 in German, with its link to the forgot page.
     let (_newer, _) = s.link();
@@ -908,7 +1074,8 @@ fn serve_pages_follow_accept_language() {
         ],
     );
     let csrf = page.field("csrf");
-    let fr = [("Accept-Language", "fr")];
+    let cookie = page.cookie();
+    let fr = [("Accept-Language", "fr"), ("Cookie", cookie.as_str())];
     let bad = s.post(
         "/forgot_password",
         &fr,

@@ -441,7 +441,8 @@ fn web_toml(dir: &std::path::Path, port: u16, smtp: &str, extra: &str) -> String
 
 /// Ask for a link on the forgot page for each address; every answer is the neutral 200.
 fn forgot(web: &Web, emails: &[String], lang: &str) {
-    let csrf = web.get("/forgot_password").field("csrf");
+    let page = web.get("/forgot_password");
+    let (csrf, cookie) = (page.field("csrf"), page.cookie());
     for e in emails {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs([("email", e.as_str()), ("csrf", &csrf)])
@@ -453,6 +454,7 @@ fn forgot(web: &Web, emails: &[String], lang: &str) {
             &[
                 ("Content-Type", "application/x-www-form-urlencoded"),
                 ("Accept-Language", lang),
+                ("Cookie", &cookie),
             ],
             &body,
         );

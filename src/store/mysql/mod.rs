@@ -203,6 +203,14 @@ impl ErrCtx {
                     "{what} does not offer TLS, and pwreset talks to a server over the network only with TLS; enable TLS on the server (ssl_cert, ssl_key), or for a server on this machine use 127.0.0.1 or a unix socket with ?ssl-mode=DISABLED"
                 ),
             ),
+            mysql::Error::DriverError(mysql::DriverError::CleartextPluginDisabled) => {
+                cleartext_refused(what)
+            }
+            mysql::Error::DriverError(mysql::DriverError::UnknownAuthPlugin(p))
+                if p == "mysql_clear_password" =>
+            {
+                cleartext_refused(what)
+            }
             mysql::Error::DriverError(
                 mysql::DriverError::CouldNotConnect(_)
                 | mysql::DriverError::ConnectTimeout
@@ -233,7 +241,7 @@ impl ErrCtx {
             code::DB_ACCESS_DENIED => (
                 Exit::NoPerm,
                 format!(
-                    "{what}: {msg}; grant the user access to database `{}` (see the README's GRANT statements)",
+                    "{what}: {msg}; grant the user access to database `{}` (see docs/mariadb.md, \"Least privilege\")",
                     self.server.dbname
                 ),
             ),
@@ -812,6 +820,17 @@ impl MysqlStore {
     pub fn open(config: &Config, server: &Server, access: Access) -> Result<MysqlStore> {
         schema::open(config, server, access)
     }
+}
+
+/// A server asked for the password in cleartext (`mysql_clear_password`, as PAM or LDAP
+/// authentication plugins do): pwreset never answers that, whoever asks.
+fn cleartext_refused(what: &str) -> (Exit, String) {
+    (
+        Exit::Config,
+        format!(
+            "{what} asked for the password in cleartext (mysql_clear_password); pwreset never sends it that way, and sent nothing. Give pwreset's account a plugin that does not show the password to the server (ALTER USER ... IDENTIFIED VIA mysql_native_password or ed25519 on MariaDB, caching_sha2_password on MySQL). If the account is set up that way already, check what listens on that port: another local user may have taken it"
+        ),
+    )
 }
 
 #[cfg(test)]

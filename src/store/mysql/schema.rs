@@ -139,31 +139,76 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
     crate::store::net::install_crypto_provider();
     let password = server.password()?;
     let lock_wait = config.busy_timeout.as_secs().clamp(1, 3600);
-    let mut opts = OptsBuilder::new()
+    let opts = OptsBuilder::new()
         .user(Some(server.user.clone()))
         .pass(password.as_ref().map(|p| p.to_string()))
         .db_name(Some(server.dbname.clone()))
         .tcp_connect_timeout(Some(std::time::Duration::from_secs(server.connect_timeout)))
         // Never swap a TCP connection for a socket behind the configuration's back.
         .prefer_socket(false)
+        // Never send the password in cleartext when a server asks for it (the driver's
+        // default too, said here so that it stays so).
+        .enable_cleartext_plugin(false)
         .init(vec![
             // utf8mb4 both ways; integers for times, so the session time zone never matters.
             "SET NAMES utf8mb4".to_owned(),
             format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
         ]);
-    opts = match &server.endpoint {
-        Endpoint::Tcp { host, port } => opts.ip_or_hostname(Some(host.clone())).tcp_port(*port),
-        Endpoint::Socket(path) => opts.socket(Some(path.to_string_lossy().into_owned())),
+    let candidates: Vec<OptsBuilder> = match &server.endpoint {
+        Endpoint::Tcp { host, port } if server.tls => {
+            // The driver verifies the chain against the webpki roots plus database_ca_file,
+            // and the host name against the certificate; neither check can be switched off.
+            vec![
+                opts.ip_or_hostname(Some(host.clone()))
+                    .tcp_port(*port)
+                    .ssl_opts(Some(
+                        SslOpts::default().with_root_cert_path(server.ca_file.clone()),
+                    )),
+            ]
+        }
+        // Without TLS: only the addresses checked to be loopback, so `localhost` is not
+        // looked up a second time, tried in turn like the driver tries a name's addresses.
+        Endpoint::Tcp { host, port } => crate::config::loopback_addrs(host, *port, "database")?
+            .into_iter()
+            .map(|a| {
+                opts.clone()
+                    .ip_or_hostname(Some(a.ip().to_string()))
+                    .tcp_port(*port)
+            })
+            .collect(),
+        Endpoint::Socket(path) => vec![opts.socket(Some(path.to_string_lossy().into_owned()))],
     };
-    if server.tls && matches!(server.endpoint, Endpoint::Tcp { .. }) {
-        // The driver verifies the chain against the webpki roots plus database_ca_file, and
-        // the host name against the certificate; neither check can be switched off here.
-        opts = opts.ssl_opts(Some(
-            SslOpts::default().with_root_cert_path(server.ca_file.clone()),
-        ));
+    let mut connected = None;
+    let mut last = None;
+    for candidate in candidates {
+        let candidate = mysql::Opts::from(candidate);
+        match Conn::new(candidate.clone()) {
+            Ok(conn) => {
+                connected = Some((conn, candidate));
+                break;
+            }
+            Err(e) => {
+                // Only an address that cannot be reached sends pwreset on to the next.
+                let unreachable = matches!(
+                    e,
+                    mysql::Error::IoError(_)
+                        | mysql::Error::DriverError(
+                            mysql::DriverError::CouldNotConnect(_)
+                                | mysql::DriverError::ConnectTimeout
+                        )
+                );
+                last = Some(e);
+                if !unreachable {
+                    break;
+                }
+            }
+        }
     }
-    let opts = mysql::Opts::from(opts);
-    let conn = Conn::new(opts.clone()).map_err(|e| ctx.err(e.into()))?;
+    let (conn, opts) = match (connected, last) {
+        (Some(found), _) => found,
+        (None, Some(e)) => return Err(ctx.err(e.into())),
+        (None, None) => anyhow::bail!("{}: no address to connect to", server.describe()),
+    };
     let mut store = MysqlStore {
         conn,
         opts,
@@ -424,7 +469,7 @@ fn ddl_unless(store: &mut MysqlStore, sql: &str, doing: &str, done: Option<u16>)
                 return Err(fail(
                     Exit::NoPerm,
                     format!(
-                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see the README)",
+                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
                         store.s.ctx.what(),
                         server_message(&e),
                     ),

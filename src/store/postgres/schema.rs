@@ -181,23 +181,36 @@ fn connect(server: &Server) -> Result<Client> {
     if let Some(password) = server.password()? {
         pg.password(password.as_bytes());
     }
-    match &server.endpoint {
+    let client = match &server.endpoint {
+        Endpoint::Tcp { host, port } if server.tls => {
+            pg.host(host)
+                .port(*port)
+                .ssl_mode(postgres::config::SslMode::Require);
+            let connector = super::tls::MakeRustls(crate::store::net::tls_config(server)?);
+            pg.connect(connector)
+        }
         Endpoint::Tcp { host, port } => {
-            pg.host(host).port(*port);
+            // The addresses checked to be loopback are the ones connected to: `localhost` is
+            // not looked up a second time.
+            for addr in crate::config::loopback_addrs(host, *port, "database")? {
+                pg.host(host).hostaddr(addr.ip());
+            }
+            // The driver hands a "TLS" stream only to a TLS connector: with direct negotiation
+            // the guard gets the plain connection before a byte is sent, and refuses a request
+            // for the password in cleartext or as MD5 before the driver can answer it.
+            pg.port(*port)
+                .ssl_mode(postgres::config::SslMode::Require)
+                .ssl_negotiation(postgres::config::SslNegotiation::Direct);
+            pg.connect(super::tls::Guard)
         }
+        // A unix socket stays on this machine; TLS over it is neither needed nor offered, and
+        // the driver gives no stream to guard without TLS: who may be the server is up to the
+        // socket's folder (/run/postgresql: the postgres user), as for psql.
         Endpoint::Socket(dir) => {
-            pg.host_path(dir);
+            pg.host_path(dir)
+                .ssl_mode(postgres::config::SslMode::Disable);
+            pg.connect(postgres::NoTls)
         }
-    }
-    // A unix socket stays on this machine; TLS over it is neither needed nor offered.
-    let tls = server.tls && matches!(server.endpoint, Endpoint::Tcp { .. });
-    let client = if tls {
-        pg.ssl_mode(postgres::config::SslMode::Require);
-        let connector = super::tls::MakeRustls(crate::store::net::tls_config(server)?);
-        pg.connect(connector)
-    } else {
-        pg.ssl_mode(postgres::config::SslMode::Disable);
-        pg.connect(postgres::NoTls)
     };
     client.map_err(|e| map_error(server, e))
 }
@@ -247,7 +260,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
     let mut warnings = Vec::new();
     if cat.superuser {
         warnings.push(format!(
-            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (README: \"PostgreSQL\")",
+            "{}: role {:?} is a superuser, so a leaked config can read and change every table; give pwreset a role of its own with only the GRANTs `pwreset init` names (docs/postgresql.md, \"Least privilege\")",
             server.describe(),
             server.user
         ));

@@ -634,9 +634,10 @@ fn serve_pages_reset_through_the_directory() {
     // The forgot page: the directory's address gets the mail.
     let page = s.get("/forgot_password");
     let csrf = page.field("csrf");
+    let cookie = page.cookie();
     let r = s.post(
         "/forgot_password",
-        &[],
+        &[("Cookie", cookie.as_str())],
         &[("email", "ALICE@example.com"), ("csrf", &csrf)],
     );
     assert_eq!(r.status, 200);
