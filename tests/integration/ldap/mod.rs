@@ -310,6 +310,17 @@ fn addresses_cannot_change_the_filter() {
             mail: "alice@example.com",
             cn: "Alice",
         },
+        // Two entries holding one address (in another case): neither gets a link.
+        Person {
+            uid: "carol",
+            mail: "carol@example.com",
+            cn: "Carol",
+        },
+        Person {
+            uid: "carol2",
+            mail: "CAROL@example.com",
+            cn: "Carol Again",
+        },
         Person {
             uid: "star",
             mail: "*@example.org",
@@ -343,6 +354,18 @@ fn addresses_cannot_change_the_filter() {
         let out = env.cmd().args(["request", evil]).output().expect("run");
         assert_ne!(out.status.code(), Some(0), "{evil}");
     }
+    assert_eq!(env.messages().len(), 1);
+    let a = env
+        .cmd()
+        .args(["request", "carol@example.com"])
+        .assert()
+        .code(65);
+    assert!(
+        stdout(&a).contains("more than one entry") || stderr(&a).contains("more than one entry"),
+        "{}{}",
+        stdout(&a),
+        stderr(&a)
+    );
     assert_eq!(env.messages().len(), 1);
 }
 
