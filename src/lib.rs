@@ -17,6 +17,7 @@ macro_rules! eprintln {
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod directory;
 pub mod docs;
 pub mod email;
 pub mod error;

@@ -19,8 +19,11 @@ use std::collections::HashMap;
 pub enum Found {
     User(User),
     Unknown,
-    /// More than one user answers to the address (only possible in an application's table).
+    /// More than one user answers to the address (only possible in an application's table,
+    /// or a directory).
     Ambiguous,
+    /// A directory's account that is locked or disabled, and why: it gets no link.
+    Locked(User, String),
 }
 
 impl Found {
@@ -33,6 +36,25 @@ impl Found {
                 crate::ui::escape(addr)
             ),
         )
+    }
+
+    /// The 65 for an address that several entries of a directory hold.
+    pub fn ambiguous_in_directory(addr: &str, directory: &str) -> anyhow::Error {
+        fail(
+            Exit::DataErr,
+            format!(
+                "{} matches more than one entry in {directory}; fix the directory so each address is held by one person, or narrow ldap.user_filter",
+                crate::ui::escape(addr)
+            ),
+        )
+    }
+
+    /// The user, locked or not (for `revoke --user` and `audit --user`).
+    pub fn any_user(self) -> Option<User> {
+        match self {
+            Found::User(u) | Found::Locked(u, _) => Some(u),
+            Found::Unknown | Found::Ambiguous => None,
+        }
     }
 }
 

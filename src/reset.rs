@@ -2,6 +2,7 @@
 //! terminal, no HTTP: `cmd/reset` is its terminal front end, and the web page is another.
 
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::error::{Exit, exit_of, render};
 use crate::password::{self, HashSettings, Refusal, Secret};
 use crate::store::{
@@ -33,8 +34,8 @@ impl Checked {
 
 /// Look a well-formed token up, changing nothing at all: what the web form's GET uses, since
 /// mail scanners fetch links before people do.
-pub fn peek(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
-    let record = store.lookup_token(token.id(), &token.digest())?;
+pub fn peek(dir: &mut Directory, store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
+    let record = dir.lookup_token(store, token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
     Ok(Checked {
         status,
@@ -46,8 +47,13 @@ pub fn peek(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
 
 /// Look a well-formed token up. Never consumes it; a revocation found on the way (its user
 /// deleted or changed) is stored, so the token stays dead.
-pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
-    let mut record = store.lookup_token(token.id(), &token.digest())?;
+pub fn check(
+    dir: &mut Directory,
+    store: &mut dyn Store,
+    token: Token,
+    now: i64,
+) -> Result<Checked> {
+    let mut record = dir.lookup_token(store, token.id(), &token.digest())?;
     let status = record.as_ref().map_or(Status::Unknown, |r| r.status(now));
     // Revoked because its user is gone or changed, found just now: store it, so the token
     // stays dead even if a row with the same id and state appears again.
@@ -56,7 +62,10 @@ pub fn check(store: &mut dyn Store, token: Token, now: i64) -> Result<Checked> {
         && r.revoked_at().is_none()
         && r.used_at().is_none()
     {
-        let reason = if r.lifecycle.user_exists {
+        let reason = if let Some(reason) = r.revoked_reason.clone() {
+            // Found by the directory: a locked account.
+            reason
+        } else if r.lifecycle.user_exists {
             RevokeReason::AccountChanged
         } else {
             RevokeReason::UserDeleted
@@ -97,6 +106,7 @@ pub enum Outcome {
 /// Resets for one store, configuration and actor.
 pub struct Service<'a> {
     store: &'a mut dyn Store,
+    dir: Directory,
     config: &'a Config,
     actor: &'a str,
     settings: HashSettings,
@@ -111,9 +121,27 @@ impl<'a> Service<'a> {
         config: &'a Config,
         actor: &'a str,
     ) -> Result<Service<'a>> {
-        let settings = password::census::settings(config, &mut *store)?.settings;
+        let dir = Directory::open(config)?;
+        Service::in_directory(store, dir, config, actor)
+    }
+
+    /// With a directory opened already (the one the token was checked in).
+    pub fn in_directory(
+        store: &'a mut dyn Store,
+        dir: Directory,
+        config: &'a Config,
+        actor: &'a str,
+    ) -> Result<Service<'a>> {
+        // A table's census decides what a reset writes there; a directory hashes the password
+        // itself (exop, ad) or takes `[ldap] password_format` (modify).
+        let settings = if matches!(dir, Directory::Table) {
+            password::census::settings(config, &mut *store)?.settings
+        } else {
+            config.hash_settings()?
+        };
         Ok(Service {
             store,
+            dir,
             config,
             actor,
             settings,
@@ -124,17 +152,26 @@ impl<'a> Service<'a> {
         &mut *self.store
     }
 
+    /// A token looked up again, with its user's current state.
+    pub fn lookup_token(&mut self, token: &Token) -> Result<Option<TokenRecord>> {
+        self.dir
+            .lookup_token(&mut *self.store, token.id(), &token.digest())
+    }
+
     /// The user a valid token's record belongs to, as the table holds them now.
     pub fn user_of(&mut self, record: &TokenRecord) -> Result<User> {
-        self.store
-            .user_by_id(&record.user_id)?
+        self.dir
+            .user_by_id(&mut *self.store, &record.user_id)?
             .context("the token's user disappeared while it was being checked")
     }
 
     /// Normalise a typed password and check it against the policy (and the current password).
     pub fn accept(&self, user: &User, typed: &str) -> std::result::Result<Accepted, Refusal> {
         let normalised = password::normalise_with(typed, self.config.password.normalize);
-        let current = user.password.is_set().then(|| user.password.bytes());
+        // A directory's user carries what binds the token, not a hash: the server itself
+        // refuses a password it holds already, where its policy says so.
+        let current =
+            (self.dir.is_table() && user.password.is_set()).then(|| user.password.bytes());
         let found = password::check_with(
             &self.config.password,
             &normalised,
@@ -148,13 +185,18 @@ impl<'a> Service<'a> {
         })
     }
 
-    /// Hash an accepted password and store it with the token, in one transaction.
+    /// Hash an accepted password and store it with the token, in one transaction; or, for
+    /// a directory, set it there while the token is being spent.
     pub fn set_password(
         &mut self,
         token: &Token,
         user: &User,
         accepted: Accepted,
     ) -> Result<Outcome> {
+        #[cfg(feature = "ldap")]
+        if let Directory::Ldap(_) = &self.dir {
+            return self.set_in_directory(token, user, accepted);
+        }
         let hash =
             password::hash_as(accepted.secret.expose(), &self.settings).map_err(|e| {
                 match e.refusal() {
@@ -186,6 +228,92 @@ impl<'a> Service<'a> {
                 )?;
                 Ok(Outcome::NotUsable(status))
             }
+            // Only a directory's change is kept back; the table's store never says so.
+            Ok(Consumed::Kept) => Ok(Outcome::Busy(
+                "the password was not stored; try again".into(),
+            )),
+            Err(e) if exit_of(&e) == Exit::TempFail => Ok(Outcome::Busy(render(&e))),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The password set in the directory, the token spent in the same store transaction:
+    /// if the directory refuses, the token stays usable.
+    #[cfg(feature = "ldap")]
+    fn set_in_directory(
+        &mut self,
+        token: &Token,
+        user: &User,
+        accepted: Accepted,
+    ) -> Result<Outcome> {
+        use crate::directory::ldap::SetOutcome;
+        let Directory::Ldap(ldap) = &mut self.dir else {
+            anyhow::bail!("set_in_directory without a directory");
+        };
+        let Some(person) = ldap.find_by_id(&user.id)? else {
+            self.record_failure(
+                user,
+                AuditOutcome::NotUsable(Status::Revoked),
+                "the entry was gone from the directory",
+            )?;
+            return Ok(Outcome::NotUsable(Status::Revoked));
+        };
+        let at = crate::ui::now();
+        let mut outcome: Option<SetOutcome> = None;
+        let secret = accepted.secret;
+        let consumed = self.store.spend_token(
+            &crate::store::Spend {
+                token_id: token.id(),
+                digest: &token.digest(),
+                user_id: &user.id,
+                email: &user.email,
+                now: at,
+                actor: self.actor,
+            },
+            &mut || {
+                let o = ldap.set_password(&person.dn, secret.expose())?;
+                let changed = o == SetOutcome::Changed;
+                outcome = Some(o);
+                Ok(changed)
+            },
+        );
+        drop(secret);
+        match consumed {
+            Ok(Consumed::Changed) => Ok(Outcome::Changed { at }),
+            Ok(Consumed::NotUsable(status)) => {
+                self.record_failure(
+                    user,
+                    AuditOutcome::NotUsable(status),
+                    "the token stopped being valid before the password was set",
+                )?;
+                Ok(Outcome::NotUsable(status))
+            }
+            Ok(Consumed::Kept) => match outcome {
+                Some(SetOutcome::Refused(words)) => {
+                    self.record_failure(
+                        user,
+                        AuditOutcome::Refused,
+                        &format!("refused by the directory: {words}"),
+                    )?;
+                    Ok(Outcome::Refused(Refusal::Directory(words)))
+                }
+                Some(SetOutcome::Locked(why)) => {
+                    self.record_failure(
+                        user,
+                        AuditOutcome::NotUsable(Status::Revoked),
+                        &format!("the account is {why}; pwreset does not unlock accounts"),
+                    )?;
+                    Ok(Outcome::NotUsable(Status::Revoked))
+                }
+                _ => {
+                    self.record_failure(
+                        user,
+                        AuditOutcome::NotUsable(Status::Revoked),
+                        "the entry was gone from the directory",
+                    )?;
+                    Ok(Outcome::NotUsable(Status::Revoked))
+                }
+            },
             Err(e) if exit_of(&e) == Exit::TempFail => Ok(Outcome::Busy(render(&e))),
             Err(e) => Err(e),
         }

@@ -3,7 +3,7 @@
 use crate::Ctx;
 use crate::cli::AuditArgs;
 use crate::error::{Exit, fail};
-use crate::lookup::{self, Found};
+use crate::lookup::Found;
 use crate::store::{Access, AuditFilter};
 use crate::ui;
 use anyhow::Result;
@@ -14,8 +14,12 @@ pub fn run(ctx: &Ctx, args: AuditArgs) -> Result<Exit> {
     let user_id = match &args.user {
         Some(email) => {
             let addr = crate::email::validate(email)?;
-            match lookup::find(store.as_mut(), addr)? {
-                Found::User(u) => Some(u.id),
+            let mut dir = crate::directory::Directory::open(&config)?;
+            match dir.find(store.as_mut(), addr)? {
+                Found::User(u) | Found::Locked(u, _) => Some(u.id),
+                Found::Ambiguous if !dir.is_table() => {
+                    return Err(Found::ambiguous_in_directory(addr, &dir.describe(&config)));
+                }
                 Found::Ambiguous => return Err(Found::ambiguous_error(addr, &config.users.table)),
                 Found::Unknown => {
                     return Err(fail(

@@ -190,6 +190,10 @@ fn database(
     for w in store.warnings() {
         r.warn("database", w, "");
     }
+    if config.ldap.is_some() {
+        directory(config, r);
+        return None;
+    }
     match store.check_users_mapping() {
         Ok(()) => r.ok(
             "users",
@@ -233,6 +237,91 @@ fn database(
         ),
     }
     None
+}
+
+/// A build without LDAP support never gets here: the config refuses `[ldap]`.
+#[cfg(not(feature = "ldap"))]
+fn directory(_: &Config, _: &mut Report) {}
+
+/// `[ldap]`: the directory reachable, its certificate, the bind, and a sample lookup.
+#[cfg(feature = "ldap")]
+fn directory(config: &Config, r: &mut Report) {
+    let started = Instant::now();
+    let dir = match crate::directory::Directory::open(config) {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail(
+                "ldap",
+                &e,
+                "check [ldap] url, ca_file, bind_dn and the bind password",
+            );
+            return;
+        }
+    };
+    let connected = started.elapsed();
+    let crate::directory::Directory::Ldap(mut d) = dir else {
+        return;
+    };
+    {
+        {
+            if let Some(der) = d.peer_certificate() {
+                certificate(&der, r);
+            }
+            match d.diagnose() {
+                Ok(lines) => {
+                    let mut lines = lines.into_iter();
+                    if let Some(first) = lines.next() {
+                        r.ok(
+                            "ldap",
+                            format!(
+                                "{first} (connected and bound in {} ms)",
+                                connected.as_millis()
+                            ),
+                        );
+                    }
+                    for line in lines {
+                        match line.strip_prefix("warning: ") {
+                            Some(w) => r.warn("ldap", w.to_owned(), ""),
+                            None => r.ok("ldap", line),
+                        }
+                    }
+                }
+                Err(e) => {
+                    r.fail(
+                        "ldap",
+                        &e,
+                        "fix [ldap] or the bind DN's rights as the message says",
+                    );
+                    return;
+                }
+            }
+            // A sample lookup, the way request looks an address up.
+            if let Ok((_, people)) = d.sample(1)
+                && let Some(p) = people.first()
+            {
+                let t = Instant::now();
+                match d.find_by_address(&p.mail) {
+                    Ok(crate::lookup::Found::User(_) | crate::lookup::Found::Locked(..)) => r.ok(
+                        "ldap",
+                        format!(
+                            "a lookup by address ({}) takes {} ms",
+                            ui::escape(&p.mail),
+                            t.elapsed().as_millis()
+                        ),
+                    ),
+                    Ok(_) => r.warn(
+                        "ldap",
+                        format!(
+                            "looking up {} by its address does not find exactly one entry",
+                            ui::escape(&p.mail)
+                        ),
+                        "make each address unique, or check ldap.mail_attribute",
+                    ),
+                    Err(e) => r.fail("ldap", &e, ""),
+                }
+            }
+        }
+    }
 }
 
 fn mail(config: &Config, args: &DoctorArgs, r: &mut Report) {

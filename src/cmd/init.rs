@@ -15,6 +15,14 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
         ctx.note(format!("warning: {warning}"));
     }
     let m = store.migrate()?;
+    if config.ldap.is_some() {
+        let what = store.describe();
+        ctx.note(format!(
+            "{what} holds the tokens, the throttle and the audit trail (schema version {})",
+            m.after
+        ));
+        return directory(ctx, &config);
+    }
     store
         .check_users_mapping()
         .with_context(|| config.source.to_string())?;
@@ -35,6 +43,24 @@ pub fn run(ctx: &Ctx) -> Result<Exit> {
             "users live in the application's table `{}`",
             config.users.table
         ));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `[ldap]`: bind, find the base DN, check that the filter finds people and that bind_dn may
+/// read them, and report the password policy.
+fn directory(ctx: &Ctx, config: &crate::config::Config) -> Result<Exit> {
+    match crate::directory::Directory::open(config)? {
+        // Without the `ldap` feature the config never has [ldap], so this is not reached.
+        crate::directory::Directory::Table => {
+            let _ = ctx;
+        }
+        #[cfg(feature = "ldap")]
+        crate::directory::Directory::Ldap(mut d) => {
+            for line in d.diagnose()? {
+                ctx.note(line);
+            }
+        }
     }
     Ok(Exit::Ok)
 }

@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     };
     let mut store = crate::store::open(&config, access)?;
     if !args.dry_run && !args.no_email && !args.yes {
-        confirm(&args, store.as_mut())?;
+        confirm(&args, store.as_mut(), config.ldap.is_some())?;
     }
     let mailer = if args.no_email || args.dry_run {
         None
@@ -129,11 +129,7 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
         hidden: 0,
         progressed: 0,
     };
-    let total = if args.all {
-        Some(svc.store().count_users()?)
-    } else {
-        None
-    };
+    let total = if args.all { svc.count_users()? } else { None };
     let served = serve(&mut svc, &args, total, &stop, &mut term);
     // Whether every input was read (the file to its end), stop or not.
     let read_all = matches!(served, Ok(true));
@@ -312,12 +308,16 @@ const ASK_ABOVE: u64 = 100;
 
 /// On a terminal, a run that mails every user (or more than [`ASK_ABOVE`] addresses from a
 /// file) asks first. Without a terminal (cron, scripts) it goes on, as it always has.
-fn confirm(args: &RequestArgs, store: &mut dyn Store) -> Result<()> {
+fn confirm(args: &RequestArgs, store: &mut dyn Store, in_directory: bool) -> Result<()> {
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Ok(());
     }
-    let n = if args.all {
+    let n = if args.all && in_directory {
+        // A directory is not counted first: that would be a second pass over it.
+        let question = "Send reset links to every person in the directory? [y/N] ";
+        return ask(question);
+    } else if args.all {
         store.count_users()?
     } else if let Some(path) = args.from_file.as_ref().filter(|p| p.as_os_str() != "-") {
         let f = std::fs::File::open(path).map_err(|e| {
@@ -344,10 +344,14 @@ fn confirm(args: &RequestArgs, store: &mut dyn Store) -> Result<()> {
     } else {
         return Ok(());
     };
-    let question = format!(
+    ask(&format!(
         "Send reset links to {}? [y/N] ",
         ui::count(n, "user", "users")
-    );
+    ))
+}
+
+/// Ask on the terminal; anything but yes stops the run.
+fn ask(question: &str) -> Result<()> {
     {
         use std::io::Write;
         let mut err = std::io::stderr().lock();
@@ -379,6 +383,7 @@ struct Counts {
     invalid: u64,
     would_send: u64,
     not_sent: u64,
+    locked: u64,
 }
 
 impl Counts {
@@ -392,6 +397,7 @@ impl Counts {
             + self.invalid
             + self.would_send
             + self.not_sent
+            + self.locked
     }
 
     fn first(&self, first: &str) -> u64 {
@@ -425,6 +431,7 @@ impl Counts {
             ),
             (self.unknown, "unknown_user", String::new()),
             (self.invalid, "invalid", String::new()),
+            (self.locked, "locked", String::new()),
             (self.failed, "failed", String::new()),
         ] {
             if n > 0 {
@@ -572,6 +579,7 @@ impl Terminal<'_> {
             Status::Invalid => self.counts.invalid += 1,
             Status::Failed => self.counts.failed += 1,
             Status::WouldSend => self.counts.would_send += 1,
+            Status::Locked => self.counts.locked += 1,
             // Not the user's outcome but the run's: the summary counts them.
             Status::NotSent => {
                 self.counts.not_sent += 1;

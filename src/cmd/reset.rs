@@ -50,7 +50,8 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     };
     let config = ctx.config()?;
     let mut store = crate::store::open(&config, Access::Write)?;
-    let checked = reset::check(store.as_mut(), token, now)?;
+    let mut dir = crate::directory::Directory::open(&config)?;
+    let checked = reset::check(&mut dir, store.as_mut(), token, now)?;
     let (Some(record), Some(token)) = (&checked.record, &checked.token) else {
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
@@ -59,7 +60,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
     }
-    let mut service = Service::new(store.as_mut(), &config, ctx.actor())?;
+    let mut service = Service::in_directory(store.as_mut(), dir, &config, ctx.actor())?;
     let user = service.user_of(record)?;
 
     let accepted = if args.password_stdin {
@@ -95,7 +96,7 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     let when = match service.set_password(token, &user, accepted)? {
         Outcome::Changed { at } => at,
         Outcome::NotUsable(status) => {
-            let record = service.store().lookup_token(token.id(), &token.digest())?;
+            let record = service.lookup_token(token)?;
             let again = Checked {
                 status,
                 record,
@@ -109,6 +110,12 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
             return Err(fail(
                 Exit::TempFail,
                 format!("{why}; nothing was changed and the link still works"),
+            ));
+        }
+        Outcome::Refused(r @ Refusal::Directory(_)) => {
+            return Err(fail(
+                Exit::DataErr,
+                format!("password refused: {r}; nothing was changed and the link still works"),
             ));
         }
         Outcome::Refused(r) => return Err(fail(Exit::DataErr, format!("password refused: {r}"))),

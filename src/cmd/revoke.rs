@@ -4,7 +4,7 @@ use crate::Ctx;
 use crate::cli::RevokeArgs;
 use crate::cmd::verify;
 use crate::error::{Exit, fail};
-use crate::lookup::{self, Found};
+use crate::lookup::Found;
 use crate::reset::Checked;
 use crate::store::{Access, AuditAction, AuditEvent, AuditOutcome, RevokeReason};
 use crate::token::Status;
@@ -44,7 +44,8 @@ fn by_token(ctx: &Ctx, arg: Option<std::ffi::OsString>, reason: &RevokeReason) -
     };
     let config = ctx.config()?;
     let mut store = crate::store::open(&config, Access::Write)?;
-    let checked = crate::reset::check(store.as_mut(), token, now)?;
+    let mut dir = crate::directory::Directory::open(&config)?;
+    let checked = crate::reset::check(&mut dir, store.as_mut(), token, now)?;
     let (Some(record), Some(token)) = (&checked.record, &checked.token) else {
         eprintln!("{}", verify::describe(&checked, now));
         return Ok(Exit::NotUsable);
@@ -79,8 +80,12 @@ fn by_user(ctx: &Ctx, email: &str, reason: &RevokeReason) -> Result<Exit> {
     let addr = crate::email::validate(email)?;
     let config = ctx.config()?;
     let mut store = crate::store::open(&config, Access::Write)?;
-    let user = match lookup::find(store.as_mut(), addr)? {
-        Found::User(u) => u,
+    let mut dir = crate::directory::Directory::open(&config)?;
+    let user = match dir.find(store.as_mut(), addr)? {
+        Found::User(u) | Found::Locked(u, _) => u,
+        Found::Ambiguous if !dir.is_table() => {
+            return Err(Found::ambiguous_in_directory(addr, &dir.describe(&config)));
+        }
         Found::Ambiguous => return Err(Found::ambiguous_error(addr, &config.users.table)),
         Found::Unknown => {
             return Err(fail(Exit::NoUser, format!("no user with address {addr}")));

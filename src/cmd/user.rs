@@ -14,6 +14,20 @@ pub fn run(ctx: &Ctx, cmd: UserCommand) -> Result<Exit> {
     }
 }
 
+/// With `[ldap]` the people are the directory's: `user add` and `user list` are refused.
+fn in_directory(config: &crate::config::Config) -> Result<()> {
+    match &config.ldap {
+        Some(l) => Err(fail(
+            Exit::Usage,
+            format!(
+                "users live in the {}; manage them there (ldapadd, ldapsearch, your IdM). `pwreset request --all --dry-run` lists who would get a link",
+                l.describe()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
     let email = crate::email::validate(email)?;
     if let Some(n) = name
@@ -25,6 +39,7 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
         ));
     }
     let config = ctx.config()?;
+    in_directory(&config)?;
     let mut store = crate::store::open(&config, Access::Write)?;
     if !store.owns_users_table() {
         return Err(fail(
@@ -46,6 +61,7 @@ fn add(ctx: &Ctx, email: &str, name: Option<&str>) -> Result<Exit> {
 
 fn list(ctx: &Ctx, json: bool) -> Result<Exit> {
     let config = ctx.config()?;
+    in_directory(&config)?;
     let mut store = crate::store::open(&config, Access::Read)?;
     let now = ui::now();
     if json {

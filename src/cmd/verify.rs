@@ -141,7 +141,8 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Exit> {
         Ok(token) => {
             let config = ctx.config()?;
             let mut store = crate::store::open(&config, Access::Read)?;
-            crate::reset::check(store.as_mut(), token, now)?
+            let mut dir = crate::directory::Directory::open(&config)?;
+            crate::reset::check(&mut dir, store.as_mut(), token, now)?
         }
     };
     let line = if args.json {

@@ -44,7 +44,12 @@ pub fn example(flavour: Flavour) -> String {
     for section in SECTIONS {
         out.push('\n');
         comment(&mut out, section.doc);
-        if !section.name.is_empty() {
+        // A section that changes where the users live is written switched off: an empty
+        // `[ldap]` would be a directory with no URL.
+        let optional = section.name == "ldap";
+        if optional {
+            out.push_str(&format!("# [{}]\n", section.name));
+        } else if !section.name.is_empty() {
             out.push_str(&format!("[{}]\n", section.name));
         }
         for key in KEYS.iter().filter(|k| k.section == section.name) {
@@ -57,7 +62,7 @@ pub fn example(flavour: Flavour) -> String {
             }
             comment(&mut out, &doc);
             let line = format!("{} = {value}\n", key.name);
-            if active {
+            if active && !optional {
                 out.push_str(&line);
             } else {
                 out.push_str("# ");
@@ -125,8 +130,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{flavour:?}: {}\n{text}", crate::error::render(&e)));
             // With every commented-out key switched on too (except those that need a server
             // database or another password format), it still parses: the examples are right.
+            // [ldap] stays off: it replaces the [users] mapping and needs a directory.
             let all: String = text
                 .lines()
+                .take_while(|l| *l != "# [ldap]")
                 .map(|l| match l.strip_prefix("# ") {
                     Some(rest)
                         if rest.split_once(" = ").is_some_and(|(k, _)| {

@@ -8,6 +8,7 @@ mod database;
 mod example;
 mod fs;
 pub mod keys;
+mod ldap;
 mod mail;
 mod password;
 mod serve;
@@ -17,6 +18,7 @@ mod users;
 pub use database::{Database, Endpoint, Server, ServerKind};
 pub use example::{Flavour, example};
 pub use fs::{create_private_dir, default_config_paths, default_database, read_secret_file};
+pub use ldap::{Ldap, PasswordChange, UserPasswordFormat};
 pub use mail::{Mail, Smtp, Tls, TransportKind, support_href};
 pub use password::{
     ARGON2_MAX_ITERATIONS, ARGON2_MAX_MEMORY_KIB, ARGON2_MAX_PARALLELISM, Argon2, Bcrypt, Password,
@@ -74,6 +76,8 @@ pub struct Config {
     pub mail: Mail,
     pub password: Password,
     pub serve: Serve,
+    /// `[ldap]`: the users live in a directory, not in a `[users]` table.
+    pub ldap: Option<Ldap>,
 }
 
 /// A value the config file got wrong: the key, and why. Turned into a 78 that also names the
@@ -110,6 +114,8 @@ struct RawConfig {
     mail: mail::RawMail,
     password: Password,
     serve: serve::RawServe,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ldap: Option<ldap::RawLdap>,
 }
 
 impl Default for RawConfig {
@@ -128,6 +134,7 @@ impl Default for RawConfig {
             mail: mail::RawMail::default(),
             password: Password::default(),
             serve: serve::RawServe::default(),
+            ldap: None,
         }
     }
 }
@@ -427,6 +434,10 @@ fn resolve(raw: RawConfig, source: &Source, over: &Overrides) -> Result<Config, 
     }
     raw.users.validate()?;
     raw.password.validate()?;
+    let ldap = match raw.ldap {
+        None => None,
+        Some(l) => Some(resolve_ldap(l, &raw.users)?),
+    };
     Ok(Config {
         source: source.clone(),
         database,
@@ -439,7 +450,26 @@ fn resolve(raw: RawConfig, source: &Source, over: &Overrides) -> Result<Config, 
         mail: raw.mail.resolve()?,
         password: raw.password,
         serve: raw.serve.resolve()?,
+        ldap,
     })
+}
+
+/// `[ldap]`, in a build that has LDAP support, and not beside a `[users]` table mapping: the
+/// people live in one place.
+fn resolve_ldap(l: ldap::RawLdap, users: &UsersTable) -> Result<Ldap, Problem> {
+    if !cfg!(feature = "ldap") {
+        return Err(Problem::new(
+            "ldap",
+            "this pwreset was built without LDAP support; rebuild with --features ldap (the Debian package has it)",
+        ));
+    }
+    if *users != UsersTable::default() {
+        return Err(Problem::new(
+            "ldap",
+            "an [ldap] section and a [users] table mapping cannot both be set: the users live either in a directory or in a table; remove one of them",
+        ));
+    }
+    l.resolve()
 }
 
 /// Shortest and longest token lifetime, in the config and for `request --ttl`.

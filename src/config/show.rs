@@ -97,6 +97,14 @@ pub fn show(over: &Overrides) -> Result<(Source, Vec<Shown>)> {
             "PWRESET_DB_PASSWORD",
             matches!(&config.database, super::Database::Server(s) if s.password_file.is_some()),
         ),
+        (
+            "ldap.bind_password",
+            "PWRESET_LDAP_PASSWORD",
+            config
+                .ldap
+                .as_ref()
+                .is_some_and(|l| l.bind_password_file.is_some()),
+        ),
     ] {
         if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
             out.push(Shown {

@@ -69,6 +69,8 @@ pub enum Refusal {
     SameAsCurrent,
     /// Longer than the 72 bytes bcrypt reads (with the pepper): refused, never truncated.
     BcryptTooLong,
+    /// The directory's own password policy refused it (`[ldap]`): the server's words.
+    Directory(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -113,6 +115,9 @@ impl std::fmt::Display for Refusal {
                 f,
                 "too long for bcrypt ({RULE_BCRYPT_72_BYTES}): the stored format reads only the first 72 bytes (UTF-8, counting any configured pepper) and pwreset never truncates, so use a shorter one"
             ),
+            Refusal::Directory(words) => {
+                write!(f, "the directory's password policy said: {words}")
+            }
         }
     }
 }

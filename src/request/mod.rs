@@ -20,6 +20,7 @@ mod deliver;
 pub mod lease;
 
 use crate::config::{Config, TransportKind};
+use crate::directory::{Cursor, Directory};
 use crate::error::{Exit, exit_of, render};
 use crate::lookup::{self, Found};
 use crate::mail::{Mailer, Recipient};
@@ -91,6 +92,8 @@ pub enum Status {
     Failed,
     /// `--dry-run`: this user would get a link.
     WouldSend,
+    /// The directory's account is locked or disabled: no link.
+    Locked,
     /// A stop came before this user's link went out; it was withdrawn.
     NotSent,
 }
@@ -107,6 +110,7 @@ impl Status {
             Status::Invalid => "invalid",
             Status::Failed => "failed",
             Status::WouldSend => "would_send",
+            Status::Locked => "locked",
             Status::NotSent => "not_sent",
         }
     }
@@ -211,6 +215,8 @@ pub fn job_key(parts: &[&[u8]]) -> String {
 /// Requests for one store and configuration, within one run.
 pub struct Service<'a> {
     store: &'a mut dyn Store,
+    /// Where the users are: the users table (through the store), or a directory.
+    dir: Directory,
     config: &'a Config,
     opts: Options,
     actor: String,
@@ -263,7 +269,7 @@ impl<'a> Service<'a> {
             None => Vec::new(),
         };
         let run_id = lease.as_ref().map_or(0, |l| l.id);
-        let mut s = Service::within(store, config, opts, actor, run_id);
+        let mut s = Service::within(store, config, opts, actor, run_id)?;
         s.lease = lease;
         s.reaped = reaped;
         s.resumed = resumed;
@@ -278,9 +284,11 @@ impl<'a> Service<'a> {
         opts: Options,
         actor: &str,
         run_id: i64,
-    ) -> Service<'a> {
-        Service {
+    ) -> Result<Service<'a>> {
+        let dir = Directory::open(config)?;
+        Ok(Service {
             store,
+            dir,
             config,
             opts,
             actor: actor.to_owned(),
@@ -294,12 +302,22 @@ impl<'a> Service<'a> {
             rng: SystemRandom::new(),
             connections: (config.mail.smtp.connections as usize).max(1),
             stats: Stats::default(),
-        }
+        })
     }
 
     /// The store, for what the front end asks besides requests (counting users).
     pub fn store(&mut self) -> &mut dyn Store {
         &mut *self.store
+    }
+
+    /// How many users `--all` goes through, when that is known up front (a table; a
+    /// directory is not counted first).
+    pub fn count_users(&mut self) -> Result<Option<u64>> {
+        if self.dir.is_table() {
+            Ok(Some(self.store.count_users()?))
+        } else {
+            Ok(None)
+        }
     }
 
     /// Runs found dead at the start, and how many links each released.
@@ -333,7 +351,7 @@ impl<'a> Service<'a> {
                 }
                 Ok(addr) => addr,
             };
-            match lookup::by_index(&mut *self.store, addr)? {
+            match self.dir.find_indexed(&mut *self.store, addr)? {
                 Some(found) => {
                     if let Some(item) = self.item(addr, found, report) {
                         items.push(item);
@@ -365,6 +383,9 @@ impl<'a> Service<'a> {
 
     /// Every user in the table, in key order, until the users run out or a stop.
     pub fn all(&mut self, stop: &Stop, report: &mut dyn Report) -> Result<()> {
+        if !self.dir.is_table() {
+            return self.all_in_directory(stop, report);
+        }
         if matches!(self.opts.delivery, Delivery::Print) && self.store.parallel_bulk() {
             return self.all_in_parallel(stop, report);
         }
@@ -374,6 +395,35 @@ impl<'a> Service<'a> {
             let Some(last) = users.last() else { break };
             after = Some(last.id.clone());
             let items = self.items_of(users);
+            self.chunk(items, stop, report)?;
+        }
+        Ok(())
+    }
+
+    /// Every person in the directory, page by page (RFC 2696), a chunk at a time: memory
+    /// stays bounded by the chunk, and a server's size limit does not end the run.
+    fn all_in_directory(&mut self, stop: &Stop, report: &mut dyn Report) -> Result<()> {
+        let mut cursor = Cursor::default();
+        while !stop.asked() && !cursor.done() {
+            let mut items = Vec::new();
+            while items.len() < CHUNK && !cursor.done() && !stop.asked() {
+                let page =
+                    self.dir
+                        .next_page(&mut *self.store, &mut cursor, CHUNK - items.len())?;
+                for found in page {
+                    match found {
+                        // A disabled account is normal in a directory: reported and counted,
+                        // not a failure of the run.
+                        Found::Locked(user, why) => {
+                            let mut o = locked(&user.email, &user, &why);
+                            o.exit = Exit::Ok;
+                            items.push(Item::done(o));
+                        }
+                        Found::User(user) => items.push(Item::user(user)),
+                        Found::Unknown | Found::Ambiguous => {}
+                    }
+                }
+            }
             self.chunk(items, stop, report)?;
         }
         Ok(())
@@ -425,6 +475,14 @@ impl<'a> Service<'a> {
                 Item::user(user)
             }
             Found::Unknown => Item::done(Outcome::unknown(addr)),
+            Found::Locked(user, why) => Item::done(locked(addr, &user, &why)),
+            Found::Ambiguous if !self.dir.is_table() => Item::done(Outcome::invalid(
+                addr.to_owned(),
+                render(&Found::ambiguous_in_directory(
+                    addr,
+                    &self.dir.describe(self.config),
+                )),
+            )),
             Found::Ambiguous => Item::done(Outcome::invalid(
                 addr.to_owned(),
                 render(&Found::ambiguous_error(addr, &self.config.users.table)),
@@ -939,6 +997,14 @@ impl<'a> Service<'a> {
             }
         })
     }
+}
+
+/// The outcome for a locked or disabled account: no link (65 for an address asked for).
+fn locked(addr: &str, user: &User, why: &str) -> Outcome {
+    Outcome::new(addr.to_owned(), Status::Locked, Exit::DataErr).with_error(format!(
+        "the account of {} is {why}; no link was made (pwreset does not unlock accounts)",
+        ui::escape(&user.email)
+    ))
 }
 
 /// One user of a chunk, on its way through.

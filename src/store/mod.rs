@@ -35,8 +35,20 @@ pub enum Access {
     Read,
 }
 
-/// Open the configured database.
+/// Open the configured database. With `[ldap]` the store keeps tokens only (no users table).
 pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
+    if config.ldap.is_some()
+        && let Database::Server(s) = &config.database
+    {
+        return Err(crate::error::fail(
+            crate::error::Exit::Config,
+            format!(
+                "{}: with [ldap], pwreset keeps its tokens in a SQLite file in this build; {} as the token store for a directory is not supported yet: set `database` to a SQLite path",
+                config.source,
+                s.kind.name()
+            ),
+        ));
+    }
     match &config.database {
         Database::Sqlite(_) => Ok(Box::new(sqlite::SqliteStore::open(config, access)?)),
         Database::Server(s) if s.kind == crate::config::ServerKind::Postgres => {
@@ -132,6 +144,8 @@ pub enum RevokeReason {
     UserDeleted,
     /// The user's address or password changed after it was issued.
     AccountChanged,
+    /// The account is locked or disabled in the directory.
+    AccountLocked,
     /// By support staff with `pwreset revoke`, with their reason if they gave one.
     ByHand(Option<String>),
     /// Anything else found in the column (written by hand, or by a newer pwreset).
@@ -147,6 +161,7 @@ impl RevokeReason {
             RevokeReason::NotSent => "not sent".into(),
             RevokeReason::UserDeleted => "user deleted".into(),
             RevokeReason::AccountChanged => "account changed".into(),
+            RevokeReason::AccountLocked => "account locked".into(),
             RevokeReason::ByHand(None) => "revoked".into(),
             RevokeReason::ByHand(Some(why)) => format!("revoked: {why}"),
             RevokeReason::Other(s) => s.clone(),
@@ -161,6 +176,7 @@ impl RevokeReason {
             "not sent" => RevokeReason::NotSent,
             "user deleted" => RevokeReason::UserDeleted,
             "account changed" => RevokeReason::AccountChanged,
+            "account locked" => RevokeReason::AccountLocked,
             "revoked" => RevokeReason::ByHand(None),
             other => match other.strip_prefix("revoked: ") {
                 Some(why) => RevokeReason::ByHand(Some(why.to_owned())),
@@ -181,6 +197,9 @@ impl RevokeReason {
             RevokeReason::UserDeleted => "its user was deleted".into(),
             RevokeReason::AccountChanged => {
                 "the account's email or password changed after it was issued".into()
+            }
+            RevokeReason::AccountLocked => {
+                "the account is locked or disabled in the directory".into()
             }
             RevokeReason::ByHand(None) => "revoked by support".into(),
             RevokeReason::ByHand(Some(why)) => format!("revoked by support: {why}"),
@@ -385,6 +404,21 @@ pub enum Consumed {
     Changed,
     /// The token was no longer valid when the transaction looked (another reset won).
     NotUsable(Status),
+    /// The change elsewhere did not happen ([`Store::spend_token`]): the token was not spent.
+    Kept,
+}
+
+/// A password change with a token, where the password lives elsewhere (a directory): the
+/// store spends the token, the directory sets the password.
+pub struct Spend<'a> {
+    pub token_id: i64,
+    pub digest: &'a Digest,
+    /// The person the token was checked for; it is spent only if it still belongs to them.
+    pub user_id: &'a UserId,
+    /// Their address, for the audit row.
+    pub email: &'a str,
+    pub now: i64,
+    pub actor: &'a str,
 }
 
 /// Counts of one purge step.
@@ -513,6 +547,14 @@ impl<'a> AuditEvent<'a> {
             detail: Some(detail),
         }
     }
+}
+
+/// A backend without the tokens-only methods, asked for them.
+fn tokens_only_unsupported(what: &str) -> anyhow::Error {
+    crate::error::fail(
+        crate::error::Exit::Config,
+        format!("{what} cannot keep tokens for users in a directory yet; use a SQLite file"),
+    )
 }
 
 /// The detail of a `revoke --user` audit row: the same words on every backend.
@@ -697,6 +739,29 @@ pub trait Store {
         now: i64,
         actor: &str,
     ) -> Result<u64>;
+
+    /// A token by id and digest as stored, without reading any user (users in a directory,
+    /// which the caller asks): the record says the user exists and the binding holds, and the
+    /// stored binding comes with it for the caller to compare.
+    fn token_alone(
+        &mut self,
+        _token_id: i64,
+        _digest: &Digest,
+    ) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+        Err(tokens_only_unsupported(&self.describe()))
+    }
+
+    /// Spend a token for a password set elsewhere, in one transaction: spend it with the
+    /// conditional update, call `change` (which sets the password in the directory), and only
+    /// when it says the password changed, revoke the user's other open tokens, write the audit
+    /// row and commit. Otherwise roll back: the link still works ([`Consumed::Kept`]).
+    fn spend_token(
+        &mut self,
+        _s: &Spend<'_>,
+        _change: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Consumed> {
+        Err(tokens_only_unsupported(&self.describe()))
+    }
 
     /// Set a new password hash with a token, in one transaction: spend the token with a
     /// conditional update (exactly one of several racing changes wins), write the hash, revoke

@@ -236,8 +236,13 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         store.check_users_mapping()?;
         // The format a reset will write, from the column's census under `auto`: a table whose
         // format pwreset cannot follow stops serve here, not on the first user's form.
-        let decided = crate::password::census::settings(&config, store.as_mut())?;
-        bcrypt_rule = decided.settings.format == crate::password::Format::Bcrypt;
+        // (A directory hashes its own passwords: no table to read.)
+        bcrypt_rule = if config.ldap.is_some() {
+            false
+        } else {
+            let decided = crate::password::census::settings(&config, store.as_mut())?;
+            decided.settings.format == crate::password::Format::Bcrypt
+        };
         // The forgot page's links belong to this run: if the process dies, the next run (or
         // serve) withdraws those it never sent.
         let (lease, reaped) =

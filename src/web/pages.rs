@@ -307,6 +307,8 @@ impl Pages {
             }
             Refusal::SameAsCurrent => self.text(lang, "refusal.not_current").to_owned(),
             Refusal::BcryptTooLong => self.text(lang, "refusal.bcrypt_72_bytes").to_owned(),
+            // The server's words, as it wrote them (English, on the usual servers).
+            Refusal::Directory(words) => words.clone(),
         }
     }
 

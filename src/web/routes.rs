@@ -406,7 +406,8 @@ async fn form(
                 // Checked before the job; the job parses its own (it may run twice).
                 let token = Token::parse_input(&text)
                     .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
-                let c = reset::peek(w.store()?, token, now)?;
+                let mut dir = crate::directory::Directory::open(&w.config())?;
+                let c = reset::peek(&mut dir, w.store()?, token, now)?;
                 Ok((c.status, c.record.and_then(|r| r.email), c.token))
             })
         })
@@ -571,14 +572,15 @@ fn attempt(
     let config = w.config().clone();
     let now = ui::now();
     let store = w.store()?;
-    let checked = reset::check(store, token, now)?;
+    let mut dir = crate::directory::Directory::open(&config)?;
+    let checked = reset::check(&mut dir, store, token, now)?;
     let (Some(record), Some(token)) = (checked.record, checked.token) else {
         return Ok(Attempt::NotUsable(checked.status));
     };
     if checked.status != Status::Valid {
         return Ok(Attempt::NotUsable(checked.status));
     }
-    let mut service = Service::new(store, &config, actor)?;
+    let mut service = Service::in_directory(store, dir, &config, actor)?;
     let user = service.user_of(&record)?;
     if password.expose() != confirm.expose() {
         return Ok(Attempt::Mismatch { email: user.email });
@@ -785,7 +787,7 @@ fn request_link(
         locale: Some(page_lang),
         grace: request::GRACE,
     };
-    let mut svc = request::Service::within(store, &config, opts, actor, run_id);
+    let mut svc = request::Service::within(store, &config, opts, actor, run_id)?;
     let mut got = Captured(Vec::new());
     let stop = crate::signals::Stop::new();
     svc.addresses(vec![addr.to_owned()], &stop, &mut got)?;
@@ -833,7 +835,12 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
         .db
         .run(|w| {
             w.retrying(|w| {
-                w.store()?.lookup_token(0, &Digest([0; 32]))?;
+                // With [ldap] the store holds tokens only: no users table to join.
+                if w.config().ldap.is_some() {
+                    w.store()?.token_alone(0, &Digest([0; 32]))?;
+                } else {
+                    w.store()?.lookup_token(0, &Digest([0; 32]))?;
+                }
                 Ok(())
             })
         })

@@ -399,3 +399,26 @@ fn misplaced_sections_and_misspelt_keys_get_a_hint() {
         config_error(&env, &["user", "list"], words);
     }
 }
+
+/// A build without the `ldap` feature refuses an `[ldap]` section with 78, saying how to get
+/// LDAP support, instead of silently using a users table.
+#[cfg(not(feature = "ldap"))]
+#[test]
+fn ldap_section_in_a_build_without_ldap_is_refused() {
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}\n[ldap]\nurl = \"ldaps://ldap.example.com\"\nbind_dn = \"cn=pwreset,dc=example,dc=com\"\nbase_dn = \"dc=example,dc=com\"\n",
+            default_toml(dir)
+        )
+    });
+    let a = env
+        .cmd()
+        .args(["request", "a@example.com"])
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("built without LDAP support") && err.contains("--features ldap"),
+        "{err}"
+    );
+}

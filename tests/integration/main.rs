@@ -14,6 +14,8 @@ mod harness_sql;
 mod hash_formats;
 mod hostile;
 mod init;
+#[cfg(feature = "ldap")]
+mod ldap;
 mod mail;
 mod manual;
 mod mysql;

@@ -40,6 +40,13 @@ impl Server {
         Server::start_full(toml, "", &[])
     }
 
+    /// Like [`Server::start_with`], adding `users` to pwreset's own table (none when the
+    /// users live elsewhere, in a directory).
+    #[cfg_attr(not(feature = "ldap"), allow(dead_code))]
+    pub fn start_users(toml: impl FnOnce(&Path, u16) -> String, users: &[&str]) -> Server {
+        Server::start_all(toml, "", &[], users)
+    }
+
     /// Like [`Server::start_with`], with shell commands run first (`ulimit -n 128;`) and
     /// arguments after `serve`.
     pub fn start_full(
@@ -47,13 +54,24 @@ impl Server {
         shell: &str,
         args: &[&str],
     ) -> Server {
+        Server::start_all(toml, shell, args, &[EMAIL])
+    }
+
+    fn start_all(
+        toml: impl FnOnce(&Path, u16) -> String,
+        shell: &str,
+        args: &[&str],
+        users: &[&str],
+    ) -> Server {
         // The listening socket is made here and handed over as systemd does (fd 3, LISTEN_FDS,
         // LISTEN_PID), so there is no window in which another test could take the port.
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let addr = listener.local_addr().expect("local addr");
         let env = Env::with_toml(|dir| toml(dir, addr.port()));
         env.init();
-        env.add_user(EMAIL);
+        for u in users {
+            env.add_user(u);
+        }
         let log = env.dir.path().join("serve.log");
         let mut c = env.isolated("sh");
         c.arg("-c")

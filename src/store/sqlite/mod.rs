@@ -38,6 +38,8 @@ pub struct SqliteStore {
     own_users: bool,
     /// Opened read-only (verify, user list, audit).
     read_only: bool,
+    /// The users live in a directory (`[ldap]`): no users table, tokens only.
+    tokens_only: bool,
     created: bool,
     /// What the checks of the file and its folder found worth a warning.
     warnings: Vec<String>,
@@ -258,6 +260,9 @@ impl Store for SqliteStore {
     }
 
     fn check_users_mapping(&mut self) -> Result<()> {
+        if self.tokens_only {
+            return Ok(());
+        }
         schema::check_users_mapping(self)
     }
 
@@ -382,6 +387,22 @@ impl Store for SqliteStore {
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {
         // The server's text may quote the new hash or the address (a failing after_reset).
         tokens::consume(self, c).map_err(|e| super::scrub::error(e, &[c.new_hash, c.email]))
+    }
+
+    fn token_alone(
+        &mut self,
+        token_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+        tokens::alone(self, token_id, digest)
+    }
+
+    fn spend_token(
+        &mut self,
+        s: &super::Spend<'_>,
+        change: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Consumed> {
+        tokens::spend(self, s, change)
     }
 
     fn count_dead(&mut self, cutoff: i64) -> Result<PurgeCounts> {

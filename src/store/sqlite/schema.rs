@@ -167,6 +167,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<SqliteStore> {
         users,
         own_users: false,
         read_only: access == Access::Read,
+        tokens_only: config.ldap.is_some(),
         created: !exists,
         warnings: check.warnings,
         purge: None,
@@ -242,7 +243,8 @@ pub(super) fn migrate(s: &mut SqliteStore) -> Result<Migrated> {
             s.ctx.path.display()
         );
     }
-    let default_mapping = s.users.is_default_mapping();
+    // With the users in a directory there is no users table to make.
+    let default_mapping = s.users.is_default_mapping() && !s.tokens_only;
     let users_exist = table_exists(&s.conn, &s.users.table).map_err(|e| s.ctx.err(e))?;
     let tx = begin(&mut s.conn, &s.ctx)?;
     let before = stored_version(&tx)?;
@@ -327,7 +329,7 @@ fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
 }
 
 fn owns_users_table(s: &SqliteStore) -> Result<bool> {
-    if !s.users.is_default_mapping() {
+    if !s.users.is_default_mapping() || s.tokens_only {
         return Ok(false);
     }
     // From the schema in memory: no statement to prepare (every command opens a store).

@@ -3,7 +3,7 @@
 use super::{SqliteStore, begin, stored_value, text_lossy};
 use crate::store::{
     AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
-    RevokeReason, Settle, TokenRecord, User,
+    RevokeReason, Settle, Spend, TokenRecord, User,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
@@ -459,6 +459,111 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
     };
     let outcome = run().map_err(|e| s.ctx.err(e))??;
     if outcome == Consumed::Changed {
+        tx.commit().map_err(|e| s.ctx.err(e))?;
+    }
+    Ok(outcome)
+}
+
+/// A token row alone, with its stored binding: `SELECT` without the users table.
+const SELECT_ALONE: &str = "SELECT user_id, binding, created_at, expires_at, used_at, revoked_at,
+        revoked_reason FROM pwreset_tokens WHERE id = ?1 AND digest = ?2";
+
+fn alone_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, Vec<u8>)> {
+    let binding: Vec<u8> = r.get(1)?;
+    Ok((
+        TokenRecord {
+            user_id: r.get(0)?,
+            email: None,
+            created_at: r.get(2)?,
+            lifecycle: Lifecycle {
+                expires_at: r.get(3)?,
+                used_at: r.get(4)?,
+                revoked_at: r.get(5)?,
+                user_exists: true,
+                binding_ok: true,
+            },
+            revoked_reason: r
+                .get::<_, Option<String>>(6)?
+                .map(|t| RevokeReason::parse(&t)),
+        },
+        binding,
+    ))
+}
+
+pub(super) fn alone(
+    s: &SqliteStore,
+    token_id: i64,
+    digest: &Digest,
+) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+    let mut stmt = s
+        .conn
+        .prepare_cached(SELECT_ALONE)
+        .map_err(|e| s.ctx.err(e))?;
+    stmt.query_row(params![token_id, digest.as_bytes()], alone_from_row)
+        .optional()
+        .map_err(|e| s.ctx.err(e))
+}
+
+pub(super) fn spend(
+    s: &mut SqliteStore,
+    sp: &Spend<'_>,
+    change: &mut dyn FnMut() -> Result<bool>,
+) -> Result<Consumed> {
+    let tx = begin(&mut s.conn, &s.ctx)?;
+    let mut run = || -> rusqlite::Result<Result<Consumed>> {
+        let Some((rec, _)) = tx
+            .query_row(
+                SELECT_ALONE,
+                params![sp.token_id, sp.digest.as_bytes()],
+                alone_from_row,
+            )
+            .optional()?
+        else {
+            return Ok(Ok(Consumed::NotUsable(Status::Unknown)));
+        };
+        let status = rec.status(sp.now);
+        if status != Status::Valid || rec.user_id != *sp.user_id {
+            return Ok(Ok(Consumed::NotUsable(status)));
+        }
+        // Spent first, so that of several changes racing with one token exactly one reaches
+        // the directory; rolled back below if the directory does not change the password.
+        let spent = tx.execute(
+            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2)
+              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
+            params![sp.token_id, sp.now],
+        )?;
+        if spent != 1 {
+            return Ok(Ok(Consumed::NotUsable(Status::Used)));
+        }
+        match change() {
+            Ok(true) => {}
+            Ok(false) => return Ok(Ok(Consumed::Kept)),
+            Err(e) => return Ok(Err(e)),
+        }
+        tx.execute(
+            "UPDATE pwreset_tokens
+                SET revoked_at = ?2, revoked_reason = 'password reset', dead_at = min(dead_at, ?2)
+              WHERE user_id = ?1 AND used_at IS NULL AND revoked_at IS NULL",
+            params![sp.user_id, sp.now],
+        )?;
+        super::audit::insert(
+            &tx,
+            &AuditEvent {
+                at: sp.now,
+                actor: sp.actor,
+                action: AuditAction::Reset,
+                user_id: Some(sp.user_id),
+                email: Some(sp.email),
+                outcome: AuditOutcome::Ok,
+                detail: None,
+            },
+        )?;
+        Ok(Ok(Consumed::Changed))
+    };
+    let outcome = run().map_err(|e| s.ctx.err(e))??;
+    if outcome == Consumed::Changed {
+        // The directory has the new password now: a failed commit leaves the link usable,
+        // which only lets the user set a password again.
         tx.commit().map_err(|e| s.ctx.err(e))?;
     }
     Ok(outcome)

@@ -1,0 +1,854 @@
+//! Users in an LDAP directory, against a real OpenLDAP slapd (see [`server`]): lookup and
+//! mail, a reset through the server's Password Modify operation, the server's policy refusing,
+//! tokens bound to the password, locked accounts, filter injection, paging past the size
+//! limit, StartTLS and LDAPS with a test CA.
+
+mod server;
+
+use crate::harness::{Env, default_toml, stderr, stdout};
+use server::{BIND_DN, BIND_PW, OLD_PW, PEOPLE, Person, Slapd};
+use std::path::Path;
+
+/// Long, unrelated to the address, strong enough for any policy here.
+const GOOD: &str = "correct horse battery staple";
+const OTHER_GOOD: &str = "violet tractor mumbles quietly";
+
+/// The `[ldap]` section for `url`, with the bind password in a 0600 file in `dir`.
+fn ldap_section(dir: &Path, url: &str, extra: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let pw = dir.join("ldap-password");
+    std::fs::write(&pw, format!("{BIND_PW}\n")).expect("write password file");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!(
+        "\n[ldap]\nurl = \"{url}\"\nbind_dn = \"{BIND_DN}\"\nbind_password_file = \"{}\"\nbase_dn = \"{PEOPLE}\"\n{extra}\n",
+        pw.display()
+    )
+}
+
+/// An initialised installation whose users are in `slapd`, over plain LDAP on loopback.
+fn env_for(slapd: &Slapd, extra: &str) -> Env {
+    env_with(
+        slapd,
+        &slapd.url(),
+        &format!("starttls = false\n{extra}"),
+        "",
+    )
+}
+
+/// An installation for `url`, `extra` in `[ldap]`, `top` added before it; initialised.
+fn env_with(slapd: &Slapd, url: &str, extra: &str, top: &str) -> Env {
+    let _ = slapd;
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}{top}{}",
+            default_toml(dir),
+            ldap_section(dir, url, extra)
+        )
+    });
+    env.init();
+    env
+}
+
+fn people() -> Vec<Person<'static>> {
+    vec![
+        Person {
+            uid: "alice",
+            mail: "Alice@Example.com",
+            cn: "Alice Liddell",
+        },
+        Person {
+            uid: "bob",
+            mail: "bob@example.com",
+            cn: "Bob Dylan",
+        },
+    ]
+}
+
+fn to_header(eml: &str) -> String {
+    eml.lines()
+        .find_map(|l| l.strip_prefix("To: "))
+        .expect("a To: header")
+        .to_owned()
+}
+
+fn reset_stdin(env: &Env, link: &str, password: &str) -> assert_cmd::assert::Assert {
+    env.cmd()
+        .args(["reset", "--password-stdin", link])
+        .write_stdin(format!("{password}\n"))
+        .assert()
+}
+
+fn verify(env: &Env, link: &str) -> (i32, String) {
+    let out = env
+        .cmd()
+        .args(["verify", link])
+        .output()
+        .expect("run verify");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn request_finds_the_person_and_mails_the_address_the_directory_holds() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let a = env
+        .cmd()
+        .args(["request", "alice@EXAMPLE.com"])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("sent"), "{}", stdout(&a));
+    let msgs = env.messages();
+    assert_eq!(msgs.len(), 1);
+    // The server's matching rule for mail is case-insensitive; the mail goes to the address
+    // the directory holds, not the one typed.
+    assert!(
+        to_header(&msgs[0]).contains("Alice@Example.com"),
+        "{}",
+        msgs[0]
+    );
+    assert!(
+        crate::harness::decode(&msgs[0]).contains("Alice Liddell"),
+        "greeted by cn"
+    );
+    // The token is stored against the entryUUID, as text.
+    let id = env
+        .text("SELECT user_id FROM pwreset_tokens")
+        .expect("a token");
+    let uuid = slapd.search(&Slapd::dn("alice"), "(objectClass=*)", &["entryUUID"]);
+    assert!(uuid.contains(&id), "{id} not in {uuid}");
+    // No users table was made: the people are the directory's.
+    assert!(
+        !env.tables().iter().any(|t| t == "users"),
+        "{:?}",
+        env.tables()
+    );
+    // Unknown addresses: 67, as for a table.
+    let a = env
+        .cmd()
+        .args(["request", "nobody@example.com"])
+        .assert()
+        .code(67);
+    assert!(stderr(&a).contains("nobody@example.com") || stdout(&a).contains("unknown_user"));
+    // verify says whose the link is.
+    let link = env.link("bob@example.com");
+    let (code, out) = verify(&env, &link);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("bob@example.com"), "{out}");
+}
+
+#[test]
+fn reset_goes_through_the_server_and_the_new_password_binds() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let dn = Slapd::dn("alice");
+    assert!(slapd.can_bind(&dn, OLD_PW));
+    let link = env.link("alice@example.com");
+    let other = env.link("alice@example.com");
+    let a = reset_stdin(&env, &other, GOOD).success();
+    assert!(stdout(&a).contains("password changed"), "{}", stdout(&a));
+    assert!(slapd.can_bind(&dn, GOOD), "the new password binds");
+    assert!(!slapd.can_bind(&dn, OLD_PW), "the old one does not");
+    // The server hashed it (exop): argon2, as olcPasswordHash says, never clear text.
+    let stored = slapd.search(&dn, "(objectClass=*)", &["userPassword"]);
+    assert!(stored.contains("userPassword:: "), "{stored}");
+    assert!(!stored.contains(GOOD), "{stored}");
+    // The link is used; the older one (superseded) stays dead.
+    assert_eq!(verify(&env, &other).0, 1);
+    assert_eq!(verify(&env, &link).0, 1);
+    let a = reset_stdin(&env, &other, OTHER_GOOD).code(1);
+    assert!(stderr(&a).contains("used"), "{}", stderr(&a));
+    assert!(slapd.can_bind(&dn, GOOD), "a used link changes nothing");
+    // Audited with the address.
+    let audit = env.cmd().args(["audit", "--json"]).assert().success();
+    let text = stdout(&audit);
+    assert!(
+        text.contains("\"action\":\"reset\"") || text.contains("\"action\": \"reset\""),
+        "{text}"
+    );
+    // The notice went to the directory's address.
+    assert!(
+        env.messages()
+            .iter()
+            .all(|m| to_header(m).contains("Alice@Example.com"))
+    );
+}
+
+#[test]
+fn the_servers_policy_refuses_with_its_own_words_and_the_link_still_works() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    // pwreset's own policy steps aside, so the server's is what refuses.
+    let env = env_with(
+        &slapd,
+        &slapd.url(),
+        "starttls = false\n",
+        "\n[password]\nmin_length = 1\nmin_strength = 0\n",
+    );
+    let dn = Slapd::dn("bob");
+    let link = env.link("bob@example.com");
+    // Shorter than pwdMinLength 12: ppolicy's quality check.
+    let a = reset_stdin(&env, &link, "short pw").code(65);
+    let err = stderr(&a);
+    assert!(err.contains("directory's password policy"), "{err}");
+    assert!(
+        err.contains("quality") || err.contains("Password"),
+        "the server's words: {err}"
+    );
+    assert!(err.contains("link still works"), "{err}");
+    assert_eq!(verify(&env, &link).0, 0, "the link is still usable");
+    assert!(slapd.can_bind(&dn, OLD_PW), "nothing changed");
+    let audit = stdout(&env.cmd().args(["audit", "--json"]).assert().success());
+    assert!(audit.contains("refused"), "{audit}");
+    // In the history (pwdInHistory 3): set GOOD, then try GOOD again with a new link.
+    reset_stdin(&env, &link, GOOD).success();
+    let again = env.link("bob@example.com");
+    let a = reset_stdin(&env, &again, GOOD).code(65);
+    assert!(
+        stderr(&a).contains("directory's password policy"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(verify(&env, &again).0, 0);
+    assert!(slapd.can_bind(&dn, GOOD));
+}
+
+#[test]
+fn a_link_dies_when_the_password_changes_elsewhere_or_the_entry_goes() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let link = env.link("alice@example.com");
+    assert_eq!(verify(&env, &link).0, 0);
+    // The user changes their own password at the application (a modify as themselves).
+    let out = std::process::Command::new("ldappasswd")
+        .args([
+            "-x",
+            "-H",
+            &slapd.url(),
+            "-D",
+            &Slapd::dn("alice"),
+            "-w",
+            OLD_PW,
+            "-s",
+            OTHER_GOOD,
+        ])
+        .output()
+        .expect("run ldappasswd");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out) = verify(&env, &link);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("revoked"), "{out}");
+    let a = reset_stdin(&env, &link, GOOD).code(1);
+    assert!(stderr(&a).contains("revoked"), "{}", stderr(&a));
+    assert!(slapd.can_bind(&Slapd::dn("alice"), OTHER_GOOD));
+    // An entry deleted: its link is revoked too.
+    let link = env.link("bob@example.com");
+    slapd.modify(&format!("dn: {}\nchangetype: delete\n", Slapd::dn("bob")));
+    let (code, out) = verify(&env, &link);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("revoked"), "{out}");
+}
+
+#[test]
+fn locked_accounts_get_no_link_and_a_reset_never_unlocks_them() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let dn = Slapd::dn("bob");
+    let before = env.link("bob@example.com");
+    // Three failed binds: ppolicy locks the account (pwdLockout, pwdMaxFailure 3).
+    for _ in 0..3 {
+        assert!(!slapd.can_bind(&dn, "wrong password"));
+    }
+    let locked = slapd.search(&dn, "(objectClass=*)", &["pwdAccountLockedTime"]);
+    assert!(locked.contains("pwdAccountLockedTime"), "{locked}");
+    let a = env
+        .cmd()
+        .args(["request", "--json", "bob@example.com"])
+        .assert()
+        .code(65);
+    let out = stdout(&a);
+    assert!(out.contains("\"locked\""), "{out}");
+    assert!(env.messages().is_empty(), "no mail for a locked account");
+    // The link made before the lock is dead, and a reset with it changes nothing.
+    let (code, text) = verify(&env, &before);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("locked"), "{text}");
+    reset_stdin(&env, &before, GOOD).code(1);
+    let still = slapd.search(&dn, "(objectClass=*)", &["pwdAccountLockedTime"]);
+    assert!(
+        still.contains("pwdAccountLockedTime"),
+        "still locked: {still}"
+    );
+    assert!(!slapd.can_bind(&dn, GOOD));
+    // Alice, not locked, is served as before.
+    env.cmd()
+        .args(["request", "alice@example.com"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn addresses_cannot_change_the_filter() {
+    let people = vec![
+        Person {
+            uid: "alice",
+            mail: "alice@example.com",
+            cn: "Alice",
+        },
+        // Two entries holding one address (in another case): neither gets a link.
+        Person {
+            uid: "carol",
+            mail: "carol@example.com",
+            cn: "Carol",
+        },
+        Person {
+            uid: "carol2",
+            mail: "CAROL@example.com",
+            cn: "Carol Again",
+        },
+        Person {
+            uid: "star",
+            mail: "*@example.org",
+            cn: "Star",
+        },
+    ];
+    let Some(slapd) = Slapd::start(&people, "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    // Unescaped, (mail=*@example.com) would match alice: a wildcard in the address is a
+    // literal asterisk.
+    env.cmd()
+        .args(["request", "*@example.com"])
+        .assert()
+        .code(67);
+    assert!(env.messages().is_empty());
+    // The entry whose address really has an asterisk is found, and only it.
+    env.cmd()
+        .args(["request", "*@example.org"])
+        .assert()
+        .success();
+    let msgs = env.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(to_header(&msgs[0]).contains("*@example.org"), "{}", msgs[0]);
+    // Parentheses and backslashes in a quoted local part do not escape the filter either.
+    for evil in [
+        "\"a)(mail=*\"@example.com",
+        "\"x\\\\)(|(uid=*\"@example.com",
+    ] {
+        let out = env.cmd().args(["request", evil]).output().expect("run");
+        assert_ne!(out.status.code(), Some(0), "{evil}");
+    }
+    assert_eq!(env.messages().len(), 1);
+    let a = env
+        .cmd()
+        .args(["request", "carol@example.com"])
+        .assert()
+        .code(65);
+    assert!(
+        stdout(&a).contains("more than one entry") || stderr(&a).contains("more than one entry"),
+        "{}{}",
+        stdout(&a),
+        stderr(&a)
+    );
+    assert_eq!(env.messages().len(), 1);
+}
+
+#[test]
+fn request_all_pages_past_the_servers_size_limit() {
+    const N: usize = 1200;
+    let mut ldif = String::new();
+    for i in 0..N {
+        ldif.push_str(&server::person_ldif(&Person {
+            uid: &format!("user{i:05}"),
+            mail: &format!("user{i:05}@example.com"),
+            cn: &format!("User {i}"),
+        }));
+    }
+    let Some(slapd) = Slapd::start_with(&ldif) else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    // A plain search stops at the size limit of 500 ...
+    let out = std::process::Command::new("ldapsearch")
+        .args([
+            "-x",
+            "-LLL",
+            "-H",
+            &slapd.url(),
+            "-D",
+            BIND_DN,
+            "-w",
+            BIND_PW,
+            "-b",
+            PEOPLE,
+            "(objectClass=inetOrgPerson)",
+            "1.1",
+        ])
+        .output()
+        .expect("ldapsearch");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "sizeLimitExceeded without paging"
+    );
+    // ... request --all pages through all of them.
+    let a = env
+        .cmd()
+        .args(["request", "--all", "--no-email", "--force", "--yes", "-q"])
+        .assert()
+        .success();
+    let links = stdout(&a).lines().filter(|l| l.contains("token=")).count();
+    assert_eq!(links, N);
+    assert_eq!(
+        env.i64("SELECT count(DISTINCT user_id) FROM pwreset_tokens"),
+        N as i64
+    );
+}
+
+#[test]
+fn starttls_and_ldaps_with_a_test_ca() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let ca = format!("ca_file = \"{}\"\n", slapd.ca.display());
+    // A new password each time: the policy keeps a history.
+    for (url, pw) in [(slapd.url(), GOOD), (slapd.ldaps_url(), OTHER_GOOD)] {
+        let env = env_with(&slapd, &url, &ca, "");
+        env.cmd()
+            .args(["request", "alice@example.com"])
+            .assert()
+            .success();
+        let link = env.link("bob@example.com");
+        reset_stdin(&env, &link, pw).success();
+        assert!(slapd.can_bind(&Slapd::dn("bob"), pw), "{url}");
+    }
+    // Without the CA the certificate is not trusted: nothing is sent in clear instead.
+    for url in [slapd.url(), slapd.ldaps_url()] {
+        let env =
+            Env::with_toml(|dir| format!("{}{}", default_toml(dir), ldap_section(dir, &url, "")));
+        for args in [&["init"][..], &["request", "alice@example.com"][..]] {
+            let a = env.cmd().args(args).assert().code(75);
+            let err = stderr(&a);
+            assert!(
+                err.contains("ldap.ca_file") || err.contains("certificate"),
+                "{url}: {err}"
+            );
+        }
+        assert!(env.messages().is_empty());
+    }
+}
+
+#[test]
+fn ldap_beside_a_users_mapping_or_in_clear_to_a_remote_host_is_refused() {
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}\n[users]\ntable = \"people\"\n{}",
+            default_toml(dir),
+            ldap_section(dir, "ldaps://ldap.example.com", "")
+        )
+    });
+    let a = env
+        .cmd()
+        .args(["request", "a@example.com"])
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("[users]"), "{}", stderr(&a));
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}{}",
+            default_toml(dir),
+            ldap_section(dir, "ldap://ldap.example.com", "starttls = false\n")
+        )
+    });
+    let a = env
+        .cmd()
+        .args(["request", "a@example.com"])
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("ldap.starttls"), "{}", stderr(&a));
+}
+
+/// The numbers in docs/ldap: a lookup by address beside `ldapsearch` doing the same (each a
+/// process that binds and searches once), and `request --all` of 10,000 people beside
+/// `ldapsearch` paging through the same entries. Not a check: run it by hand with
+/// `cargo test --release --features ldap --test integration ldap::numbers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn numbers() {
+    use std::time::Instant;
+    const N: usize = 10_000;
+    const RUNS: usize = 20;
+    let mut ldif = String::new();
+    for i in 0..N {
+        ldif.push_str(&server::person_ldif(&Person {
+            uid: &format!("user{i:05}"),
+            mail: &format!("user{i:05}@example.com"),
+            cn: &format!("User {i}"),
+        }));
+    }
+    let Some(slapd) = Slapd::start_with(&ldif) else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for i in 0..RUNS {
+        let addr = format!("user{:05}@example.com", (i * 487) % N);
+        ours.push(time(&mut || {
+            env.cmd()
+                .args(["request", "--dry-run", &addr])
+                .assert()
+                .success();
+        }));
+        theirs.push(time(&mut || {
+            let ok = std::process::Command::new("ldapsearch")
+                .args([
+                    "-x",
+                    "-LLL",
+                    "-H",
+                    &slapd.url(),
+                    "-D",
+                    BIND_DN,
+                    "-w",
+                    BIND_PW,
+                    "-b",
+                    PEOPLE,
+                ])
+                .arg(format!("(&(objectClass=inetOrgPerson)(mail={addr}))"))
+                .args([
+                    "mail",
+                    "cn",
+                    "entryUUID",
+                    "pwdChangedTime",
+                    "userPassword",
+                    "pwdAccountLockedTime",
+                ])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("ldapsearch")
+                .success();
+            assert!(ok);
+        }));
+    }
+    println!(
+        "lookup by address, median of {RUNS}: pwreset request --dry-run {:.1} ms, ldapsearch {:.1} ms",
+        median(ours),
+        median(theirs)
+    );
+    let all = time(&mut || {
+        let a = env
+            .cmd()
+            .args(["request", "--all", "--no-email", "--force", "--yes", "-q"])
+            .assert()
+            .success();
+        assert_eq!(stdout(&a).lines().count(), N);
+    });
+    let paged = time(&mut || {
+        let ok = std::process::Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-E",
+                "pr=500/noprompt",
+                "-H",
+                &slapd.url(),
+                "-D",
+                BIND_DN,
+                "-w",
+                BIND_PW,
+                "-b",
+                PEOPLE,
+                "(objectClass=inetOrgPerson)",
+            ])
+            .args([
+                "mail",
+                "cn",
+                "entryUUID",
+                "pwdChangedTime",
+                "userPassword",
+                "pwdAccountLockedTime",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("ldapsearch")
+            .success();
+        assert!(ok);
+    });
+    println!(
+        "{N} people: pwreset request --all --no-email {all:.0} ms (pages, tokens stored, links printed); ldapsearch paging the same entries {paged:.0} ms"
+    );
+}
+
+/// The page the link opens and the forgot page go through the same services: the form sets
+/// the password in the directory, the server's refusal comes back as a 422 with its words,
+/// and the forgot page mails the directory's address.
+#[test]
+fn serve_pages_reset_through_the_directory() {
+    use crate::serve::{Server, reset_fields, serve_toml};
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let s = Server::start_users(
+        |dir, port| {
+            serve_toml(
+                dir,
+                port,
+                "\n[password]\nmin_length = 1\nmin_strength = 0\n",
+            ) + &ldap_section(dir, &slapd.url(), "starttls = false\n")
+        },
+        &[],
+    );
+    let link = s.env.link("bob@example.com");
+    let path = link
+        .split_once(&s.addr.to_string())
+        .expect("on this server")
+        .1;
+    let token = Env::token_of(&link);
+    let form = s.get(path);
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("bob@example.com"), "{}", form.body);
+    let csrf = form.field("csrf");
+    let r = s.post(
+        "/reset_password",
+        &[],
+        &reset_fields(&token, &csrf, "short pw", "short pw"),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("quality") || r.body.contains("Password"),
+        "{}",
+        r.body
+    );
+    assert!(slapd.can_bind(&Slapd::dn("bob"), OLD_PW));
+    let r = s.post(
+        "/reset_password",
+        &[],
+        &reset_fields(&token, &csrf, GOOD, GOOD),
+    );
+    // Post/redirect/get: the "changed" page.
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(slapd.can_bind(&Slapd::dn("bob"), GOOD));
+    assert!(!slapd.can_bind(&Slapd::dn("bob"), OLD_PW));
+    // The forgot page: the directory's address gets the mail.
+    let page = s.get("/forgot_password");
+    let csrf = page.field("csrf");
+    let cookie = page.cookie();
+    let r = s.post(
+        "/forgot_password",
+        &[("Cookie", cookie.as_str())],
+        &[("email", "ALICE@example.com"), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !s
+        .env
+        .messages()
+        .iter()
+        .any(|m| m.contains("Alice@Example.com"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no mail for alice");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `password_change = "modify"`: pwreset hashes ({SSHA}, {ARGON2}) and replaces userPassword,
+/// for servers without the Password Modify operation; the server verifies the hash at bind.
+#[test]
+fn modify_writes_a_hash_the_server_binds_with() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    // A hashed value cannot be checked for quality: with pwdCheckQuality 2 the server refuses
+    // it, and says so.
+    let env = env_for(&slapd, "password_change = \"modify\"\n");
+    let link = env.link("alice@example.com");
+    let a = reset_stdin(&env, &link, GOOD).code(65);
+    assert!(
+        stderr(&a).contains("directory's password policy"),
+        "{}",
+        stderr(&a)
+    );
+    assert_eq!(verify(&env, &link).0, 0);
+    slapd.modify(&format!(
+        "dn: cn=default,ou=policies,{}\nchangetype: modify\nreplace: pwdCheckQuality\npwdCheckQuality: 1\n",
+        server::SUFFIX
+    ));
+    for (format, prefix, uid, mail) in [
+        ("ssha", "{SSHA}", "alice", "alice@example.com"),
+        ("argon2", "{ARGON2}", "bob", "bob@example.com"),
+    ] {
+        let env = env_for(
+            &slapd,
+            &format!("password_change = \"modify\"\npassword_format = \"{format}\"\n"),
+        );
+        let link = env.link(mail);
+        reset_stdin(&env, &link, GOOD).success();
+        let dn = Slapd::dn(uid);
+        assert!(slapd.can_bind(&dn, GOOD), "{format}");
+        assert!(!slapd.can_bind(&dn, OLD_PW), "{format}");
+        let out = std::process::Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &slapd.url(),
+                "-D",
+                server::ROOT_DN,
+                "-w",
+                server::ROOT_PW,
+                "-b",
+                &dn,
+                "-s",
+                "base",
+                "userPassword",
+            ])
+            .output()
+            .expect("ldapsearch");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("userPassword:: "))
+            .expect("a userPassword value");
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .expect("base64");
+        assert!(
+            raw.starts_with(prefix.as_bytes()),
+            "{format}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
+}
+
+/// `init` binds, finds the base DN, checks that the filter finds people, reports the password
+/// policy, and names what is wrong; `doctor` adds the certificate and a sample lookup.
+#[test]
+fn init_and_doctor_diagnose_the_directory() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let ca = format!("ca_file = \"{}\"\n", slapd.ca.display());
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}{}",
+            default_toml(dir),
+            ldap_section(dir, &slapd.ldaps_url(), &ca)
+        )
+    });
+    let a = env.cmd().arg("init").assert().success();
+    let err = stderr(&a);
+    assert!(err.contains("bound as cn=pwreset"), "{err}");
+    assert!(err.contains("finds people"), "{err}");
+    assert!(
+        err.contains("password policy in force: cn=default,ou=policies"),
+        "{err}"
+    );
+    assert!(err.contains("pwdMinLength 12"), "{err}");
+    let a = env.cmd().args(["doctor", "--json"]).assert().success();
+    let checks: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+    let names: Vec<(String, String)> = checks
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap_or("").to_owned(),
+                c["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(names.contains(&("ldap".into(), "ok".into())), "{names:?}");
+    assert!(
+        names.contains(&("certificate".into(), "ok".into())),
+        "{names:?}"
+    );
+    assert!(stdout(&a).contains("a lookup by address"), "{}", stdout(&a));
+
+    // What is wrong, named: the bind password, the base DN, the filter.
+    for (extra, code, words) in [
+        ("starttls = false\n", 78, "invalid credentials"),
+        (
+            "starttls = false\nbase_dn = \"ou=nobody,dc=example,dc=com\"\n",
+            78,
+            "ldap.base_dn",
+        ),
+        (
+            "starttls = false\nuser_filter = \"(objectClass=posixAccount)\"\n",
+            78,
+            "ldap.user_filter",
+        ),
+    ] {
+        let env = Env::with_toml(|dir| {
+            let mut section = ldap_section(dir, &slapd.url(), "");
+            if words == "invalid credentials" {
+                std::fs::write(dir.join("ldap-password"), "wrong\n").expect("write");
+            }
+            // A later base_dn in [ldap] would be a duplicate key: replace the default one.
+            if let Some(base) = extra.lines().find(|l| l.starts_with("base_dn")) {
+                section = section.replace(&format!("base_dn = \"{PEOPLE}\""), base);
+            }
+            let rest: String = extra
+                .lines()
+                .filter(|l| !l.starts_with("base_dn"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            format!("{}{section}{rest}", default_toml(dir))
+        });
+        let a = env.cmd().arg("init").assert().code(code);
+        assert!(stderr(&a).contains(words), "{extra}: {}", stderr(&a));
+        let a = env.cmd().args(["doctor"]).assert().code(code);
+        assert!(stdout(&a).contains(words), "{extra}: {}", stdout(&a));
+    }
+}
+
+/// With [ldap], pwreset's tokens live in a SQLite file in this version: a server database
+/// is refused up front, naming what to do, before anything is connected to.
+#[test]
+fn ldap_with_a_server_database_is_refused_for_now() {
+    let env = Env::with_toml(|dir| {
+        let base = default_toml(dir);
+        let db_line = base
+            .lines()
+            .find(|l| l.starts_with("database = "))
+            .expect("a database line")
+            .to_owned();
+        format!(
+            "{}{}",
+            base.replace(
+                &db_line,
+                "database = \"postgres://pwreset@127.0.0.1:1/pwreset\""
+            ),
+            ldap_section(dir, "ldaps://ldap.example.com", "")
+        )
+    });
+    let a = env.cmd().arg("init").assert().code(78);
+    assert!(stderr(&a).contains("SQLite"), "{}", stderr(&a));
+}
