@@ -64,6 +64,9 @@ pub(crate) struct App {
     conns: Arc<conn::Conns>,
     /// This process's run, under which the forgot page's links are issued.
     run_id: i64,
+    /// Whether resets write bcrypt, which reads only a password's first 72 bytes: the form
+    /// says so.
+    bcrypt_rule: bool,
 }
 
 /// The other end of a connection.
@@ -227,10 +230,14 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     // Check the database and the mail setup now, so a bad config fails at start (with its exit
     // code) and not on the first user's page.
     let actor = format!("serve (pid {})", std::process::id());
+    let bcrypt_rule;
     let lease = {
         let mut store = crate::store::open(&config, crate::store::Access::Write)?;
         store.check_users_mapping()?;
-        config.hash_settings()?;
+        // The format a reset will write, from the column's census under `auto`: a table whose
+        // format pwreset cannot follow stops serve here, not on the first user's form.
+        let decided = crate::password::census::settings(&config, store.as_mut())?;
+        bcrypt_rule = decided.settings.format == crate::password::Format::Bcrypt;
         // The forgot page's links belong to this run: if the process dies, the next run (or
         // serve) withdraws those it never sent.
         let (lease, reaped) =
@@ -283,6 +290,7 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         metrics: metrics::Metrics::default(),
         conns: Arc::new(conn::Conns::new(max_connections)),
         run_id: lease.id,
+        bcrypt_rule,
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

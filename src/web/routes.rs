@@ -326,7 +326,7 @@ fn rules(app: &App, lang: Lang) -> Vec<String> {
         keys.push("rule.min_strength");
     }
     keys.extend(["rule.not_email", "rule.not_current"]);
-    if app.config.users.password_format == crate::password::Format::Bcrypt {
+    if app.bcrypt_rule {
         keys.push("rule.bcrypt_72_bytes");
     }
     rules.extend(keys.into_iter().map(|k| pages.text(lang, k).to_owned()));

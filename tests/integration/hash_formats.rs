@@ -521,6 +521,14 @@ fn auto_refuses_with_78_naming_the_choices() {
         "{out:?}"
     );
     assert_eq!(env.text("SELECT password FROM accounts WHERE id = 1"), None);
+    // serve stops at start, not on the first user's form.
+    let a = env
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("several formats"), "{}", stderr(&a));
     // Only formats pwreset does not write.
     let env = app("");
     hold(&env, &[hash_of(&vectors_of("django-md5")[0])]);
