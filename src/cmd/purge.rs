@@ -60,6 +60,13 @@ pub fn run(ctx: &Ctx, args: PurgeArgs) -> Result<Exit> {
             ));
         }
         store.purge_runs(now.saturating_sub(crate::config::MAX_TTL.as_secs() as i64))?;
+        // The web limits' windows that are over count for nothing; not part of the tokens'
+        // counts.
+        let limits = store.purge_limits(now)?;
+        ctx.debug(format!(
+            "{} of web limits whose window was over deleted",
+            ui::count(limits, "row", "rows")
+        ));
         let detail = format!(
             "purged {} ({} expired, {} used, {} revoked) in {:.1}s",
             ui::count(total.total(), "token", "tokens"),

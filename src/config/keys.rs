@@ -553,7 +553,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Failed tries (refused or mismatched passwords) per link per attempt_window before 429.",
+        doc: "Failed tries (refused or mismatched passwords) per link per attempt_window before 429; counted in the database, shared by every serve on it.",
     },
     Key {
         section: "serve",
@@ -562,7 +562,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Password and forgot-password submissions per client address per attempt_window before 429.",
+        doc: "Password and forgot-password submissions per client address per attempt_window before 429; counted in memory, per serve process.",
     },
     Key {
         section: "serve",
@@ -571,7 +571,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Forgot-password requests per address per attempt_window (beyond them the page answers the same, and sends nothing).",
+        doc: "Forgot-password requests per address per attempt_window before 429; counted in the database, shared by every serve on it.",
     },
     Key {
         section: "serve",
@@ -580,7 +580,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Forgot-password requests per client address per attempt_window before 429.",
+        doc: "Forgot-password requests per client address per attempt_window before 429; counted in memory, per serve process.",
     },
     Key {
         section: "serve",

@@ -583,6 +583,27 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// A shared limit's key: SHA-256 of the limit's name and its subject (a token id, an address's
+/// key), so the table never holds an address or a token, and two limits never share a row.
+pub fn limit_key(name: &str, subject: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(name.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(subject);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
+    key
+}
+
+/// A shared limit's count, as the database holds it ([`Store::limit_hit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCount {
+    /// Hits in the current window (0 when there is none).
+    pub hits: i64,
+    /// When the current window ends (unix seconds; meaningless when `hits` is 0).
+    pub expires_at: i64,
+}
+
 /// What `init` did to the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Migrated {
@@ -790,6 +811,19 @@ pub trait Store {
     fn purge_batch_size(&self) -> u32 {
         5000
     }
+
+    // ---- shared limits ----
+
+    /// Count one hit on the limit `key` ([`limit_key`]) and read the count back, in one atomic
+    /// step, so that several `serve` processes on this database count together: a window of
+    /// `window` seconds starts at the first hit, and a hit after it has ended starts a new one.
+    fn limit_hit(&mut self, key: &[u8; 32], window: i64, now: i64) -> Result<LimitCount>;
+
+    /// The count of `key` now, without counting (hits 0 when its window is over).
+    fn limit_peek(&mut self, key: &[u8; 32], now: i64) -> Result<LimitCount>;
+
+    /// Delete the limits whose window ended before `now`; how many.
+    fn purge_limits(&mut self, now: i64) -> Result<u64>;
 
     // ---- audit ----
 

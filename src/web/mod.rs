@@ -54,10 +54,10 @@ pub(crate) struct App {
     hash: pool::Pool,
     /// Forgot-password requests and notices, done after the page is answered.
     mail: pool::Pool,
-    token_failures: Limiter<i64>,
+    // Per process, in memory: per client address. The limits per link and per address asked
+    // for are kept in the database, shared by every `serve` on it (routes.rs, `Shared`).
     ip_attempts: Limiter<IpAddr>,
     forgot_ip: Limiter<IpAddr>,
-    forgot_address: Limiter<String>,
     log: log::Log,
     metrics: metrics::Metrics,
     /// The open connections, for the cap and /metrics.
@@ -278,10 +278,8 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
             s.hash_queue,
         )?,
         mail: pool::Pool::new("mail", Arc::clone(&config), generation, 2, 256)?,
-        token_failures: Limiter::new(s.token_attempts, window, s.limit_table_size),
         ip_attempts: Limiter::new(s.ip_attempts, window, s.limit_table_size),
         forgot_ip: Limiter::new(s.forgot_per_ip, window, s.limit_table_size),
-        forgot_address: Limiter::new(s.forgot_per_address, window, s.limit_table_size),
         csrf: Csrf::new()?,
         config: Arc::clone(&config),
         base_path,

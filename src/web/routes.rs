@@ -434,10 +434,20 @@ struct ResetForm {
 
 /// What a reset attempt came to, on the hashing thread.
 enum Attempt {
+    /// Too many failed tries with this link, across every `serve` on the database.
+    Limited(Duration),
     NotUsable(Status),
-    Mismatch { email: String },
-    Refused { email: String, refusal: Refusal },
-    Changed { user: Box<User>, at: i64 },
+    Mismatch {
+        email: String,
+    },
+    Refused {
+        email: String,
+        refusal: Refusal,
+    },
+    Changed {
+        user: Box<User>,
+        at: i64,
+    },
     Busy,
 }
 
@@ -475,18 +485,33 @@ async fn reset(
     {
         return forbidden(&app, lang, true);
     }
-    if let Err(wait) = app.token_failures.check(&id) {
-        return too_many(&app, lang, wait);
-    }
     let actor = client.actor();
+    // Failed tries per link are counted in the database, so that every `serve` process on it
+    // counts together: looked at before the hash, counted once a try has failed.
+    let key = crate::store::limit_key(TOKEN_FAILURES, &id.to_be_bytes());
+    let limit = Shared::of(&app, app.config.serve.token_attempts);
     let attempt = app
         .hash
         .run(move |w| {
-            w.retrying(|w| {
+            let a = w.retrying(|w| {
                 let token = Token::parse_input(&job_text)
                     .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
+                let now = ui::now();
+                let seen = w.store()?.limit_peek(&key, now)?;
+                if seen.hits >= limit.max {
+                    return Ok(Attempt::Limited(limit.wait(seen, now)));
+                }
                 attempt(w, token, &password, &confirm, &actor)
-            })
+            })?;
+            if matches!(a, Attempt::Mismatch { .. } | Attempt::Refused { .. }) {
+                // Not retried: the try is over, and counting it twice would be worse than
+                // a 503 the visitor can retry.
+                let hit = w
+                    .store()
+                    .and_then(|s| s.limit_hit(&key, limit.window, ui::now()));
+                w.settle(hit)?;
+            }
+            Ok(a)
         })
         .await;
     let again = |email: &str, title: &str, why: String| match Token::parse_input(&token_text) {
@@ -531,28 +556,23 @@ async fn reset(
             }
             tag(res, "changed")
         }
-        Ok(Ok(Attempt::Mismatch { email })) => {
-            let _ = app.token_failures.hit(&id);
-            tag(
-                again(
-                    &email,
-                    "form.mismatch_title",
-                    app.pages.text(lang, "form.mismatch").to_owned(),
-                ),
-                "mismatch",
-            )
-        }
-        Ok(Ok(Attempt::Refused { email, refusal })) => {
-            let _ = app.token_failures.hit(&id);
-            tag(
-                again(
-                    &email,
-                    "form.refused_title",
-                    app.pages.refusal(lang, &refusal),
-                ),
-                "password_refused",
-            )
-        }
+        Ok(Ok(Attempt::Limited(wait))) => too_many(&app, lang, wait),
+        Ok(Ok(Attempt::Mismatch { email })) => tag(
+            again(
+                &email,
+                "form.mismatch_title",
+                app.pages.text(lang, "form.mismatch").to_owned(),
+            ),
+            "mismatch",
+        ),
+        Ok(Ok(Attempt::Refused { email, refusal })) => tag(
+            again(
+                &email,
+                "form.refused_title",
+                app.pages.refusal(lang, &refusal),
+            ),
+            "password_refused",
+        ),
         Ok(Ok(Attempt::NotUsable(status))) => unusable(&app, lang, status),
         Ok(Ok(Attempt::Busy)) => busy(&app, lang),
         Ok(Err(e)) => failed(&app, lang, &e),
@@ -711,8 +731,26 @@ async fn forgot(
             );
         }
     };
-    if let Err(wait) = app.forgot_address.hit(&crate::email::key(&addr)) {
-        return too_many(&app, lang, wait);
+    // Requests per address are counted in the database, so that every `serve` process on it
+    // counts together. Done for every address alike, known or not: the answer's timing tells
+    // nothing.
+    let key = crate::store::limit_key(FORGOT_ADDRESS, crate::email::key(&addr).as_bytes());
+    let limit = Shared::of(&app, app.config.serve.forgot_per_address);
+    let counted = app
+        .db
+        .run(move |w| {
+            // Retried on a fresh connection only when the old one was found dead: the upsert
+            // is the job's one statement, so a failed one counted nothing.
+            w.retrying(|w| w.store()?.limit_hit(&key, limit.window, ui::now()))
+        })
+        .await;
+    match counted {
+        Ok(Ok(c)) if c.hits > limit.max => {
+            return too_many(&app, lang, limit.wait(c, ui::now()));
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return failed(&app, lang, &e),
+        Err(r) => return refused(&app, lang, r),
     }
     let Some(mailer) = app.mailer.clone() else {
         return internal(
@@ -804,6 +842,31 @@ fn request_link(
         }
     }
     Ok(())
+}
+
+/// The names of the limits kept in the database ([`crate::store::limit_key`]).
+const TOKEN_FAILURES: &str = "token_failures";
+const FORGOT_ADDRESS: &str = "forgot_address";
+
+/// A limit kept in the database: at most `max` in a window of `window` seconds.
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    max: i64,
+    window: i64,
+}
+
+impl Shared {
+    fn of(app: &App, max: u32) -> Shared {
+        Shared {
+            max: i64::from(max),
+            window: app.config.serve.attempt_window.as_secs().max(1) as i64,
+        }
+    }
+
+    /// How long until the window of `c` is over.
+    fn wait(&self, c: crate::store::LimitCount, now: i64) -> Duration {
+        Duration::from_secs(c.expires_at.saturating_sub(now).clamp(1, self.window) as u64)
+    }
 }
 
 /// The outcomes of one forgot-page request.

@@ -122,7 +122,7 @@ fn uses_wal_and_sets_the_user_version() {
     env.init();
     let mode = env.text("PRAGMA journal_mode").expect("a journal mode");
     assert_eq!(mode.to_ascii_lowercase(), "wal");
-    assert_eq!(env.i64("PRAGMA user_version"), 3);
+    assert_eq!(env.i64("PRAGMA user_version"), 4);
 }
 
 #[test]
@@ -140,7 +140,7 @@ fn the_ledger_records_every_schema_version() {
                 .expect("a number")
         })
         .collect();
-    assert_eq!(ledger, [1, 2, 3]);
+    assert_eq!(ledger, [1, 2, 3, 4]);
     // Each with the time it was applied, in unix seconds.
     let now = crate::harness::unix_now();
     let oldest = env.i64("SELECT min(applied_at) FROM pwreset_schema");
@@ -206,4 +206,37 @@ fn other_commands_on_a_missing_database_say_to_run_init() {
         !env.database_created(),
         "a command other than init created the database"
     );
+}
+
+/// A version 3 database (before the shared web limits) is migrated by `init`, on every
+/// backend: the limits table appears, the ledger gets version 4, and commands that write wait
+/// for it.
+#[test]
+fn a_version_3_database_gets_the_shared_limits_table() {
+    let env = Env::new();
+    env.init();
+    // Back to version 3 as a pwreset of then left it.
+    env.exec("DROP TABLE pwreset_limits");
+    env.exec("DELETE FROM pwreset_schema WHERE version = 4");
+    if *env.backend() == crate::harness::Backend::Sqlite {
+        env.exec("PRAGMA user_version = 3");
+    }
+    assert!(!env.tables().iter().any(|t| t == "pwreset_limits"));
+    let a = env.cmd().args(["purge-expired"]).assert().code(78);
+    assert!(
+        stderr(&a).contains("schema 3, need 4") && stderr(&a).contains("pwreset init"),
+        "{}",
+        stderr(&a)
+    );
+    let a = env.cmd().arg("init").assert().success();
+    assert!(
+        stderr(&a).contains("from schema version 3 to 4"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(env.tables().iter().any(|t| t == "pwreset_limits"));
+    let rows = env.rows("SELECT key_hash, hits, expires_at FROM pwreset_limits WHERE 1 = 0");
+    assert!(rows.is_empty(), "{rows:?}");
+    assert_eq!(env.i64("SELECT max(version) FROM pwreset_schema"), 4);
+    env.cmd().arg("purge-expired").assert().success();
 }

@@ -28,6 +28,7 @@ mod reset;
 mod revoke;
 mod serve;
 mod serve_hardening;
+mod serve_shared;
 mod smtp;
 mod stop;
 mod store;

@@ -73,39 +73,30 @@ impl Server {
             env.add_user(u);
         }
         let log = env.dir.path().join("serve.log");
-        let mut c = env.isolated("sh");
-        c.arg("-c")
-            .arg(format!(
-                "{shell} export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&0 0</dev/null"
-            ))
-            .arg(BIN)
-            .arg("--config")
-            .arg(&env.config)
-            .arg("serve")
-            .args(args)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        let child = c.spawn().expect("start pwreset serve");
+        let child = spawn(&env, listener, &log, shell, args);
         let s = Server {
             env,
             addr,
             child: Some(child),
             log,
         };
-        s.wait_ready();
+        wait_ready(&s.log);
         s
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if self.log().contains("listening on") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("serve did not start: {}", self.log());
+    /// One more `serve` process on the same config and database, on a port of its own (as
+    /// behind a load balancer).
+    pub fn another(&self) -> Instance {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local addr");
+        let log = self
+            .env
+            .dir
+            .path()
+            .join(format!("serve-{}.log", addr.port()));
+        let child = spawn(&self.env, listener, &log, "", &[]);
+        wait_ready(&log);
+        Instance { addr, child }
     }
 
     pub fn log(&self) -> String {
@@ -121,12 +112,7 @@ impl Server {
     }
 
     pub fn post(&self, path: &str, headers: &[(&str, &str)], fields: &[(&str, &str)]) -> Resp {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
-        h.extend_from_slice(headers);
-        http(self.addr, "POST", path, &h, &body)
+        post_to(self.addr, path, headers, fields)
     }
 
     /// A fresh link's path and query (`/reset_password?token=...`) and its token.
@@ -160,6 +146,74 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// Start `pwreset serve` on `listener`, passed as systemd does, its stderr to `log`.
+fn spawn(env: &Env, listener: TcpListener, log: &Path, shell: &str, args: &[&str]) -> Child {
+    let mut c = env.isolated("sh");
+    c.arg("-c")
+        .arg(format!(
+            "{shell} export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\" 3<&0 0</dev/null"
+        ))
+        .arg(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    c.spawn().expect("start pwreset serve")
+}
+
+fn wait_ready(log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let read = || std::fs::read_to_string(log).unwrap_or_default();
+    while Instant::now() < deadline {
+        if read().contains("listening on") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("serve did not start: {}", read());
+}
+
+/// A second `serve` on a [`Server`]'s database ([`Server::another`]), killed on drop.
+pub struct Instance {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Instance {
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        http(self.addr, "GET", path, headers, "")
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], fields: &[(&str, &str)]) -> Resp {
+        post_to(self.addr, path, headers, fields)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A form POST on its own connection.
+pub fn post_to(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> Resp {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut h = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    h.extend_from_slice(headers);
+    http(addr, "POST", path, &h, &body)
 }
 
 /// A response, headers with lower-case names.
@@ -241,7 +295,7 @@ pub fn http(
     }
 }
 
-fn verify_status(env: &Env, token: &str) -> String {
+pub fn verify_status(env: &Env, token: &str) -> String {
     let out = env
         .cmd()
         .args(["verify", "--json", token])

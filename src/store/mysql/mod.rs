@@ -14,6 +14,7 @@
 //! privilege checks), [`users`], [`tokens`], [`runs`], [`purge`], [`audit`].
 
 mod audit;
+mod limits;
 mod purge;
 mod runs;
 mod schema;
@@ -807,6 +808,18 @@ impl Store for MysqlStore {
 
     fn purge_batch(&mut self, cutoff: i64, limit: u32) -> Result<PurgeCounts> {
         purge::batch(self, cutoff, limit)
+    }
+
+    fn limit_hit(&mut self, key: &[u8; 32], window: i64, now: i64) -> Result<super::LimitCount> {
+        limits::hit(self, key, window, now)
+    }
+
+    fn limit_peek(&mut self, key: &[u8; 32], now: i64) -> Result<super::LimitCount> {
+        limits::peek(self, key, now)
+    }
+
+    fn purge_limits(&mut self, now: i64) -> Result<u64> {
+        limits::purge(self, now)
     }
 
     fn record(&mut self, event: &AuditEvent<'_>) -> Result<()> {

@@ -10,7 +10,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, Row, SslOpts, Value};
 
 /// The schema version this build writes; the same numbering as the SQLite backend.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The ledger of applied migrations: one row per version, the same on every backend.
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS pwreset_schema (
@@ -109,6 +109,17 @@ const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE pwreset_tokens ADD COLUMN handed_over_at BIGINT NULL",
         "ALTER TABLE pwreset_throttle ADD COLUMN run_id BIGINT NULL",
     ],
+    // 3 -> 4: the web limits that several `serve` processes share (failed tries per link,
+    // forgot-page requests per address), counted here rather than in each process. The key is
+    // a SHA-256 of the limit's name and its subject, never the address or token itself.
+    &["CREATE TABLE IF NOT EXISTS pwreset_limits (
+            key_hash   BINARY(32) NOT NULL PRIMARY KEY,
+            hits       BIGINT     NOT NULL,
+            -- the end of the window that began with the first hit; purge-expired deletes the
+            -- past
+            expires_at BIGINT     NOT NULL,
+            KEY pwreset_limits_expires (expires_at)
+        ) ENGINE = InnoDB"],
 ];
 
 /// The tool's own users table, made by `init` when the default table does not exist. The key
@@ -315,6 +326,7 @@ fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
         "pwreset_audit",
         "pwreset_throttle",
         "pwreset_runs",
+        "pwreset_limits",
         "pwreset_schema",
     ] {
         grants.push(format!(
@@ -538,7 +550,7 @@ fn ddl_unless(store: &mut MysqlStore, sql: &str, doing: &str, done: Option<u16>)
                 return Err(fail(
                     Exit::NoPerm,
                     format!(
-                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
+                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs`, {db}.`pwreset_limits` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
                         store.s.ctx.what(),
                         server_message(&e),
                     ),
@@ -833,6 +845,7 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
         "pwreset_audit",
         "pwreset_throttle",
         "pwreset_runs",
+        "pwreset_limits",
     ] {
         let grant = format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}`");
         probes.push(Probe {

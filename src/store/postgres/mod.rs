@@ -12,6 +12,7 @@
 
 mod after_reset;
 mod audit;
+mod limits;
 mod purge;
 mod runs;
 mod schema;
@@ -194,6 +195,7 @@ pub(super) struct Quoted {
     audit: String,
     throttle: String,
     runs: String,
+    limits: String,
     ledger: String,
     /// The name to greet by, as a text expression (NULL when the mapping has none).
     name: String,
@@ -247,6 +249,7 @@ impl Quoted {
             audit: format!("{s}.pwreset_audit"),
             throttle: format!("{s}.pwreset_throttle"),
             runs: format!("{s}.pwreset_runs"),
+            limits: format!("{s}.pwreset_limits"),
             ledger: format!("{s}.pwreset_schema"),
             tokens,
             users: table,
@@ -686,6 +689,18 @@ impl Store for PgStore {
 
     fn purge_batch(&mut self, cutoff: i64, limit: u32) -> Result<PurgeCounts> {
         purge::batch(self, cutoff, limit)
+    }
+
+    fn limit_hit(&mut self, key: &[u8; 32], window: i64, now: i64) -> Result<super::LimitCount> {
+        limits::hit(self, key, window, now)
+    }
+
+    fn limit_peek(&mut self, key: &[u8; 32], now: i64) -> Result<super::LimitCount> {
+        limits::peek(self, key, now)
+    }
+
+    fn purge_limits(&mut self, now: i64) -> Result<u64> {
+        limits::purge(self, now)
     }
 
     fn record(&mut self, event: &AuditEvent<'_>) -> Result<()> {

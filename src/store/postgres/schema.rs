@@ -93,6 +93,16 @@ const MIGRATIONS: &[&str] = &[
         ADD COLUMN IF NOT EXISTS batch bigint,
         ADD COLUMN IF NOT EXISTS handed_over_at bigint;
     ALTER TABLE {s}.pwreset_throttle ADD COLUMN IF NOT EXISTS run_id bigint;",
+    // 3 -> 4: the web limits that several `serve` processes share (failed tries per link,
+    // forgot-page requests per address), counted here rather than in each process. The key is
+    // a SHA-256 of the limit's name and its subject, never the address or token itself.
+    "CREATE TABLE IF NOT EXISTS {s}.pwreset_limits (
+        key_hash   bytea  NOT NULL PRIMARY KEY,
+        hits       bigint NOT NULL,
+        -- the end of the window that began with the first hit; purge-expired deletes the past
+        expires_at bigint NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pwreset_limits_expires ON {s}.pwreset_limits (expires_at);",
 ];
 
 // Every version has its migration: the ledger records versions up to SCHEMA_VERSION.
@@ -352,8 +362,8 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
         format!("GRANT USAGE ON SCHEMA {schema} TO {role};"),
         users,
         format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {} TO {role};",
-            s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.ledger
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {}, {} TO {role};",
+            s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.limits, s.q.ledger
         ),
     ]
 }
@@ -755,6 +765,7 @@ fn check_grants(s: &mut PgStore) -> Result<()> {
         &s.q.audit,
         &s.q.throttle,
         &s.q.runs,
+        &s.q.limits,
         &s.q.ledger,
     ];
     for t in own {

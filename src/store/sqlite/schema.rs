@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 /// The schema version this build writes. Migrations run forward from the stored version.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -83,6 +83,16 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE pwreset_tokens ADD COLUMN batch INTEGER;
     ALTER TABLE pwreset_tokens ADD COLUMN handed_over_at INTEGER;
     ALTER TABLE pwreset_throttle ADD COLUMN run_id INTEGER;",
+    // 3 -> 4: the web limits that several `serve` processes share (failed tries per link,
+    // forgot-page requests per address), counted here rather than in each process. The key is
+    // a SHA-256 of the limit's name and its subject, never the address or token itself.
+    "CREATE TABLE IF NOT EXISTS pwreset_limits (
+        key_hash   BLOB    NOT NULL PRIMARY KEY,
+        hits       INTEGER NOT NULL,
+        -- the end of the window that began with the first hit; purge-expired deletes the past
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS pwreset_limits_expires ON pwreset_limits(expires_at);",
 ];
 
 /// The ledger of applied migrations: one row per version, the same on every backend.
