@@ -10,6 +10,11 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
 
+/// Spend a token (?1 its id, ?2 now) with one conditional statement: of several changes racing
+/// with one token, whatever the engine's isolation, exactly one sees a row change.
+const SPEND: &str = "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2)
+  WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2";
+
 pub(super) fn issue(
     s: &mut SqliteStore,
     batch: &[NewToken<'_>],
@@ -414,11 +419,7 @@ pub(super) fn consume(s: &mut SqliteStore, c: &Consume<'_>) -> Result<Consumed> 
         }
         // Spend the token with one conditional statement: of several changes racing with one
         // token, whatever the engine's isolation, exactly one sees a row change.
-        let spent = tx.execute(
-            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2)
-              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
-            params![c.token_id, c.now],
-        )?;
+        let spent = tx.execute(SPEND, params![c.token_id, c.now])?;
         if spent != 1 {
             return Ok(Ok(Consumed::NotUsable(Status::Used)));
         }
@@ -527,11 +528,7 @@ pub(super) fn spend(
         }
         // Spent first, so that of several changes racing with one token exactly one reaches
         // the directory; rolled back below if the directory does not change the password.
-        let spent = tx.execute(
-            "UPDATE pwreset_tokens SET used_at = ?2, dead_at = min(dead_at, ?2)
-              WHERE id = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
-            params![sp.token_id, sp.now],
-        )?;
+        let spent = tx.execute(SPEND, params![sp.token_id, sp.now])?;
         if spent != 1 {
             return Ok(Ok(Consumed::NotUsable(Status::Used)));
         }
