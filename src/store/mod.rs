@@ -37,18 +37,6 @@ pub enum Access {
 
 /// Open the configured database. With `[ldap]` the store keeps tokens only (no users table).
 pub fn open(config: &Config, access: Access) -> Result<Box<dyn Store>> {
-    if config.ldap.is_some()
-        && let Database::Server(s) = &config.database
-    {
-        return Err(crate::error::fail(
-            crate::error::Exit::Config,
-            format!(
-                "{}: with [ldap], pwreset keeps its tokens in a SQLite file in this build; {} as the token store for a directory is not supported yet: set `database` to a SQLite path",
-                config.source,
-                s.kind.name()
-            ),
-        ));
-    }
     match &config.database {
         Database::Sqlite(_) => Ok(Box::new(sqlite::SqliteStore::open(config, access)?)),
         Database::Server(s) if s.kind == crate::config::ServerKind::Postgres => {
@@ -549,14 +537,6 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
-/// A backend without the tokens-only methods, asked for them.
-fn tokens_only_unsupported(what: &str) -> anyhow::Error {
-    crate::error::fail(
-        crate::error::Exit::Config,
-        format!("{what} cannot keep tokens for users in a directory yet; use a SQLite file"),
-    )
-}
-
 /// The detail of a `revoke --user` audit row: the same words on every backend.
 pub fn revoke_user_detail(revoked: u64, reason: &RevokeReason) -> String {
     format!("{revoked} open token(s): {}", reason.describe())
@@ -766,11 +746,9 @@ pub trait Store {
     /// stored binding comes with it for the caller to compare.
     fn token_alone(
         &mut self,
-        _token_id: i64,
-        _digest: &Digest,
-    ) -> Result<Option<(TokenRecord, Vec<u8>)>> {
-        Err(tokens_only_unsupported(&self.describe()))
-    }
+        token_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<(TokenRecord, Vec<u8>)>>;
 
     /// Spend a token for a password set elsewhere, in one transaction: spend it with the
     /// conditional update, call `change` (which sets the password in the directory), and only
@@ -778,11 +756,9 @@ pub trait Store {
     /// row and commit. Otherwise roll back: the link still works ([`Consumed::Kept`]).
     fn spend_token(
         &mut self,
-        _s: &Spend<'_>,
-        _change: &mut dyn FnMut() -> Result<bool>,
-    ) -> Result<Consumed> {
-        Err(tokens_only_unsupported(&self.describe()))
-    }
+        s: &Spend<'_>,
+        change: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Consumed>;
 
     /// Set a new password hash with a token, in one transaction: spend the token with a
     /// conditional update (exactly one of several racing changes wins), write the hash, revoke

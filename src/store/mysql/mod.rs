@@ -56,6 +56,8 @@ struct Shared {
     /// How the mapped id column travels: decides how a [`UserId`] is bound and read.
     id: IdKind,
     own_users: bool,
+    /// The users live in a directory (`[ldap]`): no users table, tokens only.
+    tokens_only: bool,
     warnings: Vec<String>,
 }
 
@@ -676,6 +678,9 @@ impl Store for MysqlStore {
     }
 
     fn check_users_mapping(&mut self) -> Result<()> {
+        if self.s.tokens_only {
+            return Ok(());
+        }
         schema::check_users_mapping(self)
     }
 
@@ -795,6 +800,22 @@ impl Store for MysqlStore {
         actor: &str,
     ) -> Result<u64> {
         tokens::revoke_user_tokens(self, user, reason, now, actor)
+    }
+
+    fn token_alone(
+        &mut self,
+        token_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+        tokens::alone(self, token_id, digest)
+    }
+
+    fn spend_token(
+        &mut self,
+        s: &super::Spend<'_>,
+        change: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Consumed> {
+        tokens::spend(self, s, change)
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {

@@ -229,6 +229,7 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
             users: config.users.clone(),
             id: IdKind::Int,
             own_users: false,
+            tokens_only: config.ldap.is_some(),
             warnings: Vec::new(),
             ctx,
         },
@@ -308,7 +309,9 @@ fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
         read.push(quote(c));
     }
     let mut grants = vec![format!("CREATE USER {account} IDENTIFIED BY '...';")];
-    if store.s.own_users {
+    if store.s.tokens_only {
+        // The people are in a directory: no users table to grant.
+    } else if store.s.own_users {
         grants.push(format!(
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.{} TO {account};",
             q.table
@@ -414,6 +417,10 @@ fn id_column_type(c: &Column) -> String {
 /// Read what the store needs to know about the users table: whether it is pwreset's own, and
 /// how its ids travel.
 fn learn_users_table(store: &mut MysqlStore) -> Result<()> {
+    if store.s.tokens_only {
+        store.s.id = directory_id_kind(store)?;
+        return Ok(());
+    }
     let table = store.s.users.table.clone();
     let cols = columns(&mut store.conn, &table).map_err(|e| store.s.ctx.err(e))?;
     let u = &store.s.users;
@@ -425,6 +432,28 @@ fn learn_users_table(store: &mut MysqlStore) -> Result<()> {
     store.s.q = Quoted::new(&store.s.users, store.s.own_users);
     Ok(())
 }
+
+/// The key type of a directory's people: text (entryUUID, nsUniqueId, objectGUID), or what
+/// pwreset's tokens table already has. Tables made for an integer-keyed users table cannot
+/// hold a directory's ids.
+fn directory_id_kind(store: &mut MysqlStore) -> Result<IdKind> {
+    let cols = columns(&mut store.conn, "pwreset_tokens").map_err(|e| store.s.ctx.err(e))?;
+    match find(&cols, "user_id").map(id_kind) {
+        None => Ok(IdKind::Text),
+        Some(Ok(k @ (IdKind::Text | IdKind::Bin16))) => Ok(k),
+        Some(_) => Err(fail(
+            Exit::Config,
+            format!(
+                "{}: pwreset's tables there were made for a users table with integer keys, and a directory's people have text ids; give the directory's tokens a database of their own",
+                store.s.ctx.what()
+            ),
+        )),
+    }
+}
+
+/// The type of `user_id` in pwreset's tables when the people are in a directory: their ids
+/// are short ASCII (a UUID, or AD's objectGUID in hex), compared bytewise.
+const DIRECTORY_ID_TYPE: &str = "VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin";
 
 pub(super) fn migrate(store: &mut MysqlStore) -> Result<Migrated> {
     let got: Option<i64> = store
@@ -465,18 +494,26 @@ fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
             ),
         ));
     }
-    let mut cols = columns(&mut store.conn, &users.table).map_err(|e| ctx_err(store, e))?;
-    if cols.is_empty() && default_mapping {
-        ddl(store, OWN_USERS_TABLE, "creating pwreset's own users table")?;
-        cols = columns(&mut store.conn, &users.table).map_err(|e| ctx_err(store, e))?;
-    }
-    // The tokens' user_id takes the id column's type, so the mapping must be right first.
-    // information_schema hides what the user may not see: a missing grant first, by name.
-    check_privileges(store)?;
-    check_columns(store, &cols)?;
-    let id_col = find(&cols, &users.id_column)
-        .map(id_column_type)
-        .unwrap_or_else(|| "BIGINT".to_owned());
+    let id_col = if store.s.tokens_only {
+        // No users table: the ids are the directory's.
+        check_privileges(store)?;
+        directory_id_kind(store)?;
+        DIRECTORY_ID_TYPE.to_owned()
+    } else {
+        let mut cols = columns(&mut store.conn, &users.table).map_err(|e| ctx_err(store, e))?;
+        if cols.is_empty() && default_mapping {
+            ddl(store, OWN_USERS_TABLE, "creating pwreset's own users table")?;
+            cols = columns(&mut store.conn, &users.table).map_err(|e| ctx_err(store, e))?;
+        }
+        // The tokens' user_id takes the id column's type, so the mapping must be right
+        // first. information_schema hides what the user may not see: a missing grant first,
+        // by name.
+        check_privileges(store)?;
+        check_columns(store, &cols)?;
+        find(&cols, &users.id_column)
+            .map(id_column_type)
+            .unwrap_or_else(|| "BIGINT".to_owned())
+    };
     ddl(
         store,
         LEDGER,
@@ -822,8 +859,9 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
     if let Some(c) = &store.s.users.locale_column {
         read.push(quote(c));
     }
-    let mut probes = vec![
-        Probe {
+    let mut probes = Vec::new();
+    if !store.s.tokens_only {
+        probes.extend([Probe {
             sql: format!("{} WHERE {id} = ?", q.select_users),
             grant: format!("GRANT SELECT ({}) ON {db}.{t}", read.join(", ")),
         },
@@ -832,8 +870,8 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
                 "UPDATE {t} SET {pw} = ? WHERE {id} = ? AND BINARY {email} <=> ? AND BINARY {pw} <=> ?"
             ),
             grant: format!("GRANT UPDATE ({pw}) ON {db}.{t}"),
-        },
-    ];
+        }]);
+    }
     if store.s.own_users {
         probes.push(Probe {
             sql: "INSERT INTO users (email, email_key, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?)".into(),

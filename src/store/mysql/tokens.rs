@@ -10,7 +10,7 @@
 use super::{MysqlStore, Shared, marks, opt_i64, stored_param, stored_value, text_lossy};
 use crate::store::{
     AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
-    RevokeReason, Settle, TokenRecord, User, UserId,
+    RevokeReason, Settle, Spend, TokenRecord, User, UserId,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
@@ -737,6 +737,180 @@ pub(super) fn consume(s: &mut MysqlStore, c: &Consume<'_>) -> Result<Consumed> {
         Some(NotSpent(status)) => Ok(Consumed::NotUsable(*status)),
         None => Err(e),
     })
+}
+
+/// A token by id and digest as stored, with no users table to join (users in a directory).
+const SELECT_ALONE: &str = "SELECT user_id, binding, created_at, expires_at, used_at, revoked_at,
+        revoked_reason FROM pwreset_tokens WHERE id = ? AND digest = ?";
+
+fn alone_row(sh: &Shared, mut row: mysql::Row) -> Result<(TokenRecord, Vec<u8>)> {
+    let mut take = |i: usize| row.take::<Value, usize>(i).unwrap_or(Value::NULL);
+    let user_id = sh.id_from(take(0))?;
+    let stored = match take(1) {
+        Value::Bytes(b) => b,
+        _ => Vec::new(),
+    };
+    Ok((
+        TokenRecord {
+            user_id,
+            email: None,
+            created_at: opt_i64(take(2)).unwrap_or(0),
+            lifecycle: Lifecycle {
+                expires_at: opt_i64(take(3)).unwrap_or(0),
+                used_at: opt_i64(take(4)),
+                revoked_at: opt_i64(take(5)),
+                // The directory says whether the person exists and the binding holds.
+                user_exists: true,
+                binding_ok: true,
+            },
+            revoked_reason: match take(6) {
+                Value::NULL => None,
+                v => Some(RevokeReason::parse(&text_lossy(v))),
+            },
+        },
+        stored,
+    ))
+}
+
+pub(super) fn alone(
+    s: &mut MysqlStore,
+    token_id: i64,
+    digest: &Digest,
+) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+    s.read(|conn, sh| {
+        let row: Option<mysql::Row> =
+            conn.exec_first(SELECT_ALONE, (token_id, digest.as_bytes()))?;
+        row.map(|r| alone_row(sh, r)).transpose()
+    })
+}
+
+/// How many times a spend's transaction is tried in all.
+const SPEND_ATTEMPTS: u32 = 3;
+
+/// Spend a token for a password set in a directory. Unlike the other transactions here, this
+/// one is not simply repeated after a deadlock: the directory's change is not the database's
+/// to undo, so it must happen at most once. A deadlock or lock timeout before the change is
+/// repeated from the start; after it, only the record is (the token spent, the user's other
+/// links revoked, the audit row), since the person now has the new password.
+pub(super) fn spend(
+    s: &mut MysqlStore,
+    sp: &Spend<'_>,
+    change: &mut dyn FnMut() -> Result<bool>,
+) -> Result<Consumed> {
+    let mut changed = false;
+    let mut attempt = 1;
+    loop {
+        let outcome = s
+            .conn
+            .query_drop("START TRANSACTION")
+            .map_err(anyhow::Error::from)
+            .and_then(|()| spend_once(&mut s.conn, &s.s, sp, &mut changed, change));
+        let outcome = match outcome {
+            Ok(Consumed::Changed) => s
+                .conn
+                .query_drop("COMMIT")
+                .map_err(anyhow::Error::from)
+                .map(|()| Consumed::Changed),
+            // Nothing to keep: the token stays as it was.
+            Ok(other) => {
+                let _ = s.conn.query_drop("ROLLBACK");
+                return Ok(other);
+            }
+            Err(e) => Err(e),
+        };
+        let e = match outcome {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        // The connection may be gone; the error that matters is `e`.
+        let _ = s.conn.query_drop("ROLLBACK");
+        let from_db = e.downcast_ref::<mysql::Error>().is_some();
+        let again =
+            attempt < SPEND_ATTEMPTS && from_db && (changed || super::retryable(&e).is_some());
+        if again {
+            std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)));
+            attempt += 1;
+            continue;
+        }
+        let e = if from_db { s.s.ctx.err(e) } else { e };
+        return Err(if changed {
+            e.context(
+                "the directory has the new password, but pwreset could not record the reset: the link still works until it expires, and using it again records it",
+            )
+        } else {
+            e
+        });
+    }
+}
+
+/// One try of [`spend`]'s transaction, inside START TRANSACTION; `changed` is set once the
+/// directory has the new password, and then only the record is made.
+fn spend_once(
+    conn: &mut Conn,
+    sh: &Shared,
+    sp: &Spend<'_>,
+    changed: &mut bool,
+    change: &mut dyn FnMut() -> Result<bool>,
+) -> Result<Consumed> {
+    const SPEND: &str = "UPDATE pwreset_tokens SET used_at = ?, dead_at = LEAST(dead_at, ?)
+          WHERE id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?";
+    let uid = sh.id_value(sp.user_id);
+    if !*changed {
+        // Two resets for one person queue on their throttle row (every person with a link
+        // has one), so the second sees the first's spend instead of both changing the
+        // password; a request for them waits too.
+        conn.exec_drop(
+            "SELECT 1 FROM pwreset_throttle WHERE user_id = ? FOR UPDATE",
+            (uid.clone(),),
+        )?;
+        let row: Option<mysql::Row> = conn.exec_first(
+            format!("{SELECT_ALONE} FOR UPDATE"),
+            (sp.token_id, sp.digest.as_bytes()),
+        )?;
+        let Some(row) = row else {
+            return Ok(Consumed::NotUsable(Status::Unknown));
+        };
+        let (rec, _) = alone_row(sh, row)?;
+        let status = rec.status(sp.now);
+        if status != Status::Valid || rec.user_id != *sp.user_id {
+            return Ok(Consumed::NotUsable(status));
+        }
+        // Spent first, so that of several changes racing with one token exactly one reaches
+        // the directory; rolled back if the directory does not change the password.
+        conn.exec_drop(SPEND, (sp.now, sp.now, sp.token_id, sp.now))?;
+        if conn.affected_rows() != 1 {
+            return Ok(Consumed::NotUsable(Status::Used));
+        }
+        if !change()? {
+            return Ok(Consumed::Kept);
+        }
+        *changed = true;
+    } else {
+        // A repeat after the change: the first try's spend was rolled back with the rest.
+        // Whatever happened to the token meanwhile, the password has changed, so the row
+        // count does not matter.
+        conn.exec_drop(SPEND, (sp.now, sp.now, sp.token_id, sp.now))?;
+    }
+    conn.exec_drop(
+        "UPDATE pwreset_tokens
+            SET revoked_at = ?, revoked_reason = 'password reset', dead_at = LEAST(dead_at, ?)
+          WHERE user_id = ? AND used_at IS NULL AND revoked_at IS NULL",
+        vec![Value::Int(sp.now), Value::Int(sp.now), uid],
+    )?;
+    super::audit::insert(
+        conn,
+        sh,
+        &[AuditEvent {
+            at: sp.now,
+            actor: sp.actor,
+            action: AuditAction::Reset,
+            user_id: Some(sp.user_id),
+            email: Some(sp.email),
+            outcome: AuditOutcome::Ok,
+            detail: None,
+        }],
+    )?;
+    Ok(Consumed::Changed)
 }
 
 /// A change that found the token, or the user's row, no longer as checked: the transaction is

@@ -43,6 +43,8 @@ pub struct PgStore {
     id: IdKind,
     q: Quoted,
     own_users: bool,
+    /// The users live in a directory (`[ldap]`): no users table, tokens only.
+    tokens_only: bool,
     /// Opened for reading (verify, user list, audit): a revocation found at lookup is stored
     /// only if the role may write, and quietly not otherwise.
     read_only: bool,
@@ -262,10 +264,10 @@ impl Quoted {
 
 /// How many times a transaction that lost a race (serialization failure, deadlock, lock
 /// timeout) is tried in all before the command gives up with 75.
-const ATTEMPTS: u32 = 3;
+pub(super) const ATTEMPTS: u32 = 3;
 
 /// Classes of database error that the rest of the backend treats differently.
-fn is_retryable(e: &postgres::Error) -> bool {
+pub(super) fn is_retryable(e: &postgres::Error) -> bool {
     use postgres::error::SqlState;
     e.code().is_some_and(|c| {
         *c == SqlState::T_R_SERIALIZATION_FAILURE
@@ -280,6 +282,13 @@ impl PgStore {
         map_error(&self.server, e)
     }
 
+    /// BEGIN, with the lock timeout for this transaction.
+    pub(super) fn begin_sql(&self) -> String {
+        // Milliseconds, clamped to what lock_timeout accepts (an int of ms).
+        let lock_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
+        format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}")
+    }
+
     /// Run `work` in one transaction: BEGIN with the lock timeout, the work, COMMIT; repeated
     /// from the start when it lost a race, up to [`ATTEMPTS`] times. `work` must not have
     /// effects outside the database, so that a repeat is safe.
@@ -287,9 +296,7 @@ impl PgStore {
         &mut self,
         mut work: impl FnMut(&mut Client, &Quoted, IdKind) -> Result<T, TxError>,
     ) -> Result<T> {
-        // Milliseconds, clamped to what lock_timeout accepts (an int of ms).
-        let lock_ms = self.busy_timeout.as_millis().clamp(1, i32::MAX as u128);
-        let begin = format!("BEGIN; SET LOCAL lock_timeout = {lock_ms}");
+        let begin = self.begin_sql();
         let mut attempt = 1;
         loop {
             let outcome = self
@@ -557,6 +564,9 @@ impl Store for PgStore {
     }
 
     fn check_users_mapping(&mut self) -> Result<()> {
+        if self.tokens_only {
+            return Ok(());
+        }
         schema::check_users_mapping(self)
     }
 
@@ -676,6 +686,22 @@ impl Store for PgStore {
         actor: &str,
     ) -> Result<u64> {
         tokens::revoke_user_tokens(self, user, reason, now, actor)
+    }
+
+    fn token_alone(
+        &mut self,
+        token_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+        tokens::alone(self, token_id, digest)
+    }
+
+    fn spend_token(
+        &mut self,
+        s: &super::Spend<'_>,
+        change: &mut dyn FnMut() -> Result<bool>,
+    ) -> Result<Consumed> {
+        tokens::spend(self, s, change)
     }
 
     fn consume_token(&mut self, c: &Consume<'_>) -> Result<Consumed> {

@@ -230,7 +230,14 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         anyhow::bail!("the PostgreSQL backend was given a SQLite path");
     };
     let mut client = connect(server)?;
-    let cat = catalog(&mut client, server, &config.users)?;
+    // With the users in a directory there is no users table: the key type to keep is the
+    // one pwreset's tokens table has, text when it is still to be made.
+    let tokens_only = config.ldap.is_some();
+    let cat = if tokens_only {
+        catalog(&mut client, server, &tokens_table())?
+    } else {
+        catalog(&mut client, server, &config.users)?
+    };
     let Some(schema) = cat.schema.clone() else {
         return Err(fail(
             Exit::Config,
@@ -251,6 +258,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
     }
     let default_mapping = config.users.is_default_mapping();
     let id = match &cat.id_type {
+        _ if tokens_only => directory_id_kind(server, &schema, cat.id_type.as_deref())?,
         Some(t) => match IdKind::from_sql_type(t) {
             Some(k) => k,
             None => return Err(bad_id_type(server, &config.users, t)),
@@ -266,7 +274,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
             ));
         }
     };
-    let own_users = default_mapping && cat.has_email_key;
+    let own_users = default_mapping && cat.has_email_key && !tokens_only;
     let mut store = PgStore {
         client,
         q: Quoted::new(&schema, &config.users, id, own_users),
@@ -275,6 +283,7 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
         schema,
         id,
         own_users,
+        tokens_only,
         read_only: access == Access::Read,
         warnings: Vec::new(),
         after_reset: config
@@ -320,6 +329,32 @@ pub(super) fn open(config: &Config, access: Access) -> Result<PgStore> {
     Ok(store)
 }
 
+/// pwreset's tokens table as the catalog query's "users table", for a store of tokens only.
+fn tokens_table() -> UsersTable {
+    UsersTable {
+        table: "pwreset_tokens".into(),
+        id_column: "user_id".into(),
+        ..UsersTable::default()
+    }
+}
+
+/// The key type of a directory's people: text (entryUUID, nsUniqueId, objectGUID), or what
+/// pwreset's tables already have. Tables made for an integer-keyed users table cannot hold
+/// a directory's ids.
+fn directory_id_kind(server: &Server, schema: &str, existing: Option<&str>) -> Result<IdKind> {
+    match existing.map(IdKind::from_sql_type) {
+        None => Ok(IdKind::Text),
+        Some(Some(k @ (IdKind::Text | IdKind::Uuid))) => Ok(k),
+        Some(_) => Err(fail(
+            Exit::Config,
+            format!(
+                "{}: pwreset's tables in schema {schema:?} were made for a users table with integer keys, and a directory's people have text ids; give the directory's tokens a schema of their own (`schema`) or a database of their own",
+                server.describe()
+            ),
+        )),
+    }
+}
+
 /// A superuser can read and change every table: the warning says so, with the statements
 /// that make pwreset a role of its own.
 fn superuser_warning(s: &PgStore) -> String {
@@ -347,7 +382,9 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
             .flatten()
             .map(|c| quote(c)),
     );
-    let users = if s.own_users {
+    let users = if s.tokens_only {
+        String::new()
+    } else if s.own_users {
         format!("GRANT SELECT, INSERT, UPDATE ON {} TO {role};", s.q.users)
     } else {
         format!(
@@ -357,7 +394,7 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
             s.q.users
         )
     };
-    vec![
+    [
         format!("CREATE ROLE {role} LOGIN PASSWORD '...';"),
         format!("GRANT USAGE ON SCHEMA {schema} TO {role};"),
         users,
@@ -366,6 +403,9 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
             s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.limits, s.q.ledger
         ),
     ]
+    .into_iter()
+    .filter(|g| !g.is_empty())
+    .collect()
 }
 
 fn stored_version(s: &mut PgStore) -> Result<i64> {
@@ -416,10 +456,14 @@ fn missing_users(server: &Server, schema: &str, users: &UsersTable, table: bool)
 }
 
 pub(super) fn migrate(s: &mut PgStore) -> Result<Migrated> {
-    let default_mapping = s.users.is_default_mapping();
-    let cat = catalog(&mut s.client, &s.server, &s.users)?;
+    let default_mapping = s.users.is_default_mapping() && !s.tokens_only;
+    let cat = if s.tokens_only {
+        catalog(&mut s.client, &s.server, &tokens_table())?
+    } else {
+        catalog(&mut s.client, &s.server, &s.users)?
+    };
     let create_own = default_mapping && !cat.users_exist;
-    if !create_own {
+    if !create_own && !s.tokens_only {
         // Check the mapping before creating anything typed after it.
         check_users_mapping(s)?;
     }
@@ -724,6 +768,8 @@ fn check_grants(s: &mut PgStore) -> Result<()> {
     let table = format!("{}.{}", quote(&s.schema), quote(&u.table));
     let mut needs: Vec<(String, String, String)> = Vec::new();
     let optional = [&u.name_column, &u.locale_column];
+    // A store of tokens only reads no users table.
+    let users_columns = if s.tokens_only { 0 } else { usize::MAX };
     for (col, privilege) in [
         (&u.id_column, "SELECT"),
         (&u.email_column, "SELECT"),
@@ -732,6 +778,7 @@ fn check_grants(s: &mut PgStore) -> Result<()> {
     ]
     .into_iter()
     .chain(optional.into_iter().flatten().map(|c| (c, "SELECT")))
+    .take(users_columns)
     {
         needs.push((
             // The table argument is parsed as a (quoted) name, the column one is taken as is.

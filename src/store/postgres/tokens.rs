@@ -9,7 +9,7 @@ use super::{IdArray, IdKind, PgStore, Quoted, TxError, id_arg, stored_value, tex
 use crate::error::{Exit, fail};
 use crate::store::{
     AuditAction, AuditEvent, AuditOutcome, Consume, Consumed, Issue, Issued, NewToken,
-    RevokeReason, Settle, TokenRecord, User, UserId,
+    RevokeReason, Settle, Spend, TokenRecord, User, UserId,
 };
 use crate::token::{Digest, Lifecycle, Status};
 use anyhow::Result;
@@ -690,4 +690,235 @@ pub(super) fn consume(s: &mut PgStore, c: &Consume<'_>) -> Result<Consumed> {
         )?;
         Ok(Consumed::Changed)
     })
+}
+
+/// A token by id and digest as stored, with no users table to join (users in a directory);
+/// `lock`: FOR UPDATE, inside a spend's transaction.
+fn alone_sql(q: &Quoted, kind: IdKind, lock: bool) -> String {
+    format!(
+        "SELECT {}, binding, created_at, expires_at, used_at, revoked_at, revoked_reason
+           FROM {} WHERE id = $1 AND digest = $2{}",
+        kind.read("user_id"),
+        q.tokens,
+        if lock { " FOR UPDATE" } else { "" }
+    )
+}
+
+fn alone_from_row(
+    kind: IdKind,
+    r: &postgres::Row,
+) -> Result<(TokenRecord, Vec<u8>), postgres::Error> {
+    Ok((
+        TokenRecord {
+            user_id: user_id(kind, r, 0)?,
+            email: None,
+            created_at: r.try_get(2)?,
+            lifecycle: Lifecycle {
+                expires_at: r.try_get(3)?,
+                used_at: r.try_get(4)?,
+                revoked_at: r.try_get(5)?,
+                // The directory says whether the person exists and the binding holds.
+                user_exists: true,
+                binding_ok: true,
+            },
+            revoked_reason: r
+                .try_get::<_, Option<String>>(6)?
+                .map(|t| RevokeReason::parse(&t)),
+        },
+        r.try_get(1)?,
+    ))
+}
+
+pub(super) fn alone(
+    s: &mut PgStore,
+    token_id: i64,
+    digest: &Digest,
+) -> Result<Option<(TokenRecord, Vec<u8>)>> {
+    let kind = s.id;
+    let sql = alone_sql(&s.q, kind, false);
+    let row = s
+        .client
+        .query_typed_opt(
+            &sql,
+            &[(&token_id, Type::INT8), (&digest.as_bytes(), Type::BYTEA)],
+        )
+        .map_err(|e| s.err(e))?;
+    row.map(|r| alone_from_row(kind, &r))
+        .transpose()
+        .map_err(|e| s.err(e))
+}
+
+/// The statements of a spend, made once.
+struct SpendSql {
+    lock_user: String,
+    select: String,
+    spend: String,
+    revoke_others: String,
+}
+
+/// Spend a token for a password set in a directory. Unlike the other transactions here, this
+/// one is not simply repeated after a lost race: the directory's change is not the
+/// database's to undo, so it must happen at most once. A race lost before the change is
+/// repeated from the start; after it, only the record is (the token spent, the user's other
+/// links revoked, the audit row), since the person now has the new password.
+pub(super) fn spend(
+    s: &mut PgStore,
+    sp: &Spend<'_>,
+    change: &mut dyn FnMut() -> Result<bool>,
+) -> Result<Consumed> {
+    let kind = s.id;
+    let uid = id_arg(kind, sp.user_id)?;
+    let sql = SpendSql {
+        // Two resets for one person queue on their throttle row (every person with a link
+        // has one), so the second sees the first's spend instead of both changing the
+        // password; a request for them waits too.
+        lock_user: format!(
+            "SELECT 1 FROM {} WHERE user_id = {} FOR UPDATE",
+            s.q.throttle,
+            kind.param(1)
+        ),
+        select: alone_sql(&s.q, kind, true),
+        spend: format!(
+            "UPDATE {} SET used_at = $2, dead_at = least(dead_at, $2)
+              WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2",
+            s.q.tokens
+        ),
+        revoke_others: format!(
+            "UPDATE {} SET revoked_at = $2, revoked_reason = 'password reset',
+                    dead_at = least(dead_at, $2)
+              WHERE user_id = {} AND used_at IS NULL AND revoked_at IS NULL",
+            s.q.tokens,
+            kind.param(1)
+        ),
+    };
+    let begin = s.begin_sql();
+    let mut changed = false;
+    let mut attempt = 1;
+    loop {
+        let outcome = s
+            .client
+            .batch_execute(&begin)
+            .map_err(TxError::Db)
+            .and_then(|()| {
+                spend_once(
+                    &mut s.client,
+                    &s.q,
+                    &sql,
+                    &uid,
+                    kind,
+                    sp,
+                    &mut changed,
+                    change,
+                )
+            });
+        let outcome = match outcome {
+            Ok(Consumed::Changed) => s
+                .client
+                .batch_execute("COMMIT")
+                .map_err(TxError::Db)
+                .map(|()| Consumed::Changed),
+            // Nothing to keep: the token stays as it was.
+            Ok(other) => {
+                let _ = s.client.batch_execute("ROLLBACK");
+                return Ok(other);
+            }
+            Err(e) => Err(e),
+        };
+        let e = match outcome {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        if !s.client.is_closed() {
+            let _ = s.client.batch_execute("ROLLBACK");
+        }
+        let again = attempt < super::ATTEMPTS
+            && match &e {
+                TxError::Db(db) => changed || super::is_retryable(db),
+                TxError::Other(_) => false,
+            };
+        if again {
+            std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt)));
+            attempt += 1;
+            continue;
+        }
+        let e = match e {
+            TxError::Db(db) => s.err(db),
+            TxError::Other(other) => other,
+        };
+        return Err(if changed {
+            e.context(
+                "the directory has the new password, but pwreset could not record the reset: the link still works until it expires, and using it again records it",
+            )
+        } else {
+            e
+        });
+    }
+}
+
+/// One try of [`spend`]'s transaction, inside BEGIN; `changed` is set once the directory has
+/// the new password, and then only the record is made.
+#[allow(clippy::too_many_arguments)]
+fn spend_once(
+    db: &mut Client,
+    q: &Quoted,
+    sql: &SpendSql,
+    uid: &super::IdArg,
+    kind: IdKind,
+    sp: &Spend<'_>,
+    changed: &mut bool,
+    change: &mut dyn FnMut() -> Result<bool>,
+) -> Result<Consumed, TxError> {
+    let spend_args: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&sp.token_id, Type::INT8), (&sp.now, Type::INT8)];
+    if !*changed {
+        db.query_typed(&sql.lock_user, &[(uid.sql(), kind.wire_type())])?;
+        let Some(row) = db.query_typed_opt(
+            &sql.select,
+            &[
+                (&sp.token_id, Type::INT8),
+                (&sp.digest.as_bytes(), Type::BYTEA),
+            ],
+        )?
+        else {
+            return Ok(Consumed::NotUsable(Status::Unknown));
+        };
+        let (rec, _) = alone_from_row(kind, &row)?;
+        let status = rec.status(sp.now);
+        if status != Status::Valid || rec.user_id != *sp.user_id {
+            return Ok(Consumed::NotUsable(status));
+        }
+        // Spent first, so that of several changes racing with one token exactly one reaches
+        // the directory; rolled back if the directory does not change the password.
+        if db.execute_typed(&sql.spend, &spend_args)? != 1 {
+            return Ok(Consumed::NotUsable(Status::Used));
+        }
+        match change() {
+            Ok(true) => *changed = true,
+            Ok(false) => return Ok(Consumed::Kept),
+            Err(e) => return Err(TxError::Other(e)),
+        }
+    } else {
+        // A repeat after the change: the first try's spend was rolled back with the rest.
+        // Whatever happened to the token meanwhile, the password has changed, so the row
+        // count does not matter.
+        db.execute_typed(&sql.spend, &spend_args)?;
+    }
+    db.execute_typed(
+        &sql.revoke_others,
+        &[(uid.sql(), kind.wire_type()), (&sp.now, Type::INT8)],
+    )?;
+    super::audit::insert(
+        db,
+        q,
+        &AuditEvent {
+            at: sp.now,
+            actor: sp.actor,
+            action: AuditAction::Reset,
+            user_id: Some(sp.user_id),
+            email: Some(sp.email),
+            outcome: AuditOutcome::Ok,
+            detail: None,
+        },
+    )?;
+    Ok(Consumed::Changed)
 }
