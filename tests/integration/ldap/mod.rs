@@ -752,7 +752,13 @@ fn serve_pages_reset_through_the_directory() {
 /// for servers without the Password Modify operation; the server verifies the hash at bind.
 #[test]
 fn modify_writes_a_hash_the_server_binds_with() {
-    let Some(slapd) = Slapd::start(&people(), "") else {
+    let mut everyone = people();
+    everyone.push(Person {
+        uid: "carol",
+        mail: "carol@example.com",
+        cn: "Carol Danvers",
+    });
+    let Some(slapd) = Slapd::start(&everyone, "") else {
         return;
     };
     // A hashed value cannot be checked for quality: with pwdCheckQuality 2 the server refuses
@@ -773,6 +779,8 @@ fn modify_writes_a_hash_the_server_binds_with() {
     for (format, prefix, uid, mail) in [
         ("ssha", "{SSHA}", "alice", "alice@example.com"),
         ("argon2", "{ARGON2}", "bob", "bob@example.com"),
+        // Checked by slapd through the system's crypt(3).
+        ("crypt", "{CRYPT}$6$", "carol", "carol@example.com"),
     ] {
         let env = env_for(
             &slapd,
