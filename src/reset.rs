@@ -125,6 +125,11 @@ impl<'a> Service<'a> {
         Service::in_directory(store, dir, config, actor)
     }
 
+    /// The directory, for the next job (see `web::pool::Worker::put_directory`).
+    pub fn into_directory(self) -> Directory {
+        self.dir
+    }
+
     /// With a directory opened already (the one the token was checked in).
     pub fn in_directory(
         store: &'a mut dyn Store,

@@ -269,7 +269,7 @@ impl<'a> Service<'a> {
             None => Vec::new(),
         };
         let run_id = lease.as_ref().map_or(0, |l| l.id);
-        let mut s = Service::within(store, config, opts, actor, run_id)?;
+        let mut s = Service::within(store, Directory::open(config)?, config, opts, actor, run_id)?;
         s.lease = lease;
         s.reaped = reaped;
         s.resumed = resumed;
@@ -277,15 +277,21 @@ impl<'a> Service<'a> {
         Ok(s)
     }
 
-    /// Work within a run registered elsewhere (the web server's, for the forgot page).
+    /// The directory, for the next job (see `web::pool::Worker::put_directory`).
+    pub fn into_directory(self) -> Directory {
+        self.dir
+    }
+
+    /// Work within a run registered elsewhere (the web server's, for the forgot page), with
+    /// a directory opened already.
     pub fn within(
         store: &'a mut dyn Store,
+        dir: Directory,
         config: &'a Config,
         opts: Options,
         actor: &str,
         run_id: i64,
     ) -> Result<Service<'a>> {
-        let dir = Directory::open(config)?;
         Ok(Service {
             store,
             dir,

@@ -21,7 +21,15 @@ pub struct Worker {
     generation: Arc<AtomicU64>,
     /// The generation the store was opened in.
     opened_in: u64,
+    /// Where the users are, kept between jobs with when it was last given back: an LDAP
+    /// directory is a connection and a bind, not worth making again for every page.
+    dir: Option<(crate::directory::Directory, std::time::Instant)>,
 }
+
+/// A directory connection idle longer than this is made again rather than reused: servers
+/// close idle connections (Active Directory after 15 minutes), and a reused dead one would
+/// fail the request that finds out.
+const DIRECTORY_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Worker {
     pub fn config(&self) -> Arc<Config> {
@@ -44,6 +52,20 @@ impl Worker {
             }
         };
         Ok(self.store.insert(store).as_mut())
+    }
+
+    /// The worker's directory, taken out for one job: the one kept from the last job when it
+    /// was given back and has not been idle long, else a new one. Give it back with
+    /// [`Worker::put_directory`] when the job went well; one that saw an error is dropped.
+    pub fn take_directory(&mut self) -> Result<crate::directory::Directory> {
+        match self.dir.take() {
+            Some((d, at)) if at.elapsed() < DIRECTORY_IDLE => Ok(d),
+            _ => crate::directory::Directory::open(&self.config),
+        }
+    }
+
+    pub fn put_directory(&mut self, d: crate::directory::Directory) {
+        self.dir = Some((d, std::time::Instant::now()));
     }
 
     /// Run `job` on this worker's store. When the database server could not be reached,
@@ -267,6 +289,7 @@ fn work(
         store: None,
         opened_in: generation.load(Ordering::SeqCst),
         generation,
+        dir: None,
     };
     loop {
         // The lock is held only while waiting for the next job, never while running one.
@@ -282,6 +305,7 @@ fn work(
         if ran.is_err() {
             // A bug; the store may be mid-transaction: open a fresh one for the next job.
             worker.store = None;
+            worker.dir = None;
         }
     }
 }

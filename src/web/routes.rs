@@ -406,8 +406,9 @@ async fn form(
                 // Checked before the job; the job parses its own (it may run twice).
                 let token = Token::parse_input(&text)
                     .map_err(|e| anyhow::anyhow!("malformed token: {e}"))?;
-                let mut dir = crate::directory::Directory::open(&w.config())?;
+                let mut dir = w.take_directory()?;
                 let c = reset::peek(&mut dir, w.store()?, token, now)?;
+                w.put_directory(dir);
                 Ok((c.status, c.record.and_then(|r| r.email), c.token))
             })
         })
@@ -591,17 +592,34 @@ fn attempt(
 ) -> Result<Attempt> {
     let config = w.config().clone();
     let now = ui::now();
+    // Taken out for this job and given back when it went well: a directory that saw an
+    // error is dropped, and the next job connects again.
+    let mut dir = w.take_directory()?;
     let store = w.store()?;
-    let mut dir = crate::directory::Directory::open(&config)?;
     let checked = reset::check(&mut dir, store, token, now)?;
     let (Some(record), Some(token)) = (checked.record, checked.token) else {
+        w.put_directory(dir);
         return Ok(Attempt::NotUsable(checked.status));
     };
     if checked.status != Status::Valid {
+        w.put_directory(dir);
         return Ok(Attempt::NotUsable(checked.status));
     }
     let mut service = Service::in_directory(store, dir, &config, actor)?;
-    let user = service.user_of(&record)?;
+    let outcome = attempt_with(&mut service, &record, &token, password, confirm)?;
+    let dir = service.into_directory();
+    w.put_directory(dir);
+    Ok(outcome)
+}
+
+fn attempt_with(
+    service: &mut Service<'_>,
+    record: &crate::store::TokenRecord,
+    token: &Token,
+    password: &Secret,
+    confirm: &Secret,
+) -> Result<Attempt> {
+    let user = service.user_of(record)?;
     if password.expose() != confirm.expose() {
         return Ok(Attempt::Mismatch { email: user.email });
     }
@@ -619,7 +637,7 @@ fn attempt(
             });
         }
     };
-    Ok(match service.set_password(&token, &user, accepted)? {
+    Ok(match service.set_password(token, &user, accepted)? {
         Outcome::Changed { at } => Attempt::Changed {
             user: Box::new(user),
             at,
@@ -816,6 +834,7 @@ fn request_link(
     page_lang: String,
 ) -> Result<()> {
     let config = w.config();
+    let dir = w.take_directory()?;
     let store = w.store()?;
     let opts = request::Options {
         ttl: config.token_ttl,
@@ -825,11 +844,13 @@ fn request_link(
         locale: Some(page_lang),
         grace: request::GRACE,
     };
-    let mut svc = request::Service::within(store, &config, opts, actor, run_id)?;
+    let mut svc = request::Service::within(store, dir, &config, opts, actor, run_id)?;
     let mut got = Captured(Vec::new());
     let stop = crate::signals::Stop::new();
     svc.addresses(vec![addr.to_owned()], &stop, &mut got)?;
     svc.deferred(&stop, &mut got)?;
+    let dir = svc.into_directory();
+    w.put_directory(dir);
     for o in got.0 {
         match o.status {
             request::Status::Failed | request::Status::Invalid => {

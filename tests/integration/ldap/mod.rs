@@ -679,6 +679,36 @@ fn numbers() {
 /// The page the link opens and the forgot page go through the same services: the form sets
 /// the password in the directory, the server's refusal comes back as a 422 with its words,
 /// and the forgot page mails the directory's address.
+/// serve's workers keep their directory connection between pages: ten form pages open at
+/// most one connection per worker of the pool, not one each.
+#[test]
+fn serve_reuses_its_directory_connections() {
+    use crate::serve::{Server, serve_toml};
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let s = Server::start_users(
+        |dir, port| {
+            serve_toml(dir, port, "") + &ldap_section(dir, &slapd.url(), "starttls = false\n")
+        },
+        &[],
+    );
+    let link = s.env.link("bob@example.com");
+    let path = link
+        .split_once(&s.addr.to_string())
+        .expect("on this server")
+        .1;
+    assert_eq!(s.get(path).status, 200);
+    let before = slapd.connections();
+    for _ in 0..10 {
+        let form = s.get(path);
+        assert_eq!(form.status, 200, "{}", form.body);
+    }
+    // The database pool has four workers; one more is the count's own ldapsearch.
+    let opened = slapd.connections() - before;
+    assert!(opened <= 5, "{opened} connections for ten pages");
+}
+
 #[test]
 fn serve_pages_reset_through_the_directory() {
     use crate::serve::{Server, reset_fields, serve_toml};

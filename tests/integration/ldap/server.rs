@@ -198,6 +198,11 @@ olcAccess: {{0}}to attrs=userPassword by dn.exact="{BIND_DN}" write by self writ
 olcAccess: {{1}}to attrs=pwdAccountLockedTime,pwdChangedTime,pwdFailureTime,pwdHistory by dn.exact="{BIND_DN}" read by * none
 olcAccess: {{2}}to * by dn.exact="{BIND_DN}" read by self read by * none
 
+dn: olcDatabase={{2}}monitor,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{2}}monitor
+olcAccess: {{0}}to * by dn.exact="{ROOT_DN}" read by * none
+
 dn: olcOverlay={{0}}ppolicy,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcPPolicyConfig
@@ -327,6 +332,34 @@ dn: cn=default,ou=policies,{SUFFIX}\nobjectClass: organizationalRole\nobjectClas
             None,
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many connections the server has accepted since it started (the monitor
+    /// backend's count, which includes the connection that asks).
+    pub fn connections(&self) -> u64 {
+        let out = Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &self.url(),
+                "-D",
+                ROOT_DN,
+                "-w",
+                ROOT_PW,
+                "-b",
+                "cn=Total,cn=Connections,cn=Monitor",
+                "-s",
+                "base",
+                "monitorCounter",
+            ])
+            .output()
+            .expect("run ldapsearch");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("monitorCounter: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no connection count in: {text}"))
     }
 
     /// Whether `dn` can bind with `password`.
