@@ -62,14 +62,29 @@ fn serve_shared_a_form_from_one_instance_is_taken_by_another() {
     assert_eq!(r.status, 303, "B refused A's reset form: {}", r.body);
     assert_eq!(verify_status(&a.env, &token), "used");
 
-    // Rotation: the row deleted, the next instance to start makes a new key, and a form
-    // signed with the old one is refused there once (the page says to open it again).
+    // purge-expired leaves the key alone.
+    a.env.cmd().arg("purge-expired").assert().success();
+    assert_eq!(keys(&a.env), ["csrf:32"]);
+
+    // Rotation: the row deleted, the instances that start next (two at once) make one new
+    // key between them, and a form signed with the old one is refused there once.
     let (path, token) = a.link();
     let old = a.get(&path).field("csrf");
     a.env
         .exec("DELETE FROM pwreset_secrets WHERE name = 'csrf'");
-    let c2 = a.another();
+    let mut next = a.others(2);
+    let (c2, c3) = (next.remove(0), next.remove(0));
     assert_eq!(keys(&a.env), ["csrf:32"]);
+    let page = c3.get("/forgot_password", &[]);
+    let r = c2.post(
+        "/forgot_password",
+        &[("Cookie", page.cookie().as_str())],
+        &[
+            ("email", "nobody@example.com"),
+            ("csrf", &page.field("csrf")),
+        ],
+    );
+    assert_eq!(r.status, 200, "the two new instances disagree: {}", r.body);
     let r = c2.post(
         "/reset_password",
         &[],
@@ -187,4 +202,28 @@ fn serve_shared_forgot_requests_per_address_count_across_instances() {
     assert_eq!(hits(&a.env), ["1"]);
     assert_eq!(ask_a(who).status, 200);
     assert_eq!(hits(&a.env), ["2"]);
+}
+
+/// A stored key too short to be the HMAC's full strength (put there by hand) stops serve at
+/// start, saying how to replace it and without showing it.
+#[test]
+fn serve_shared_a_short_stored_key_stops_serve() {
+    let env = crate::harness::Env::new();
+    env.init();
+    env.exec(&format!(
+        "INSERT INTO pwreset_secrets (name, value, created_at) VALUES ('csrf', {}, 0)",
+        env.blob(b"0123456789abcdef")
+    ));
+    let a = env
+        .cmd()
+        .arg("serve")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(78);
+    let err = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    assert!(
+        err.contains("16 bytes") && err.contains("DELETE FROM pwreset_secrets WHERE name = 'csrf'"),
+        "{err}"
+    );
+    assert!(!err.contains("0123456789abcdef"), "{err}");
 }
