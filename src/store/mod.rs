@@ -801,6 +801,18 @@ pub trait Store {
     /// Delete the limits whose window ended before `now`; how many.
     fn purge_limits(&mut self, now: i64) -> Result<u64>;
 
+    // ---- shared secrets ----
+
+    /// The secret `name` every process on this database shares: `fresh` is stored if there is
+    /// none yet, and what is stored is read back, in one transaction, so processes that start
+    /// at once all get the one that was written first. Never logged, never in an error.
+    fn shared_secret(
+        &mut self,
+        name: &str,
+        fresh: &[u8; 32],
+        now: i64,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>>;
+
     // ---- audit ----
 
     /// Write one audit row on its own.

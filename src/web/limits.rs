@@ -1,9 +1,10 @@
 //! In-memory limits: attempts per key in a fixed window, and the stateless CSRF token.
 //!
-//! Both are per process. The limiter's table is bounded: when it is full, the entry that
-//! matters least is forgotten (the oldest of those not holding anyone back), so a flood of new
-//! addresses can neither grow memory nor lock real clients out; an entry at its limit is
-//! passed over a few times before it can go.
+//! The limiter is per process; the CSRF key is the database's, shared by every `serve` on it.
+//! The limiter's table is bounded: when it is full, the entry that matters least is forgotten
+//! (the oldest of those not holding anyone back), so a flood of new addresses can neither grow
+//! memory nor lock real clients out; an entry at its limit is passed over a few times before
+//! it can go.
 
 use ring::hmac;
 use std::collections::{HashMap, VecDeque};
@@ -191,18 +192,35 @@ pub fn visitor_of(headers: &axum::http::HeaderMap) -> Option<String> {
 /// How long a form stays good to submit.
 pub const CSRF_MAX_AGE: i64 = 24 * 3600;
 
+/// The name of the CSRF key among the database's shared secrets (`pwreset_secrets`).
+pub const CSRF_SECRET: &str = "csrf";
+
+/// The shortest stored key taken: HMAC-SHA-256's full strength.
+pub const CSRF_KEY_LEN: usize = 32;
+
 /// CSRF tokens without server state: `<unix time>.<HMAC(key, purpose, binding, time)>`, with a
-/// key made at process start. A form from before a restart is refused (403) and reloaded.
+/// key every `serve` on the database shares ([`CSRF_SECRET`]), so a form fetched from one
+/// instance may be posted to another, and a form open across a restart stays good.
 pub struct Csrf {
     key: hmac::Key,
 }
 
 impl Csrf {
-    pub fn new() -> anyhow::Result<Csrf> {
-        let rng = ring::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+    /// `key` is at least [`CSRF_KEY_LEN`] bytes (the caller checks, to say where it came from).
+    pub fn from_key(key: &[u8]) -> Csrf {
+        Csrf {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// A key for a database that has none yet.
+    pub fn fresh_key() -> anyhow::Result<zeroize::Zeroizing<[u8; CSRF_KEY_LEN]>> {
+        use ring::rand::SecureRandom;
+        let mut key = zeroize::Zeroizing::new([0u8; CSRF_KEY_LEN]);
+        ring::rand::SystemRandom::new()
+            .fill(&mut key[..])
             .map_err(|_| anyhow::anyhow!("the system's random number generator failed"))?;
-        Ok(Csrf { key })
+        Ok(key)
     }
 
     fn message(purpose: &str, binding: &[u8], at: i64) -> Vec<u8> {
@@ -226,7 +244,7 @@ impl Csrf {
         )
     }
 
-    /// Whether `value` was issued by this process for this form, less than a day ago.
+    /// Whether `value` was issued with this key for this form, less than a day ago.
     pub fn check(&self, purpose: &str, binding: &[u8], value: &str, now: i64) -> bool {
         use base64::Engine;
         let Some((at, tag)) = value.split_once('.') else {
@@ -306,7 +324,7 @@ mod tests {
 
     #[test]
     fn csrf_binds_purpose_token_and_time() {
-        let c = Csrf::new().expect("rng");
+        let c = Csrf::from_key(&Csrf::fresh_key().expect("rng")[..]);
         let v = c.issue("reset", b"7", 1000);
         assert!(c.check("reset", b"7", &v, 1000));
         assert!(!c.check("reset", b"8", &v, 1000));
@@ -314,8 +332,12 @@ mod tests {
         assert!(!c.check("reset", b"7", &v, 1000 + CSRF_MAX_AGE + 1));
         assert!(!c.check("reset", b"7", "", 1000));
         assert!(!c.check("reset", b"7", "1000.AAAA", 1000));
-        let other = Csrf::new().expect("rng");
+        let other = Csrf::from_key(&Csrf::fresh_key().expect("rng")[..]);
         assert!(!other.check("reset", b"7", &v, 1000));
+        // Another process with the same key (read from the database) takes it.
+        let same = Csrf::from_key(&[7u8; CSRF_KEY_LEN]);
+        let v = same.issue("reset", b"7", 1000);
+        assert!(Csrf::from_key(&[7u8; CSRF_KEY_LEN]).check("reset", b"7", &v, 1000));
         // The forgot form's value is the visitor's: another cookie cannot use it.
         let mine = c.issue("forgot", b"visitor-a", 1000);
         assert!(c.check("forgot", b"visitor-a", &mine, 1000));

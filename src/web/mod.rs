@@ -231,6 +231,7 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     // code) and not on the first user's page.
     let actor = format!("serve (pid {})", std::process::id());
     let bcrypt_rule;
+    let csrf;
     let lease = {
         let mut store = crate::store::open(&config, crate::store::Access::Write)?;
         store.check_users_mapping()?;
@@ -242,6 +243,25 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         } else {
             let decided = crate::password::census::settings(&config, store.as_mut())?;
             decided.settings.format == crate::password::Format::Bcrypt
+        };
+        // Every serve on this database signs forms with its one key, so a load balancer may
+        // send a form's POST to another instance than its GET.
+        csrf = {
+            let fresh = Csrf::fresh_key()?;
+            let key = store.shared_secret(limits::CSRF_SECRET, &fresh, ui::now())?;
+            if key.len() < limits::CSRF_KEY_LEN {
+                return Err(fail(
+                    Exit::Config,
+                    format!(
+                        "pwreset_secrets in {} holds a CSRF key of {} bytes, fewer than {}; delete it (DELETE FROM pwreset_secrets WHERE name = '{}') and start serve again, which makes a new one",
+                        store.describe(),
+                        key.len(),
+                        limits::CSRF_KEY_LEN,
+                        limits::CSRF_SECRET
+                    ),
+                ));
+            }
+            Csrf::from_key(&key)
         };
         // The forgot page's links belong to this run: if the process dies, the next run (or
         // serve) withdraws those it never sent.
@@ -280,7 +300,7 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         mail: pool::Pool::new("mail", Arc::clone(&config), generation, 2, 256)?,
         ip_attempts: Limiter::new(s.ip_attempts, window, s.limit_table_size),
         forgot_ip: Limiter::new(s.forgot_per_ip, window, s.limit_table_size),
-        csrf: Csrf::new()?,
+        csrf,
         config: Arc::clone(&config),
         base_path,
         origin,

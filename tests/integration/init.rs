@@ -102,6 +102,7 @@ fn creates_the_tools_tables_and_the_users_table() {
             "id, at, actor, action, user_id, email, outcome, detail",
         ),
         ("pwreset_throttle", "user_id, last_at"),
+        ("pwreset_secrets", "name, value, created_at"),
         ("pwreset_schema", "version, applied_at"),
         (
             "users",
@@ -122,7 +123,7 @@ fn uses_wal_and_sets_the_user_version() {
     env.init();
     let mode = env.text("PRAGMA journal_mode").expect("a journal mode");
     assert_eq!(mode.to_ascii_lowercase(), "wal");
-    assert_eq!(env.i64("PRAGMA user_version"), 4);
+    assert_eq!(env.i64("PRAGMA user_version"), 5);
 }
 
 #[test]
@@ -140,7 +141,7 @@ fn the_ledger_records_every_schema_version() {
                 .expect("a number")
         })
         .collect();
-    assert_eq!(ledger, [1, 2, 3, 4]);
+    assert_eq!(ledger, [1, 2, 3, 4, 5]);
     // Each with the time it was applied, in unix seconds.
     let now = crate::harness::unix_now();
     let oldest = env.i64("SELECT min(applied_at) FROM pwreset_schema");
@@ -209,34 +210,88 @@ fn other_commands_on_a_missing_database_say_to_run_init() {
 }
 
 /// A version 3 database (before the shared web limits) is migrated by `init`, on every
-/// backend: the limits table appears, the ledger gets version 4, and commands that write wait
-/// for it.
+/// backend: the limits table appears, the ledger gets versions 4 and 5, and commands that
+/// write wait for it.
 #[test]
 fn a_version_3_database_gets_the_shared_limits_table() {
     let env = Env::new();
     env.init();
     // Back to version 3 as a pwreset of then left it.
     env.exec("DROP TABLE pwreset_limits");
-    env.exec("DELETE FROM pwreset_schema WHERE version = 4");
+    env.exec("DROP TABLE pwreset_secrets");
+    env.exec("DELETE FROM pwreset_schema WHERE version >= 4");
     if *env.backend() == crate::harness::Backend::Sqlite {
         env.exec("PRAGMA user_version = 3");
     }
     assert!(!env.tables().iter().any(|t| t == "pwreset_limits"));
     let a = env.cmd().args(["purge-expired"]).assert().code(78);
     assert!(
-        stderr(&a).contains("schema 3, need 4") && stderr(&a).contains("pwreset init"),
+        stderr(&a).contains("schema 3, need 5") && stderr(&a).contains("pwreset init"),
         "{}",
         stderr(&a)
     );
     let a = env.cmd().arg("init").assert().success();
     assert!(
-        stderr(&a).contains("from schema version 3 to 4"),
+        stderr(&a).contains("from schema version 3 to 5"),
         "{}",
         stderr(&a)
     );
     assert!(env.tables().iter().any(|t| t == "pwreset_limits"));
     let rows = env.rows("SELECT key_hash, hits, expires_at FROM pwreset_limits WHERE 1 = 0");
     assert!(rows.is_empty(), "{rows:?}");
-    assert_eq!(env.i64("SELECT max(version) FROM pwreset_schema"), 4);
+    assert_eq!(env.i64("SELECT max(version) FROM pwreset_schema"), 5);
     env.cmd().arg("purge-expired").assert().success();
+}
+
+/// A version 4 database (before the shared CSRF key) is migrated by `init`, on every backend,
+/// keeping what the limits table held: the secrets table appears, the ledger gets version 5,
+/// and serve refuses to start until then.
+#[test]
+fn a_version_4_database_gets_the_shared_secrets_table() {
+    let env = Env::new();
+    env.init();
+    // Back to version 4 as a pwreset of then left it, with a window being counted.
+    env.exec("DROP TABLE pwreset_secrets");
+    env.exec("DELETE FROM pwreset_schema WHERE version = 5");
+    if *env.backend() == crate::harness::Backend::Sqlite {
+        env.exec("PRAGMA user_version = 4");
+    }
+    env.exec(&format!(
+        "INSERT INTO pwreset_limits (key_hash, hits, expires_at) VALUES ({}, 2, 4102444800)",
+        env.blob(&[0xaa; 32])
+    ));
+    assert!(!env.tables().iter().any(|t| t == "pwreset_secrets"));
+    // Bounded, so that a serve that did start fails the test rather than hanging it.
+    let a = env
+        .cmd()
+        .arg("serve")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(78);
+    assert!(
+        stderr(&a).contains("schema 4, need 5") && stderr(&a).contains("pwreset init"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(!env.tables().iter().any(|t| t == "pwreset_secrets"));
+    let a = env.cmd().arg("init").assert().success();
+    assert!(
+        stderr(&a).contains("from schema version 4 to 5"),
+        "{}",
+        stderr(&a)
+    );
+    assert!(env.tables().iter().any(|t| t == "pwreset_secrets"));
+    let rows = env.rows("SELECT name, value, created_at FROM pwreset_secrets");
+    assert!(rows.is_empty(), "init makes no key, serve does: {rows:?}");
+    assert_eq!(
+        env.rows("SELECT hits FROM pwreset_limits")[0][0].as_deref(),
+        Some("2")
+    );
+    assert_eq!(env.i64("SELECT max(version) FROM pwreset_schema"), 5);
+    // Running init again changes nothing.
+    env.init();
+    assert_eq!(
+        env.i64("SELECT count(*) FROM pwreset_schema WHERE version = 5"),
+        1
+    );
 }

@@ -188,7 +188,7 @@ fn mysql_own_users_end_to_end() {
         .success();
     assert!(stdout(&a).contains("\"used\":1"), "{}", stdout(&a));
     let version: i64 = db.one("SELECT MAX(version) FROM pwreset_schema");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[test]
@@ -398,6 +398,7 @@ fn mysql_grant_check_names_the_missing_grant() {
         "pwreset_throttle",
         "pwreset_runs",
         "pwreset_limits",
+        "pwreset_secrets",
         "pwreset_schema",
     ] {
         db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
@@ -465,6 +466,7 @@ fn mysql_a_column_the_account_cannot_read_is_77_with_its_grant() {
         "pwreset_throttle",
         "pwreset_runs",
         "pwreset_limits",
+        "pwreset_secrets",
         "pwreset_schema",
     ] {
         db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
@@ -573,6 +575,7 @@ fn mysql_laravel_walkthrough() {
         "pwreset_throttle",
         "pwreset_runs",
         "pwreset_limits",
+        "pwreset_secrets",
         "pwreset_schema",
     ] {
         db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));

@@ -378,7 +378,7 @@ fn postgres_init_names_each_missing_grant() {
     assert!(!err.contains("GRANT SELECT (\"email\")"), "{err}");
     db.sql(&format!(
         "GRANT UPDATE (password) ON auth_user TO {role};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON pwreset_tokens, pwreset_audit, pwreset_throttle, pwreset_runs, pwreset_limits, pwreset_schema TO {role}"
+         GRANT SELECT, INSERT, UPDATE, DELETE ON pwreset_tokens, pwreset_audit, pwreset_throttle, pwreset_runs, pwreset_limits, pwreset_secrets, pwreset_schema TO {role}"
     ));
     env.init();
     let link = env.link("erin@example.com");
@@ -428,7 +428,7 @@ fn postgres_a_column_the_role_cannot_read_is_77_with_its_grant() {
     db.sql(&format!(
         "GRANT USAGE ON SCHEMA public TO {role};
          GRANT SELECT (id, email, password), UPDATE (password) ON accounts_user TO {role};
-         GRANT SELECT, INSERT, UPDATE, DELETE ON pwreset_tokens, pwreset_audit, pwreset_throttle, pwreset_runs, pwreset_limits, pwreset_schema TO {role}"
+         GRANT SELECT, INSERT, UPDATE, DELETE ON pwreset_tokens, pwreset_audit, pwreset_throttle, pwreset_runs, pwreset_limits, pwreset_secrets, pwreset_schema TO {role}"
     ));
     let env = env_for(&db.url_as(&role), "", users);
     let a = env.cmd().arg("init").assert();
@@ -457,7 +457,7 @@ fn postgres_schema_setting_puts_every_table_there() {
     env.init();
     assert_eq!(
         db.sql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'accounts'"),
-        "pwreset_audit,pwreset_limits,pwreset_runs,pwreset_schema,pwreset_throttle,pwreset_tokens,users"
+        "pwreset_audit,pwreset_limits,pwreset_runs,pwreset_schema,pwreset_secrets,pwreset_throttle,pwreset_tokens,users"
     );
     assert_eq!(
         db.sql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),

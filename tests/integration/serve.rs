@@ -99,6 +99,31 @@ impl Server {
         Instance { addr, child }
     }
 
+    /// `n` more instances like [`Server::another`], started all at once: each is waited for
+    /// only once every one has been spawned.
+    pub fn others(&self, n: usize) -> Vec<Instance> {
+        let started: Vec<_> = (0..n)
+            .map(|_| {
+                let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+                let addr = listener.local_addr().expect("local addr");
+                let log = self
+                    .env
+                    .dir
+                    .path()
+                    .join(format!("serve-{}.log", addr.port()));
+                let child = spawn(&self.env, listener, &log, "", &[]);
+                (Instance { addr, child }, log)
+            })
+            .collect();
+        started
+            .into_iter()
+            .map(|(instance, log)| {
+                wait_ready(&log);
+                instance
+            })
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

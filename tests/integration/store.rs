@@ -146,7 +146,7 @@ fn a_version_1_database_is_migrated_keeping_its_throttle_and_never_reusing_ids()
     assert!(stderr(&a).contains("pwreset init"), "{}", stderr(&a));
     let a = env.cmd().arg("init").assert().success();
     assert!(
-        stderr(&a).contains("from schema version 1 to 4"),
+        stderr(&a).contains("from schema version 1 to 5"),
         "{}",
         stderr(&a)
     );

@@ -10,7 +10,7 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder, Row, SslOpts, Value};
 
 /// The schema version this build writes; the same numbering as the SQLite backend.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The ledger of applied migrations: one row per version, the same on every backend.
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS pwreset_schema (
@@ -119,6 +119,14 @@ const MIGRATIONS: &[&[&str]] = &[
             -- past
             expires_at BIGINT     NOT NULL,
             KEY pwreset_limits_expires (expires_at)
+        ) ENGINE = InnoDB"],
+    // 4 -> 5: keys several `serve` processes must share, such as the one the CSRF values are
+    // signed with, so a form fetched from one instance can be posted to another. A row is
+    // written once, by whichever process asks first; deleting it rotates the key.
+    &["CREATE TABLE IF NOT EXISTS pwreset_secrets (
+            name       VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+            value      VARBINARY(255) NOT NULL,
+            created_at BIGINT         NOT NULL
         ) ENGINE = InnoDB"],
 ];
 
@@ -330,6 +338,7 @@ fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
         "pwreset_throttle",
         "pwreset_runs",
         "pwreset_limits",
+        "pwreset_secrets",
         "pwreset_schema",
     ] {
         grants.push(format!(
@@ -587,7 +596,7 @@ fn ddl_unless(store: &mut MysqlStore, sql: &str, doing: &str, done: Option<u16>)
                 return Err(fail(
                     Exit::NoPerm,
                     format!(
-                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs`, {db}.`pwreset_limits` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
+                        "{}: {doing} was refused ({}); `pwreset init` creates its own tables, so let it, e.g.: GRANT CREATE, ALTER, INDEX, SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_tokens` TO {who}; (and the same ON {db}.`pwreset_audit`, {db}.`pwreset_throttle`, {db}.`pwreset_runs`, {db}.`pwreset_limits`, {db}.`pwreset_secrets` and {db}.`pwreset_schema`; see docs/mariadb.md, \"Least privilege\")",
                         store.s.ctx.what(),
                         server_message(&e),
                     ),
@@ -884,6 +893,7 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
         "pwreset_throttle",
         "pwreset_runs",
         "pwreset_limits",
+        "pwreset_secrets",
     ] {
         let grant = format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}`");
         probes.push(Probe {
@@ -918,6 +928,10 @@ fn check_privileges(store: &mut MysqlStore) -> Result<()> {
     probes.push(Probe {
         sql: "UPDATE pwreset_runs SET heartbeat_at = ?, printed_upto = ?, ended_at = ?, outcome = ? WHERE id = ?".into(),
         grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_runs`"),
+    });
+    probes.push(Probe {
+        sql: "INSERT INTO pwreset_secrets (name, value, created_at) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE name = name".into(),
+        grant: format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`pwreset_secrets`"),
     });
     let mut refused: Vec<String> = Vec::new();
     let mut grants: Vec<String> = Vec::new();

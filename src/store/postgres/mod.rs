@@ -16,6 +16,7 @@ mod limits;
 mod purge;
 mod runs;
 mod schema;
+mod secrets;
 mod tls;
 mod tokens;
 mod users;
@@ -198,6 +199,7 @@ pub(super) struct Quoted {
     throttle: String,
     runs: String,
     limits: String,
+    secrets: String,
     ledger: String,
     /// The name to greet by, as a text expression (NULL when the mapping has none).
     name: String,
@@ -252,6 +254,7 @@ impl Quoted {
             throttle: format!("{s}.pwreset_throttle"),
             runs: format!("{s}.pwreset_runs"),
             limits: format!("{s}.pwreset_limits"),
+            secrets: format!("{s}.pwreset_secrets"),
             ledger: format!("{s}.pwreset_schema"),
             tokens,
             users: table,
@@ -727,6 +730,15 @@ impl Store for PgStore {
 
     fn purge_limits(&mut self, now: i64) -> Result<u64> {
         limits::purge(self, now)
+    }
+
+    fn shared_secret(
+        &mut self,
+        name: &str,
+        fresh: &[u8; 32],
+        now: i64,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        secrets::shared(self, name, fresh, now)
     }
 
     fn record(&mut self, event: &AuditEvent<'_>) -> Result<()> {

@@ -103,6 +103,14 @@ const MIGRATIONS: &[&str] = &[
         expires_at bigint NOT NULL
     );
     CREATE INDEX IF NOT EXISTS pwreset_limits_expires ON {s}.pwreset_limits (expires_at);",
+    // 4 -> 5: keys several `serve` processes must share, such as the one the CSRF values are
+    // signed with, so a form fetched from one instance can be posted to another. A row is
+    // written once, by whichever process asks first; deleting it rotates the key.
+    "CREATE TABLE IF NOT EXISTS {s}.pwreset_secrets (
+        name       text   NOT NULL PRIMARY KEY,
+        value      bytea  NOT NULL,
+        created_at bigint NOT NULL
+    );",
 ];
 
 // Every version has its migration: the ledger records versions up to SCHEMA_VERSION.
@@ -399,8 +407,8 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
         format!("GRANT USAGE ON SCHEMA {schema} TO {role};"),
         users,
         format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {}, {} TO {role};",
-            s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.limits, s.q.ledger
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {}, {}, {} TO {role};",
+            s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.limits, s.q.secrets, s.q.ledger
         ),
     ]
     .into_iter()
@@ -813,6 +821,7 @@ fn check_grants(s: &mut PgStore) -> Result<()> {
         &s.q.throttle,
         &s.q.runs,
         &s.q.limits,
+        &s.q.secrets,
         &s.q.ledger,
     ];
     for t in own {

@@ -9,6 +9,7 @@ mod limits;
 mod purge;
 mod runs;
 mod schema;
+mod secrets;
 mod tokens;
 mod users;
 
@@ -424,6 +425,15 @@ impl Store for SqliteStore {
 
     fn purge_limits(&mut self, now: i64) -> Result<u64> {
         limits::purge(self, now)
+    }
+
+    fn shared_secret(
+        &mut self,
+        name: &str,
+        fresh: &[u8; 32],
+        now: i64,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        secrets::shared(self, name, fresh, now)
     }
 
     fn record(&mut self, event: &AuditEvent<'_>) -> Result<()> {

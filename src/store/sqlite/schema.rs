@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
 /// The schema version this build writes. Migrations run forward from the stored version.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -93,6 +93,14 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS pwreset_limits_expires ON pwreset_limits(expires_at);",
+    // 4 -> 5: keys several `serve` processes must share, such as the one the CSRF values are
+    // signed with, so a form fetched from one instance can be posted to another. A row is
+    // written once, by whichever process asks first; deleting it rotates the key.
+    "CREATE TABLE IF NOT EXISTS pwreset_secrets (
+        name       TEXT    NOT NULL PRIMARY KEY,
+        value      BLOB    NOT NULL,
+        created_at INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// The ledger of applied migrations: one row per version, the same on every backend.
