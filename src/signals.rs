@@ -63,7 +63,9 @@ impl Stop {
 
     /// A stop that SIGINT, SIGTERM and SIGHUP set. The second of any of them exits the process
     /// at once with its status, for a user who will not wait for the messages in flight.
-    pub fn on_signals() -> Result<Stop> {
+    /// `doing`: what the run finishes before it stops, for the line it prints at the first
+    /// signal ("the messages in flight", "the links being printed").
+    pub fn on_signals(doing: &'static str) -> Result<Stop> {
         let stop = Stop::new();
         for sig in [Signal::Int, Signal::Term, Signal::Hup] {
             let n = sig.number();
@@ -99,7 +101,7 @@ impl Stop {
                         .and_then(Signal::from_number)
                         .map_or("a signal", Signal::name);
                     eprintln!(
-                        "stopping ({name}): finishing the messages in flight; press Ctrl-C again (or send the signal again) to stop at once"
+                        "stopping ({name}): finishing {doing}; press Ctrl-C again (or send the signal again) to stop at once"
                     );
                 }
             })

@@ -66,7 +66,11 @@ pub fn run(ctx: &Ctx, args: RequestArgs) -> Result<Exit> {
     // From here on a signal stops the run in good order instead of killing it: the messages
     // in flight finish, every outcome is recorded, what was not sent is withdrawn, and the
     // summary says what happened (the prompt above is still Ctrl-C's to cancel).
-    let stop = Stop::on_signals()?;
+    let stop = Stop::on_signals(match delivery {
+        Delivery::Mail(_) => "the messages in flight",
+        Delivery::Print => "the links being printed",
+        Delivery::DryRun => "the addresses being checked",
+    })?;
     let mut svc = Service::start(
         store.as_mut(),
         &config,
