@@ -63,62 +63,74 @@ pub fn run_with(ctx: &Ctx, args: ResetArgs, stdin: &mut dyn std::io::BufRead) ->
     let mut service = Service::in_directory(store.as_mut(), dir, &config, ctx.actor())?;
     let user = service.user_of(record)?;
 
-    let accepted = if args.password_stdin {
-        match from_stdin(&config, &service, &user, stdin) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = service.record_failure(&user, AuditOutcome::Refused, &render(&e));
-                return Err(e);
+    // At the terminal a directory's refusal (its own policy, known only when it is asked)
+    // takes one of the tries, like a refusal by pwreset's policy, and the prompt comes again.
+    let mut tries: usize = 0;
+    let when = loop {
+        let accepted = if args.password_stdin {
+            match from_stdin(&config, &service, &user, stdin) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = service.record_failure(&user, AuditOutcome::Refused, &render(&e));
+                    return Err(e);
+                }
             }
+        } else {
+            match prompt(ctx, &config, &service, &user, &mut tries)? {
+                Some(a) => a,
+                None => {
+                    service.record_failure(
+                        &user,
+                        AuditOutcome::Refused,
+                        "password refused 3 times at the prompt",
+                    )?;
+                    return Err(fail(
+                        Exit::DataErr,
+                        format!(
+                            "no acceptable password after {TRIES} tries; nothing was changed and the link still works: run the same command again"
+                        ),
+                    ));
+                }
+            }
+        };
+
+        if let Some(note) = &accepted.note {
+            ctx.debug(note);
         }
-    } else {
-        match prompt(ctx, &config, &service, &user)? {
-            Some(a) => a,
-            None => {
-                service.record_failure(
-                    &user,
-                    AuditOutcome::Refused,
-                    "password refused 3 times at the prompt",
-                )?;
+        match service.set_password(token, &user, accepted)? {
+            Outcome::Changed { at } => break at,
+            Outcome::NotUsable(status) => {
+                let record = service.lookup_token(token)?;
+                let again = Checked {
+                    status,
+                    record,
+                    token: None,
+                    malformed: None,
+                };
+                eprintln!("{}", verify::describe(&again, ui::now()));
+                return Ok(Exit::NotUsable);
+            }
+            Outcome::Busy(why) => {
                 return Err(fail(
-                    Exit::DataErr,
-                    format!(
-                        "no acceptable password after {TRIES} tries; nothing was changed and the link still works: run the same command again"
-                    ),
+                    Exit::TempFail,
+                    format!("{why}; nothing was changed and the link still works"),
                 ));
             }
+            Outcome::Refused(r @ Refusal::Directory(_))
+                if !args.password_stdin && tries < TRIES =>
+            {
+                eprintln!("Password refused: {r}.{}", tries_left(TRIES - tries));
+            }
+            Outcome::Refused(r @ Refusal::Directory(_)) => {
+                return Err(fail(
+                    Exit::DataErr,
+                    format!("password refused: {r}; nothing was changed and the link still works"),
+                ));
+            }
+            Outcome::Refused(r) => {
+                return Err(fail(Exit::DataErr, format!("password refused: {r}")));
+            }
         }
-    };
-
-    if let Some(note) = &accepted.note {
-        ctx.debug(note);
-    }
-    let when = match service.set_password(token, &user, accepted)? {
-        Outcome::Changed { at } => at,
-        Outcome::NotUsable(status) => {
-            let record = service.lookup_token(token)?;
-            let again = Checked {
-                status,
-                record,
-                token: None,
-                malformed: None,
-            };
-            eprintln!("{}", verify::describe(&again, ui::now()));
-            return Ok(Exit::NotUsable);
-        }
-        Outcome::Busy(why) => {
-            return Err(fail(
-                Exit::TempFail,
-                format!("{why}; nothing was changed and the link still works"),
-            ));
-        }
-        Outcome::Refused(r @ Refusal::Directory(_)) => {
-            return Err(fail(
-                Exit::DataErr,
-                format!("password refused: {r}; nothing was changed and the link still works"),
-            ));
-        }
-        Outcome::Refused(r) => return Err(fail(Exit::DataErr, format!("password refused: {r}"))),
     };
     super::out(&format!(
         "password changed for {} at {}; the link is used up and the user's other open links are revoked",
@@ -174,11 +186,23 @@ fn from_stdin(
 }
 
 /// Ask twice on the terminal, up to three times. `None` after three refusals.
+/// " (2 tries left)", or nothing when none are.
+fn tries_left(left: usize) -> String {
+    match left {
+        0 => String::new(),
+        1 => " (1 try left)".into(),
+        n => format!(" ({n} tries left)"),
+    }
+}
+
+/// Ask at the terminal until a password passes pwreset's policy; `tries` counts the tries
+/// across calls (a directory's refusal sends the user back here).
 fn prompt(
     ctx: &Ctx,
     config: &Config,
     service: &Service<'_>,
     user: &User,
+    tries: &mut usize,
 ) -> Result<Option<Accepted>> {
     if !std::io::stdin().is_terminal() {
         return Err(fail(
@@ -188,20 +212,18 @@ fn prompt(
     }
     let guard = ui::InterruptGuard::install()?;
     let p = &config.password;
-    ctx.note(format!(
-        "Setting a new password for {}: at least {} characters; a few unrelated words work well.",
-        ui::escape(&user.email),
-        p.min_length
-    ));
-    for attempt in 1..=TRIES {
+    if *tries == 0 {
+        ctx.note(format!(
+            "Setting a new password for {}: at least {} characters; a few unrelated words work well.",
+            ui::escape(&user.email),
+            p.min_length
+        ));
+    }
+    while *tries < TRIES {
+        *tries += 1;
         let first = Secret::new(ui::read_hidden(&guard, "New password: ")?);
         let second = Secret::new(ui::read_hidden(&guard, "Confirm new password: ")?);
-        let left = TRIES - attempt;
-        let again = if left > 0 {
-            format!(" ({left} {} left)", if left == 1 { "try" } else { "tries" })
-        } else {
-            String::new()
-        };
+        let again = tries_left(TRIES - *tries);
         if first.expose() != second.expose() {
             eprintln!("The two passwords do not match; type the same password twice.{again}");
             continue;

@@ -105,7 +105,7 @@ fn wait_within(child: Child, limit: Duration) -> Output {
 }
 
 /// pwreset running on a real pseudo-terminal, with everything it printed so far.
-struct Pty {
+pub(crate) struct Pty {
     session: OsSession,
     transcript: String,
 }
@@ -114,7 +114,7 @@ impl Pty {
     /// `pwreset --config … ARGS` on a new pty, with terminal echo switched ON first (the pty
     /// starts with it off), as on a user's terminal: so a password that is not hidden would
     /// show up in the output.
-    fn spawn(env: &Env, args: &[&str]) -> Pty {
+    pub(crate) fn spawn(env: &Env, args: &[&str]) -> Pty {
         let mut c = env.isolated("sh");
         c.arg("-c")
             .arg(r#"stty echo && exec "$0" "$@""#)
@@ -130,7 +130,7 @@ impl Pty {
         }
     }
 
-    fn expect(&mut self, what: &str) {
+    pub(crate) fn expect(&mut self, what: &str) {
         match self.session.expect(what) {
             Ok(c) => self
                 .transcript
@@ -163,7 +163,7 @@ impl Pty {
     }
 
     /// Answer one round of "New password:" / "Confirm new password:".
-    fn answer(&mut self, first: &str, second: &str) {
+    pub(crate) fn answer(&mut self, first: &str, second: &str) {
         self.prompted("New password: ");
         self.send_line(first);
         self.prompted("Confirm new password: ");
@@ -171,7 +171,7 @@ impl Pty {
     }
 
     /// Read to the end, wait for the process, return its exit code.
-    fn finish(&mut self) -> i32 {
+    pub(crate) fn finish(&mut self) -> i32 {
         match self.session.expect(Eof) {
             Ok(c) => self
                 .transcript

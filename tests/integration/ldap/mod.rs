@@ -780,6 +780,35 @@ fn serve_pages_reset_through_the_directory() {
 
 /// `password_change = "modify"`: pwreset hashes ({SSHA}, {ARGON2}) and replaces userPassword,
 /// for servers without the Password Modify operation; the server verifies the hash at bind.
+/// At the terminal, the directory's refusal is one of the tries: the prompt comes again,
+/// with the server's words, and a password it takes then is set.
+#[test]
+fn a_refusal_at_the_terminal_asks_again() {
+    use crate::reset::Pty;
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_with(
+        &slapd,
+        &slapd.url(),
+        "starttls = false\n",
+        "\n[password]\nmin_length = 1\nmin_strength = 0\n",
+    );
+    let link = env.link("bob@example.com");
+    let mut pty = Pty::spawn(&env, &["reset", &link]);
+    // Shorter than the policy's pwdMinLength 12: pwreset's own policy lets it through.
+    pty.answer("short pw", "short pw");
+    pty.expect("2 tries left");
+    pty.answer(GOOD, GOOD);
+    pty.expect("password changed");
+    assert_eq!(pty.finish(), 0);
+    assert!(slapd.can_bind(&Slapd::dn("bob"), GOOD));
+    assert_eq!(
+        env.i64("SELECT count(*) FROM pwreset_audit WHERE action = 'reset_failed' AND outcome = 'refused'"),
+        1
+    );
+}
+
 #[test]
 fn modify_writes_a_hash_the_server_binds_with() {
     let mut everyone = people();
