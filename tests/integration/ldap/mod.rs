@@ -3,6 +3,7 @@
 //! tokens bound to the password, locked accounts, filter injection, paging past the size
 //! limit, StartTLS and LDAPS with a test CA.
 
+mod ad;
 mod server;
 
 use crate::harness::{Env, default_toml, stderr, stdout};
