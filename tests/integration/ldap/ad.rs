@@ -27,6 +27,17 @@ impl Drop for SambaDc {
     }
 }
 
+/// `pwreset verify LINK`'s exit code.
+fn verify_code(env: &Env, link: &str) -> i32 {
+    env.cmd()
+        .args(["verify", link])
+        .output()
+        .expect("run verify")
+        .status
+        .code()
+        .expect("an exit code")
+}
+
 fn run(c: &mut Command) -> String {
     let out = c.output().expect("run a samba tool");
     assert!(
@@ -175,7 +186,7 @@ impl SambaDc {
 }
 
 /// One test for the whole DC (it owns ports 389 and 636): a reset through `unicodePwd`, the
-/// domain's policy refusing, a disabled account getting no link.
+/// domain's policy refusing, a link bound to pwdLastSet, a disabled account getting no link.
 #[test]
 fn active_directory_through_samba() {
     let Some(dc) = SambaDc::start() else {
@@ -246,6 +257,21 @@ fn active_directory_through_samba() {
         .text("SELECT user_id FROM pwreset_tokens ORDER BY id DESC LIMIT 1")
         .expect("a token");
     assert_eq!(id.len(), 36, "{id}");
+
+    // A password changed elsewhere (pwdLastSet moves) kills the link issued before.
+    let link = env.link("alice@example.com");
+    assert_eq!(verify_code(&env, &link), 0);
+    dc.samba_tool(&[
+        "user",
+        "setpassword",
+        "alice",
+        "--newpassword=Elsewhere-Passw0rd!4",
+    ]);
+    assert_eq!(
+        verify_code(&env, &link),
+        1,
+        "a link from before the change is dead"
+    );
 
     // A disabled account gets no link.
     let out = env
