@@ -504,9 +504,9 @@ fn migrate_locked(store: &mut MysqlStore) -> Result<Migrated> {
         ));
     }
     let id_col = if store.s.tokens_only {
-        // No users table: the ids are the directory's.
+        // No users table: the ids are the directory's (open refused tables made for
+        // integer ids already).
         check_privileges(store)?;
-        directory_id_kind(store)?;
         DIRECTORY_ID_TYPE.to_owned()
     } else {
         let mut cols = columns(&mut store.conn, &users.table).map_err(|e| ctx_err(store, e))?;

@@ -84,35 +84,7 @@ impl SambaDc {
                 "--option=bind interfaces only=yes",
             ]));
         // A certificate for 127.0.0.1 from a test CA, so that pwreset verifies it as always.
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "pwreset test AD CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
-        let mut leaf_params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
-        leaf_params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress(std::net::IpAddr::V4(
-                std::net::Ipv4Addr::LOCALHOST,
-            )));
-        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf cert");
-        std::fs::write(d.join("ca.pem"), ca.pem()).expect("write ca");
-        std::fs::write(d.join("dc.pem"), leaf.pem()).expect("write cert");
-        let key = d.join("dc.key");
-        std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
-                .expect("chmod key");
-        }
+        super::server::write_test_certs(d);
         // Only the directory's services, everything in the folder, and no grace for an old
         // password after a change (AD's default lets it bind for an hour).
         let conf = d.join("etc/smb.conf");
@@ -128,7 +100,7 @@ impl SambaDc {
             if t == "[global]" {
                 out.push_str(&format!(
                     "\tserver services = ldap, cldap, kdc\n\tpid directory = {d}\n\tlog file = {d}/log.%m\n\
-                     \ttls enabled = yes\n\ttls keyfile = {d}/dc.key\n\ttls certfile = {d}/dc.pem\n\
+                     \ttls enabled = yes\n\ttls keyfile = {d}/server.key\n\ttls certfile = {d}/server.pem\n\
                      \ttls cafile = {d}/ca.pem\n\tldap server require strong auth = no\n\
                      \told password allowed period = 0\n",
                     d = d.display()

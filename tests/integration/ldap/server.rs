@@ -25,6 +25,40 @@ pub const OLD_PW: &str = "the old password of everyone";
 const SLAPD: &str = "/usr/sbin/slapd";
 const MODULES: &str = "/usr/lib/ldap";
 
+/// A test CA (`ca.pem`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.pem`, its key `server.key`, mode 0600), written in `d`; the CA's path.
+pub fn write_test_certs(d: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pwreset test directory CA");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
+    let mut leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
+    leaf_params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+    let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf cert");
+    let ca_path = d.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write ca");
+    std::fs::write(d.join("server.pem"), leaf.pem()).expect("write cert");
+    let key = d.join("server.key");
+    std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
+    // Samba refuses a key others can read.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    ca_path
+}
+
 pub struct Slapd {
     /// The folder, removed when the server is dropped.
     _dir: tempfile::TempDir,
@@ -118,31 +152,7 @@ impl Slapd {
         std::fs::create_dir_all(d.join("slapd.d")).expect("mkdir slapd.d");
         std::fs::create_dir_all(d.join("db")).expect("mkdir db");
 
-        // The test CA and the server's certificate, for 127.0.0.1 and localhost.
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "pwreset test directory CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-        ];
-        let ca_key = rcgen::KeyPair::generate().expect("ca key");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca cert");
-        let mut leaf_params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("leaf params");
-        leaf_params
-            .subject_alt_names
-            .push(rcgen::SanType::IpAddress(std::net::IpAddr::V4(
-                std::net::Ipv4Addr::LOCALHOST,
-            )));
-        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-        let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("leaf cert");
-        let ca_path = d.join("ca.pem");
-        std::fs::write(&ca_path, ca.pem()).expect("write ca");
-        std::fs::write(d.join("server.pem"), leaf.pem()).expect("write cert");
-        std::fs::write(d.join("server.key"), leaf_key.serialize_pem()).expect("write key");
+        let ca_path = write_test_certs(d);
 
         let config = format!(
             r#"dn: cn=config
