@@ -57,26 +57,28 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand user; and not __fish_see
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and not __fish_seen_subcommand_from add list help" -f -a "add" -d 'Add a user with no usable password (they set it through a reset link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and not __fish_seen_subcommand_from add list help" -f -a "list" -d 'List users: id, email, whether a password is set, open tokens'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and not __fish_seen_subcommand_from add list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -l name -d 'A display name' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -l name -d 'A display name' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Print a JSON array instead of a table'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -l json -d 'Print a JSON array instead of a table'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a user with no usable password (they set it through a reset link)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "list" -d 'List users: id, email, whether a password is set, open tokens'
 complete -c pwreset -n "__fish_pwreset_using_subcommand user; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l from-file -d 'Read addresses from a file, one per line (`-` for stdin); blank lines and lines starting with # are skipped. Addresses given as arguments are served too' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l ttl -d 'How long the link stays valid, e.g. 30m, 2h [default: token_ttl from the config, 1h]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l locale -d 'Write the mail in this language for this run (en, de, fr, es, or a language folder of template_dir) [default: each user\'s locale_column, else English]' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
+complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l all -d 'Every user in the users table'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l print-link -d 'Also print each link on stdout'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l no-email -d 'Make the link without sending any mail (implies --print-link)'
@@ -84,52 +86,50 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l force -d 'Sk
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l dry-run -d 'Say who would get a link, and send and store nothing (the throttle is not consulted)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s y -l yes -d 'Do not ask before sending links to every user (--all) or to more than 100 addresses from a file; without a terminal pwreset never asks'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -l json -d 'One JSON object per user per line'
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
-complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand request" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -l json -d 'Print one JSON object'
 complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -l json -d 'Print one JSON object'
 complete -c pwreset -n "__fish_pwreset_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -l password-stdin -d 'Read the new password from one line of stdin instead of prompting (for automation)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -l password-stdin -d 'Read the new password from one line of stdin instead of prompting (for automation)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand reset" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l older-than -d 'Only tokens dead for longer than this, e.g. 7d' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l dry-run -d 'Count what would be deleted, delete nothing'
-complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l json -d 'Print one JSON object'
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l older-than -d 'Only tokens dead for longer than this, e.g. 7d' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l batch-size -d 'Tokens deleted per transaction [default: 5000 on SQLite and MariaDB/MySQL, where a batch holds a lock others may wait for; 50000 on PostgreSQL, where it locks only dead tokens]' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l dry-run -d 'Count what would be deleted, delete nothing'
+complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -l json -d 'Print one JSON object'
 complete -c pwreset -n "__fish_pwreset_using_subcommand purge-expired" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l user -d 'Only records about this user' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l since -d 'Only records newer than this, e.g. 24h, 7d' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l limit -d 'At most this many records' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l json -d 'Print a JSON array'
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -l json -d 'Print a JSON array'
 complete -c pwreset -n "__fish_pwreset_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l user -d 'Revoke every open token of this user instead' -r
-complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l reason -d 'Why, for the audit trail and for `verify` (one line, at most 200 characters)' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l user -d 'Revoke every open token of this user instead' -r
+complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -l reason -d 'Why, for the audit trail and for `verify` (one line, at most 200 characters)' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand revoke" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l send-test -d 'Also send one real test message to this address' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l json -d 'Print a JSON array of {"check", "status", "message", "fix"}'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l send-test -d 'Also send one real test message to this address' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s v -l verbose -d 'Print more on stderr'
+complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -l json -d 'Print a JSON array of {"check", "status", "message", "fix"}'
 complete -c pwreset -n "__fish_pwreset_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pwreset -n "__fish_pwreset_using_subcommand config; and not __fish_seen_subcommand_from example show help" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand config; and not __fish_seen_subcommand_from example show help" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
@@ -157,11 +157,11 @@ complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -l db -d 'T
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
+complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l listen -d 'Address and port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080, or a Unix socket, unix:/run/pwreset/serve.sock [default: [serve] listen, 127.0.0.1:8080]; ignored when systemd passes a socket' -r
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l log-format -d 'The log on stderr: text, or one JSON object a line [default: [serve] log_format, text]' -r -f -a "text\t''
 json\t''"
-complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s c -l config -d 'TOML config file [default: $XDG_CONFIG_HOME/pwreset/config.toml, then /etc/pwreset/config.toml]' -r -F
-complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -l db -d 'The database: a SQLite file path, or a postgres://, postgresql:// or mysql:// URL (the password goes in database_password_file or PWRESET_DB_PASSWORD, never in the URL); overrides `database` in the config [default: $XDG_DATA_HOME/pwreset/pwreset.db]' -r -F
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s q -l quiet -d 'Print less on stderr (nothing but errors)'
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s v -l verbose -d 'Print more on stderr'
 complete -c pwreset -n "__fish_pwreset_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
