@@ -39,8 +39,10 @@ fn main() {
     }
 }
 
+/// Through -Xlinker rather than -Wl: a comma in the path would split it.
 fn link_arg(arg: &str) {
-    println!("cargo:rustc-link-arg-bin=pwreset=-Wl,{arg}");
+    println!("cargo:rustc-link-arg-bin=pwreset=-Xlinker");
+    println!("cargo:rustc-link-arg-bin=pwreset={arg}");
 }
 
 /// Cargo tells a build script only "debug" or "release"; a custom profile shows in the path of

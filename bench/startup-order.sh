@@ -6,7 +6,7 @@
 #
 # Builds the dist binary with and without the `ldap` feature (the two builds name pwreset's own
 # functions differently), runs each under valgrind's callgrind on a small database (verify of a
-# live token first: the lookup support staff run while a user waits; then an unknown token,
+# live token first: the lookup support staff run while a user waits; then a mistyped token,
 # --version, user list, audit, request --no-email and purge-expired), and lists the functions
 # whose code ran, each under the name the linker knows it by (from the link map: the shipped
 # binary is stripped). Run it again after updating Rust or a dependency; names that a build does
@@ -36,7 +36,7 @@ for features in "" ldap; do
   bin=$work/$name
   cp "$TARGET/dist/pwreset" "$bin"
 
-  # A small database with one user, a live token and a dead one.
+  # A small database: two users, one of them with a live link.
   db=$work/$name.db
   cfg=$work/$name.toml
   cat > "$cfg" <<CONF
@@ -53,7 +53,7 @@ CONF
   "$bin" -q user add user2@example.com
   link=$("$bin" -q request --no-email user1@example.com 2>/dev/null)
   token=${link##*token=}
-  unknown=$(printf '%s' "$token" | sed 's/^pwr_AAAA[A-Za-z0-9_-]/pwr_AAAAz/')
+  mistyped=$(printf '%s' "$token" | sed 's/^pwr_AAAA[A-Za-z0-9_-]/pwr_AAAAz/')
 
   # Where valgrind loads the binary: its addresses less this are the map's.
   bias=$(valgrind --tool=none --trace-symtab=yes --trace-symtab-patt="*$name" "$bin" --version 2>&1 \
@@ -62,7 +62,7 @@ CONF
 
   runs=()
   i=0
-  for args in "verify $token" "verify $unknown" "--version" "user list" "audit" \
+  for args in "verify $token" "verify $mistyped" "--version" "user list" "audit" \
     "request --no-email --force user2@example.com" "purge-expired"; do
     i=$((i + 1))
     # shellcheck disable=SC2086 # the arguments are split on purpose
