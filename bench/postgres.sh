@@ -118,8 +118,8 @@ read -r t_purge1 rss_purge1 < <(purge pwreset_bench_a)
 read -r t_del1 _ < <(delete pwreset_bench_b)
 read -r t_del2 _ < <(delete pwreset_bench_c)
 read -r t_purge2 rss_purge2 < <(purge pwreset_bench_d)
+left_a=$(on pwreset_bench_a -c "SELECT count(*) FROM pwreset_tokens")
 for d in b c d; do
-  left_a=$(on pwreset_bench_a -c "SELECT count(*) FROM pwreset_tokens")
   left=$(on "pwreset_bench_$d" -c "SELECT count(*) FROM pwreset_tokens")
   [ "$left_a" = "$left" ] || { echo "purge left $left_a rows, pwreset_bench_$d $left" >&2; exit 1; }
 done
