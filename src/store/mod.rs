@@ -208,6 +208,30 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// A token read from a tokens-only store (users in a directory): no address, and the
+    /// person's existence and the binding are the directory's to say, so both count as holding.
+    pub fn without_user_row(
+        user_id: UserId,
+        created_at: i64,
+        expires_at: i64,
+        used_at: Option<i64>,
+        revoked_at: Option<i64>,
+        revoked_reason: Option<RevokeReason>,
+    ) -> TokenRecord {
+        TokenRecord {
+            user_id,
+            email: None,
+            created_at,
+            lifecycle: Lifecycle {
+                expires_at,
+                used_at,
+                revoked_at,
+                user_exists: true,
+                binding_ok: true,
+            },
+            revoked_reason,
+        }
+    }
     pub fn status(&self, now: i64) -> Status {
         self.lifecycle.status(now)
     }

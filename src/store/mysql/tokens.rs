@@ -751,23 +751,17 @@ fn alone_row(sh: &Shared, mut row: mysql::Row) -> Result<(TokenRecord, Vec<u8>)>
         _ => Vec::new(),
     };
     Ok((
-        TokenRecord {
+        TokenRecord::without_user_row(
             user_id,
-            email: None,
-            created_at: opt_i64(take(2)).unwrap_or(0),
-            lifecycle: Lifecycle {
-                expires_at: opt_i64(take(3)).unwrap_or(0),
-                used_at: opt_i64(take(4)),
-                revoked_at: opt_i64(take(5)),
-                // The directory says whether the person exists and the binding holds.
-                user_exists: true,
-                binding_ok: true,
-            },
-            revoked_reason: match take(6) {
+            opt_i64(take(2)).unwrap_or(0),
+            opt_i64(take(3)).unwrap_or(0),
+            opt_i64(take(4)),
+            opt_i64(take(5)),
+            match take(6) {
                 Value::NULL => None,
                 v => Some(RevokeReason::parse(&text_lossy(v))),
             },
-        },
+        ),
         stored,
     ))
 }

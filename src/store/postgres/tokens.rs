@@ -709,22 +709,15 @@ fn alone_from_row(
     r: &postgres::Row,
 ) -> Result<(TokenRecord, Vec<u8>), postgres::Error> {
     Ok((
-        TokenRecord {
-            user_id: user_id(kind, r, 0)?,
-            email: None,
-            created_at: r.try_get(2)?,
-            lifecycle: Lifecycle {
-                expires_at: r.try_get(3)?,
-                used_at: r.try_get(4)?,
-                revoked_at: r.try_get(5)?,
-                // The directory says whether the person exists and the binding holds.
-                user_exists: true,
-                binding_ok: true,
-            },
-            revoked_reason: r
-                .try_get::<_, Option<String>>(6)?
+        TokenRecord::without_user_row(
+            user_id(kind, r, 0)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+            r.try_get(5)?,
+            r.try_get::<_, Option<String>>(6)?
                 .map(|t| RevokeReason::parse(&t)),
-        },
+        ),
         r.try_get(1)?,
     ))
 }

@@ -472,21 +472,15 @@ const SELECT_ALONE: &str = "SELECT user_id, binding, created_at, expires_at, use
 fn alone_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(TokenRecord, Vec<u8>)> {
     let binding: Vec<u8> = r.get(1)?;
     Ok((
-        TokenRecord {
-            user_id: r.get(0)?,
-            email: None,
-            created_at: r.get(2)?,
-            lifecycle: Lifecycle {
-                expires_at: r.get(3)?,
-                used_at: r.get(4)?,
-                revoked_at: r.get(5)?,
-                user_exists: true,
-                binding_ok: true,
-            },
-            revoked_reason: r
-                .get::<_, Option<String>>(6)?
+        TokenRecord::without_user_row(
+            r.get(0)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get::<_, Option<String>>(6)?
                 .map(|t| RevokeReason::parse(&t)),
-        },
+        ),
         binding,
     ))
 }
