@@ -542,7 +542,38 @@ impl<'a> Service<'a> {
         let prepared = self.prepare(items)?;
         let issue = self.issue_params();
         let (prepared, issued) = prepared.issue(&mut *self.store, &issue)?;
+        let (prepared, issued) = self.again_if_held_by_the_dead(prepared, issued, &issue)?;
         self.finish_chunk(prepared, issued, stop, report)
+    }
+
+    /// A chunk refused as a whole (throttled, or being sent by another run) may be refused
+    /// for a run that died after issuing its links and before handing them over, while this
+    /// process was already going: runs are ended at the start of a run, and `serve` runs for
+    /// weeks. The forgot page's chunk is one user, so one kill -9 would otherwise leave its
+    /// users unable to get a link until the throttle passed. End the dead runs now, and when
+    /// that gave any link back, ask once more: nothing of the chunk was stored, so its tokens
+    /// can be offered again.
+    fn again_if_held_by_the_dead(
+        &mut self,
+        prepared: Prepared,
+        issued: Vec<Issued>,
+        issue: &IssueParams,
+    ) -> Result<Stored> {
+        let refused = !issued.is_empty()
+            && issued
+                .iter()
+                .all(|i| matches!(i, Issued::Throttled { .. } | Issued::Busy { .. }));
+        if !refused {
+            return Ok((prepared, issued));
+        }
+        let me = lease::Process::this();
+        let reaped = lease::reap(&mut *self.store, &me, ui::now(), &self.actor)?;
+        let released: u64 = reaped.iter().map(|(_, n)| n).sum();
+        self.reaped.extend(reaped);
+        if released == 0 {
+            return Ok((prepared, issued));
+        }
+        prepared.issue(&mut *self.store, issue)
     }
 
     fn issue_params(&self) -> IssueParams {

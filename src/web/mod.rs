@@ -328,9 +328,14 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     // The listener is closed and the requests in flight are answered; the queued mail gets
     // its time, then whatever did not go out is withdrawn (revoked, throttle given back), so
     // nobody is left throttled with a link that never left.
-    let unstarted = app.mail.close_within(config.serve.stop_timeout);
+    let closed = app.mail.close_within(config.serve.stop_timeout);
+    let unstarted = closed.unstarted;
     app.hash.close();
     app.db.close();
+    // Whatever did not go out by the deadline is withdrawn now. No queued job starts after
+    // it (the pool is closed); a message still going out may yet be accepted by the relay,
+    // but its link was withdrawn first, and a withdrawn link is never marked handed over nor
+    // supersedes the user's older ones.
     let ended = crate::store::open(&config, crate::store::Access::Write).and_then(|mut store| {
         lease.end(
             store.as_mut(),
@@ -340,6 +345,15 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
         )
     });
     let log = app.log;
+    if closed.running > 0 {
+        log.say(
+            "info",
+            &format!(
+                "{} forgot-password mail(s) were still going out at serve.stop_timeout; their links are withdrawn",
+                closed.running
+            ),
+        );
+    }
     if unstarted > 0 {
         log.say(
             "info",

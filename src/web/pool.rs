@@ -136,6 +136,19 @@ struct PoolState {
     queued: std::sync::atomic::AtomicUsize,
     running: Mutex<usize>,
     finished: std::sync::Condvar,
+    /// Set when a bounded close is over: queued jobs are dropped, not started.
+    closed: std::sync::atomic::AtomicBool,
+    /// Jobs being run now.
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+/// How a bounded close ended ([`Pool::close_within`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed {
+    /// Queued jobs that never started, and never will.
+    pub unstarted: usize,
+    /// Jobs still running at the deadline, left to the process's exit.
+    pub running: usize,
 }
 
 impl Pool {
@@ -239,9 +252,9 @@ impl Pool {
         rx.await.map_err(|_| Refused::Gone)
     }
 
-    /// Stop taking jobs and give the queued ones until `within` to finish. Returns how many
-    /// queued jobs never started; jobs still running then are left to the process's exit.
-    pub fn close_within(&self, within: std::time::Duration) -> usize {
+    /// Stop taking jobs and give the queued ones until `within` to finish. Then no queued job
+    /// starts any more; those still running are left to the process's exit.
+    pub fn close_within(&self, within: std::time::Duration) -> Closed {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
@@ -257,7 +270,13 @@ impl Pool {
                 }
             }
         }
-        self.state.queued.load(std::sync::atomic::Ordering::SeqCst)
+        // A worker counts itself busy before it looks at the flag (both SeqCst): a job either
+        // sees the flag and is dropped, or is counted here.
+        self.state.closed.store(true, Ordering::SeqCst);
+        Closed {
+            unstarted: self.state.queued.load(Ordering::SeqCst),
+            running: self.state.busy.load(Ordering::SeqCst),
+        }
     }
 
     /// Stop taking jobs, finish the queued ones, and wait for the threads.
@@ -298,10 +317,17 @@ fn work(
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        state.busy.fetch_add(1, Ordering::SeqCst);
+        if state.closed.load(Ordering::SeqCst) {
+            // Past a bounded close: the run this job would work for is being ended.
+            state.busy.fetch_sub(1, Ordering::SeqCst);
+            continue;
+        }
         state
             .queued
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut worker)));
+        state.busy.fetch_sub(1, Ordering::SeqCst);
         if ran.is_err() {
             // A bug; the store may be mid-transaction: open a fresh one for the next job.
             worker.store = None;

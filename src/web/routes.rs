@@ -854,10 +854,13 @@ fn request_link(
     for o in got.0 {
         match o.status {
             request::Status::Failed | request::Status::Invalid => {
-                return Err(crate::error::fail(
-                    o.exit,
-                    o.error.unwrap_or_else(|| o.status.as_str().to_owned()),
-                ));
+                // Logged: the log never names an address (docs/serve.md), and a relay's
+                // refusal often repeats the one it refused.
+                let why = o.error.unwrap_or_else(|| o.status.as_str().to_owned());
+                let why = why
+                    .replace(&crate::ui::escape(&o.email), "the address asked for")
+                    .replace(&o.email, "the address asked for");
+                return Err(crate::error::fail(o.exit, why));
             }
             _ => {}
         }

@@ -441,6 +441,37 @@ fn a_relay_that_goes_away_is_not_blamed_on_a_connection_limit_and_a_rerun_mails_
     assert_finished(&env, &[&server, &back], &emails, 0);
 }
 
+#[test]
+fn a_link_withdrawn_while_its_mail_was_out_leaves_the_older_link_working() {
+    // Another process ends this run while its one message is at the relay (a host that judged
+    // it dead, or serve's stop deadline): the link is withdrawn first. The late hand-over must
+    // not mark it, nor end the link the user already holds.
+    let relay = slow_relay(1500);
+    let (env, emails) = bulk_env(&relay, 1, 1);
+    let old = token_id(&Env::token_of(&env.link(&emails[0])));
+    env.exec("UPDATE pwreset_throttle SET last_at = last_at - 7200");
+    let child = spawn(&env, &["request", "--yes", &emails[0]]);
+    wait_for_messages(&relay, 1);
+    let new = env.i64("SELECT max(id) FROM pwreset_tokens");
+    assert_ne!(new, old, "the run has stored its link");
+    let now = crate::harness::unix_now();
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET revoked_at = {now}, revoked_reason = 'not sent' WHERE id = {new}"
+    ));
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(code(&out), Some(0), "{}", err(&out));
+    let usable = usable_ids(&env);
+    assert!(usable.contains(&old), "the link the user holds still works");
+    assert_eq!(usable.len(), 1);
+    assert_eq!(
+        env.i64(&format!(
+            "SELECT count(*) FROM pwreset_tokens WHERE id = {new} AND handed_over_at IS NOT NULL"
+        )),
+        0,
+        "a withdrawn link is not marked handed over"
+    );
+}
+
 // ---- serve -------------------------------------------------------------------------------
 
 use crate::serve::{EMAIL, Server as Web};
@@ -523,6 +554,10 @@ fn serve_withdraws_what_it_could_not_send_within_stop_timeout() {
         "{log}"
     );
     assert!(
+        log.contains("2 forgot-password mail(s) were still going out"),
+        "{log}"
+    );
+    assert!(
         log.contains("2 forgot-password request(s) were not served"),
         "{log}"
     );
@@ -564,6 +599,9 @@ fn serve_forgot_with_the_relay_down_keeps_the_working_link_and_the_throttle() {
         .exec("UPDATE pwreset_throttle SET last_at = last_at - 7200");
     forgot(&web, &[EMAIL.to_owned()], "en");
     assert_eq!(web.stop().code(), Some(0), "{}", web.log());
+    let log = web.log();
+    assert!(log.contains("was not sent"), "{log}");
+    assert!(!log.contains(EMAIL), "the log names no address: {log}");
     let old = token_id(&Env::token_of(&link));
     assert!(
         usable_ids(&web.env).contains(&old),
@@ -585,5 +623,52 @@ fn serve_forgot_with_the_relay_down_keeps_the_working_link_and_the_throttle() {
         )),
         0,
         "an undelivered link does not count against the throttle"
+    );
+}
+
+#[test]
+fn serve_gives_a_link_to_a_user_a_killed_run_left_throttled() {
+    // serve is already running when a bulk run is killed: it did not end that run at its own
+    // start, so the forgot page must see that the run is dead when the throttle refuses.
+    let relay = slow_relay(20);
+    let smtp = format!("{}\nconnections = {CONNECTIONS}", plain(&relay));
+    let mut web = Web::start_with(|dir, port| web_toml(dir, port, &smtp, ""));
+    let emails = more_users(&web, 60);
+    let mut child = spawn(&web.env, &["request", "--all", "--yes"]);
+    wait_for_messages(&relay, 10);
+    kill(&child, "KILL");
+    assert_eq!(child.wait().expect("wait").code(), None, "killed");
+    // A user whose link was issued and never mailed: throttled for an hour by a dead run.
+    let (count, _) = mailed(&[&relay]);
+    let pending = web.env.rows(
+        "SELECT u.email FROM pwreset_tokens t JOIN users u ON u.id = t.user_id
+          WHERE t.handed_over_at IS NULL AND t.revoked_at IS NULL ORDER BY t.id DESC",
+    );
+    let stranded = pending
+        .iter()
+        .filter_map(|r| r[0].clone())
+        .find(|e| !count.contains_key(e))
+        .expect("the killed run left a user with a link that never left");
+    assert!(emails.contains(&stranded));
+    let before = relay.log().messages.len();
+    forgot(&web, std::slice::from_ref(&stranded), "en");
+    assert_eq!(web.stop().code(), Some(0), "{}", web.log());
+    let (count, newest) = mailed(&[&relay]);
+    assert_eq!(
+        count.get(&stranded),
+        Some(&1),
+        "mailed once, by the forgot page"
+    );
+    assert_eq!(relay.log().messages.len(), before + 1);
+    let usable = usable_ids(&web.env);
+    assert!(usable.contains(&token_id(&newest[&stranded])));
+    let outcomes = web
+        .env
+        .rows("SELECT command, outcome FROM pwreset_runs ORDER BY id");
+    assert!(
+        outcomes
+            .iter()
+            .any(|r| r[0].as_deref() == Some("request") && r[1].as_deref() == Some("crashed")),
+        "{outcomes:?}"
     );
 }

@@ -370,13 +370,29 @@ pub(super) fn settle(s: &mut MysqlStore, settle: &Settle<'_>) -> Result<()> {
                     conn.exec_drop(
                         format!(
                             "UPDATE pwreset_tokens SET handed_over_at = ?
-                              WHERE id IN ({}) AND handed_over_at IS NULL",
+                              WHERE id IN ({}) AND handed_over_at IS NULL AND revoked_at IS NULL",
                             marks(part.len())
                         ),
                         params,
                     )?;
                 }
             }
+        }
+        // A link withdrawn before its hand-over was recorded (its run was ended: stopped at a
+        // deadline, or judged dead elsewhere) is not what the user holds: their older links
+        // stay. Read first: MySQL cannot name the updated table in a subquery.
+        let mut keep = keep.clone();
+        for part in keep.clone().chunks(ROWS) {
+            let withdrawn: Vec<i64> = conn.exec(
+                format!(
+                    "SELECT id FROM pwreset_tokens WHERE id IN ({}) AND revoked_at IS NOT NULL",
+                    marks(part.len())
+                ),
+                part.iter()
+                    .map(|(_, id)| Value::Int(*id))
+                    .collect::<Vec<_>>(),
+            )?;
+            keep.retain(|(_, id)| !withdrawn.contains(id));
         }
         for part in keep.chunks(ROWS) {
             // Every other open token of these users, whichever it is, older or newer: one

@@ -353,7 +353,8 @@ pub(super) fn settle(s: &mut PgStore, settle: &Settle<'_>) -> Result<()> {
         q.runs
     );
     let mark_sql = format!(
-        "UPDATE {} SET handed_over_at = $2 WHERE id = ANY($1::bigint[]) AND handed_over_at IS NULL",
+        "UPDATE {} SET handed_over_at = $2
+          WHERE id = ANY($1::bigint[]) AND handed_over_at IS NULL AND revoked_at IS NULL",
         q.tokens
     );
     let supersede_sql = format!(
@@ -361,7 +362,8 @@ pub(super) fn settle(s: &mut PgStore, settle: &Settle<'_>) -> Result<()> {
                 dead_at = least(t.dead_at, $3)
            FROM unnest({users}, $2::bigint[]) AS d(u, keep)
           WHERE t.user_id = d.u AND t.id <> d.keep
-            AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.dead_at + 0 > $3",
+            AND t.used_at IS NULL AND t.revoked_at IS NULL AND t.dead_at + 0 > $3
+            AND EXISTS (SELECT 1 FROM {tokens} k WHERE k.id = d.keep AND k.revoked_at IS NULL)",
         tokens = q.tokens,
         users = kind.array_param(1),
     );

@@ -206,13 +206,17 @@ pub(super) fn settle(s: &mut SqliteStore, settle: &Settle<'_>) -> Result<()> {
         }
         let mut mark = tx.prepare_cached(
             "UPDATE pwreset_tokens SET handed_over_at = ?2
-              WHERE id = ?1 AND handed_over_at IS NULL",
+              WHERE id = ?1 AND handed_over_at IS NULL AND revoked_at IS NULL",
         )?;
+        // A link withdrawn before its hand-over was recorded (its run was ended: stopped at a
+        // deadline, or judged dead elsewhere) is not what the user holds: their older links
+        // stay.
         let mut supersede = tx.prepare_cached(
             "UPDATE pwreset_tokens
                 SET revoked_at = ?3, revoked_reason = 'superseded', dead_at = min(dead_at, ?3)
               WHERE user_id = ?1 AND id <> ?2 AND used_at IS NULL AND revoked_at IS NULL
-                AND dead_at > ?3",
+                AND dead_at > ?3
+                AND EXISTS (SELECT 1 FROM pwreset_tokens k WHERE k.id = ?2 AND k.revoked_at IS NULL)",
         )?;
         let outcome = if settle.printed.is_some() {
             AuditOutcome::Created
