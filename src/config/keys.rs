@@ -562,7 +562,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Password and forgot-password submissions per client address per attempt_window before 429; counted in memory, per serve process.",
+        doc: "Password submissions (POSTs of the reset form) per client address per attempt_window before 429; counted in memory, per serve process. Forgot-password submissions count against forgot_per_ip instead.",
     },
     Key {
         section: "serve",
@@ -661,7 +661,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Keys (client addresses, IPv6 by /64; links; email addresses) each in-memory limit remembers, about 100 bytes each. When full, the oldest key not at its limit is forgotten first, so a flood of addresses cannot lock others out.",
+        doc: "Client addresses (IPv6 by /64) each in-memory limit (ip_attempts, forgot_per_ip) remembers; the per-link and per-email-address limits are counted in the database (pwreset_limits), not in this table. About 100 bytes a key. When full, the oldest key not at its limit is forgotten first, so a flood of addresses cannot lock others out.",
     },
     Key {
         section: "serve",

@@ -42,7 +42,7 @@ impl Default for RawServe {
             // Failed tries (refused or mismatched passwords) per link per window: enough for a
             // person fighting the policy, far too few to matter to anyone guessing.
             token_attempts: 5,
-            // Password and forgot-password submissions per client address per window.
+            // Reset-form submissions per client address per window (forgot posts have forgot_per_ip).
             ip_attempts: 30,
             forgot_per_address: 3,
             forgot_per_ip: 10,
