@@ -620,6 +620,15 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         section: "serve",
+        name: "database_timeout",
+        kind: "DURATION",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "How long a page or /healthz waits for the database, its place in the queue included, before it answers 503 with Retry-After (and counts a database error in /metrics): a server that stops answering without refusing (a network partition) would otherwise hold every page until the kernel gives up. A reset that was already being written when the time ran out may still complete; the link then shows as used. 1s to 10m.",
+    },
+    Key {
+        section: "serve",
         name: "header_timeout",
         kind: "DURATION",
         example: None,

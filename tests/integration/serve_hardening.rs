@@ -438,11 +438,39 @@ fn serve_hardening_metrics_count_requests_resets_and_forgot_requests() {
 }
 
 /// A TCP forwarder on loopback that the test can take down (every connection cut, new ones
-/// closed at once) and bring back, standing for a database server that goes away.
+/// closed at once) and bring back, standing for a database server that goes away; or stall
+/// (every socket kept open, new ones accepted, nothing forwarded either way) and resume,
+/// standing for a network partition, where the server neither answers nor refuses.
 struct Proxy {
     port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    stalled: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+/// Copy `from` to `to` until either closes, holding each chunk while the proxy is stalled.
+fn forward(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    stalled: &(std::sync::Mutex<bool>, std::sync::Condvar),
+) {
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (lock, resumed) = stalled;
+        let mut held = lock.lock().expect("lock");
+        while *held {
+            held = resumed.wait(held).expect("wait");
+        }
+        drop(held);
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl Proxy {
@@ -452,7 +480,9 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, open2) = (up.clone(), open.clone());
+        let stalled =
+            std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (up2, open2, stalled2) = (up.clone(), open.clone(), stalled.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -468,21 +498,33 @@ impl Proxy {
                     held.push(s.try_clone().expect("clone"));
                 }
                 drop(held);
-                for (mut from, mut to) in [
+                for (from, to) in [
                     (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
                     ),
                     (server, client),
                 ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
+                    let stalled = stalled2.clone();
+                    std::thread::spawn(move || forward(from, to, &stalled));
                 }
             }
         });
-        Proxy { port, up, open }
+        Proxy {
+            port,
+            up,
+            open,
+            stalled,
+        }
+    }
+
+    fn stall(&self) {
+        *self.stalled.0.lock().expect("lock") = true;
+    }
+
+    fn resume(&self) {
+        *self.stalled.0.lock().expect("lock") = false;
+        self.stalled.1.notify_all();
     }
 
     fn down(&self) {
@@ -497,17 +539,11 @@ impl Proxy {
     }
 }
 
-#[test]
-fn serve_hardening_database_away_and_back_answers_503_then_works() {
-    if crate::harness::backend() == crate::harness::Backend::Sqlite {
-        println!(
-            "serve_hardening::serve_hardening_database_away_and_back_answers_503_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
-        );
-        return;
-    }
+/// A server whose database (the test's PostgreSQL or MariaDB) is reached through a [`Proxy`].
+fn behind_a_proxy(extra: &str) -> (Server, Proxy) {
     let mut proxy = None;
     let s = Server::start_with(|dir, port| {
-        let toml = serve_toml(dir, port, "");
+        let toml = serve_toml(dir, port, extra);
         // database = "postgres://user@127.0.0.1:5432/name?..." through the proxy.
         let at = toml.find("@127.0.0.1:").expect("a loopback database URL") + 1;
         let end = toml[at..].find('/').expect("a path after the port") + at;
@@ -517,7 +553,18 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         proxy = Some(p);
         toml
     });
-    let proxy = proxy.expect("the proxy");
+    (s, proxy.expect("the proxy"))
+}
+
+#[test]
+fn serve_hardening_database_away_and_back_answers_503_then_works() {
+    if crate::harness::backend() == crate::harness::Backend::Sqlite {
+        println!(
+            "serve_hardening::serve_hardening_database_away_and_back_answers_503_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
+        );
+        return;
+    }
+    let (s, proxy) = behind_a_proxy("");
     let (path, token) = s.link();
     let csrf = s.get(&path).field("csrf");
 
@@ -547,4 +594,81 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         &reset_fields(&token, &csrf, GOOD, GOOD),
     );
     assert_eq!(done.status, 303, "{}", done.body);
+}
+
+#[test]
+fn serve_hardening_a_stalled_database_answers_503_in_time_then_works() {
+    if crate::harness::backend() == crate::harness::Backend::Sqlite {
+        println!(
+            "serve_hardening::serve_hardening_a_stalled_database_answers_503_in_time_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
+        );
+        return;
+    }
+    let (s, proxy) = behind_a_proxy("[serve]\ndatabase_timeout = \"2s\"\n");
+    let (path, token) = s.link();
+    let csrf = s.get(&path).field("csrf");
+    let forgot = s.get("/forgot_password");
+    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
+    let ask = || {
+        s.post(
+            "/forgot_password",
+            &[("Cookie", cookie.as_str())],
+            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
+        )
+    };
+    assert_eq!(s.get("/healthz").status, 200);
+
+    // Open connections stop answering: without a bound each page would wait for the kernel
+    // to give up on the socket (some 15 minutes). 2 s each, plus room for a loaded machine.
+    proxy.stall();
+    let bound = Duration::from_secs(10);
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let health = s.get("/healthz");
+        let form = s.get(&path);
+        let post = s.post(
+            "/reset_password",
+            &[],
+            &reset_fields(&token, &csrf, GOOD, GOOD),
+        );
+        let asked = ask();
+        let took = started.elapsed();
+        for (what, r) in [
+            ("/healthz", &health),
+            ("the form", &form),
+            ("a reset", &post),
+            ("the forgot page", &asked),
+        ] {
+            assert_eq!(r.status, 503, "round {round}, {what}: {}", r.body);
+            assert!(
+                r.header("retry-after").is_some(),
+                "round {round}, {what}: Retry-After"
+            );
+        }
+        assert!(took < bound * 4, "round {round}: four pages took {took:?}");
+    }
+    let m = s.get("/metrics");
+    assert!(
+        !m.body.contains("pwreset_database_errors_total 0\n"),
+        "the timeouts count as database errors:\n{}",
+        m.body
+    );
+    assert!(
+        s.log().contains("serve.database_timeout (2s)"),
+        "{}",
+        s.log()
+    );
+
+    // The partition heals: the stuck queries finish, their connections are replaced, and the
+    // next request works without a restart. The resets given up on did not spend the link.
+    proxy.resume();
+    assert_eq!(s.get("/healthz").status, 200, "{}", s.log());
+    assert_eq!(s.get(&path).status, 200, "the link was not spent");
+    let done = s.post(
+        "/reset_password",
+        &[],
+        &reset_fields(&token, &csrf, GOOD, GOOD),
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(ask().status, 200, "{}", s.log());
 }
