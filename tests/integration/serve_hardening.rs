@@ -567,6 +567,16 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
     let (s, proxy) = behind_a_proxy("");
     let (path, token) = s.link();
     let csrf = s.get(&path).field("csrf");
+    let forgot = s.get("/forgot_password");
+    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
+    let ask = || {
+        s.post(
+            "/forgot_password",
+            &[("Cookie", cookie.as_str())],
+            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
+        )
+    };
+    let mails = s.env.messages().len();
 
     proxy.down();
     for _ in 0..3 {
@@ -583,6 +593,12 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         );
         assert_eq!(post.status, 503, "{}", post.body);
         assert!(post.header("retry-after").is_some());
+        // The forgot page counts the address in the database before it answers, so it
+        // cannot give its neutral 200 either: the visitor is told to retry, and nothing is
+        // queued that could be lost or leave the address throttled without a mail.
+        let asked = ask();
+        assert_eq!(asked.status, 503, "{}", asked.body);
+        assert!(asked.header("retry-after").is_some());
     }
 
     proxy.back();
@@ -594,6 +610,19 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         &reset_fields(&token, &csrf, GOOD, GOOD),
     );
     assert_eq!(done.status, 303, "{}", done.body);
+    // Nothing was mailed while the database was away, and the three refused requests did
+    // not count against the address (forgot_per_address is 3): asked again, it gets its mail.
+    assert_eq!(s.env.messages().len(), mails, "no mail while away");
+    assert_eq!(ask().status, 200, "{}", s.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.env.messages().len() == mails {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail once the database is back: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
