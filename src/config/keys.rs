@@ -661,7 +661,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Open connections at most; at the cap a new connection closes the oldest idle one. 0: what the open-file limit leaves (less an eighth of it, at least 64, kept for the database, mail and logs), at most 16384; a larger value than that is refused at start.",
+        doc: "Open connections at most; at the cap a new connection closes the oldest idle one, or when none is idle the one that has been reading a request's head or body the longest (a slow client; never one whose request is being handled). 0: what the open-file limit leaves (less an eighth of it, at least 64, kept for the database, mail and logs), at most 16384; a larger value than that is refused at start.",
     },
     Key {
         section: "serve",

@@ -120,6 +120,38 @@ fn serve_hardening_at_the_cap_the_oldest_idle_connections_go_first() {
 }
 
 #[test]
+fn serve_hardening_at_the_cap_with_none_idle_the_oldest_slow_reader_makes_room() {
+    // A cap of 8 filled with connections that each sent one byte of a head (slowloris): none
+    // is idle, and the header timeout is long, so only closing a reader can let a client in.
+    let s = Server::start("[serve]\nmax_connections = 8\nheader_timeout = \"60s\"\n");
+    let slow = || {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.write_all(b"G").expect("one byte");
+        c
+    };
+    let mut held: Vec<TcpStream> = (0..8).map(|_| slow()).collect();
+    // Until the server has read a connection's byte, that connection counts as idle and is
+    // closed first; so repeat, refilling the cap, until a reader was the one closed. Without
+    // that rule the first request made once every byte was read would go unanswered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http(s.addr, "GET", "/healthz", &[], "");
+        assert_eq!(r.status, 200, "{}", s.log());
+        if s.log().contains("closed: evicted_reading") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reader was closed to make room: {}",
+            s.log()
+        );
+        held.push(slow());
+    }
+    let (path, _) = s.link();
+    assert_eq!(s.get(&path).status, 200, "pages work at the cap");
+}
+
+#[test]
 fn serve_hardening_refuses_a_cap_above_the_file_limit() {
     let s = crate::harness::Env::with_toml(|dir| {
         serve_toml(dir, 1, "[serve]\nmax_connections = 1000\n")
