@@ -196,9 +196,12 @@ pub enum Command {
     /// Answers under the path of base_url: GET shows the form (it never changes anything, so
     /// mail scanners that open links first spend nothing), POST sets the password through the
     /// same policy, hashing, audit trail and transaction as `reset`. Also serves the
-    /// forgot-password page ([serve] forgot_path) and GET /healthz. Listens on [serve] listen,
-    /// or on the socket systemd passes (LISTEN_FDS). Logs one line per request on stderr;
-    /// SIGTERM finishes the requests in flight and exits 0.
+    /// forgot-password page ([serve] forgot_path), GET /healthz (200, or 503 while the
+    /// database does not answer) and GET /metrics (Prometheus text format), on the same
+    /// listener: let the proxy forward only the pages. Listens on [serve] listen, or on the
+    /// socket systemd passes (LISTEN_FDS). Logs one line per request on stderr. SIGTERM
+    /// finishes the requests in flight, gives the forgot page's queued mail up to [serve]
+    /// stop_timeout to go out, withdraws the links it could not send, and exits 0.
     #[command(after_help = "Examples:
   pwreset serve
   pwreset serve --listen 127.0.0.1:9090

@@ -562,7 +562,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Password and forgot-password submissions per client address per attempt_window before 429; counted in memory, per serve process.",
+        doc: "Password submissions (POSTs of the reset form) per client address per attempt_window before 429; counted in memory, per serve process. Forgot-password submissions count against forgot_per_ip instead.",
     },
     Key {
         section: "serve",
@@ -620,6 +620,15 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         section: "serve",
+        name: "database_timeout",
+        kind: "DURATION",
+        example: None,
+        active: false,
+        unset: "",
+        doc: "How long a page or /healthz waits for the database, its place in the queue included, before it answers 503 with Retry-After (and counts a database error in /metrics): a server that stops answering without refusing (a network partition) would otherwise hold every page until the kernel gives up. A reset that was already being written when the time ran out may still complete; the link then shows as used. 1s to 10m.",
+    },
+    Key {
+        section: "serve",
         name: "header_timeout",
         kind: "DURATION",
         example: None,
@@ -652,7 +661,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Open connections at most; at the cap a new connection closes the oldest idle one. 0: what the open-file limit leaves (less an eighth of it, at least 64, kept for the database, mail and logs), at most 16384; a larger value than that is refused at start.",
+        doc: "Open connections at most; at the cap a new connection closes the oldest idle one, or when none is idle the one that has been reading a request's head or body the longest (a slow client; never one whose request is being handled). 0: what the open-file limit leaves (less an eighth of it, at least 64, kept for the database, mail and logs), at most 16384; a larger value than that is refused at start.",
     },
     Key {
         section: "serve",
@@ -661,7 +670,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Keys (client addresses, IPv6 by /64; links; email addresses) each in-memory limit remembers, about 100 bytes each. When full, the oldest key not at its limit is forgotten first, so a flood of addresses cannot lock others out.",
+        doc: "Client addresses (IPv6 by /64) each in-memory limit (ip_attempts, forgot_per_ip) remembers; the per-link and per-email-address limits are counted in the database (pwreset_limits), not in this table. About 100 bytes a key. When full, the oldest key not at its limit is forgotten first, so a flood of addresses cannot lock others out.",
     },
     Key {
         section: "serve",

@@ -22,6 +22,7 @@ pub(super) struct RawServe {
     hash_workers: usize,
     hash_queue: usize,
     stop_timeout: String,
+    database_timeout: String,
     login_url: Option<String>,
     header_timeout: String,
     body_timeout: String,
@@ -42,7 +43,7 @@ impl Default for RawServe {
             // Failed tries (refused or mismatched passwords) per link per window: enough for a
             // person fighting the policy, far too few to matter to anyone guessing.
             token_attempts: 5,
-            // Password and forgot-password submissions per client address per window.
+            // Reset-form submissions per client address per window (forgot posts have forgot_per_ip).
             ip_attempts: 30,
             forgot_per_address: 3,
             forgot_per_ip: 10,
@@ -54,6 +55,10 @@ impl Default for RawServe {
             // Well inside systemd's TimeoutStopSec (90s by default), and long enough for a
             // queue of forgot-page mails over a slow relay.
             stop_timeout: "10s".into(),
+            // A page waits this long for the database (its place in the queue included)
+            // before it answers 503: well past any lookup or reset on a healthy server, short
+            // enough that a visitor is told to retry before they give up on a stalled one.
+            database_timeout: "10s".into(),
             login_url: None,
             // Long enough for a slow phone on a bad network, short enough that silent
             // connections do not pile up.
@@ -95,6 +100,8 @@ pub struct Serve {
     /// On SIGTERM, how long the forgot page's queued mail may take before what it could not
     /// send is withdrawn.
     pub stop_timeout: Duration,
+    /// How long a page waits for its database job (queue and run) before it answers 503.
+    pub database_timeout: Duration,
     /// The application's sign-in page: the page after a reset links to it.
     pub login_url: Option<String>,
     /// A request's head must be in within this long of its first byte (or of the accept).
@@ -236,6 +243,14 @@ impl RawServe {
         if stop_timeout > Duration::from_secs(600) {
             return Err(Problem::new("serve.stop_timeout", "at most 10m"));
         }
+        let database_timeout = super::duration("serve.database_timeout", &self.database_timeout)?;
+        if database_timeout < Duration::from_secs(1) || database_timeout > Duration::from_secs(600)
+        {
+            return Err(Problem::new(
+                "serve.database_timeout",
+                "must be between 1s and 10m",
+            ));
+        }
         let login_url = match &self.login_url {
             Some(u) => {
                 Some(check_login_url(u).map_err(|why| Problem::new("serve.login_url", why))?)
@@ -299,6 +314,7 @@ impl RawServe {
             hash_workers: self.hash_workers,
             hash_queue: self.hash_queue,
             stop_timeout,
+            database_timeout,
             login_url,
         })
     }

@@ -11,7 +11,9 @@
 //! A connection past its deadline is dropped: its socket closes, a request whose body never
 //! came is never handled. Open connections are capped below the open-file limit; at the cap a
 //! new connection closes the oldest idle one (fresh or kept alive), so a flood of silent
-//! connections cannot lock out a real client.
+//! connections cannot lock out a real client; when none is idle, the oldest one still reading
+//! its head or body, so a flood that sends a byte now and then (slowloris) cannot either. Only
+//! when every connection is being handled is the new one turned away.
 
 use super::Peer;
 use axum::Router;
@@ -47,6 +49,9 @@ pub enum Closed {
     Idle,
     /// Closed to make room for a new connection at the cap.
     Evicted,
+    /// Closed while still reading its request's head or body, to make room at the cap when no
+    /// connection was idle: a sign of a flood of slow clients.
+    EvictedReading,
 }
 
 impl Closed {
@@ -56,6 +61,7 @@ impl Closed {
             Closed::Body => "body_timeout",
             Closed::Idle => "idle_timeout",
             Closed::Evicted => "evicted",
+            Closed::EvictedReading => "evicted_reading",
         }
     }
 }
@@ -146,6 +152,16 @@ impl Conn {
         }
     }
 
+    /// Since when the connection has been reading a request's head or body, if it is. Closing
+    /// it then is what its deadline would do later: the handler has not acted on the request
+    /// (it is still waiting for the body, if it was called at all).
+    fn reading_since(&self) -> Option<Instant> {
+        match self.phase() {
+            Phase::Head(t) | Phase::Body(t) => Some(t),
+            _ => None,
+        }
+    }
+
     fn deadline(&self, t: &Timeouts) -> Option<(Instant, Closed)> {
         match self.phase() {
             Phase::Fresh(s) | Phase::Head(s) => Some((s + t.header, Closed::Headers)),
@@ -173,10 +189,11 @@ impl Conns {
     }
 
     /// Room for one more: at the cap, the oldest idle connection is told to close (and no
-    /// longer counts). `None` when every connection is busy with a request.
+    /// longer counts), or when none is idle the oldest one still reading a request. `None`
+    /// when every connection's request is being handled.
     fn register(&self) -> Option<(u64, Arc<Conn>)> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= self.max && !evict_oldest_idle(&mut map) {
+        if map.len() >= self.max && !evict_one_of(&mut map) {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -185,10 +202,10 @@ impl Conns {
         Some((id, conn))
     }
 
-    /// Out of file descriptors: close the oldest idle connection.
+    /// Out of file descriptors: close a connection as at the cap.
     fn evict_one(&self) -> bool {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        evict_oldest_idle(&mut map)
+        evict_one_of(&mut map)
     }
 
     fn remove(&self, id: u64) {
@@ -203,12 +220,19 @@ impl Conns {
     }
 }
 
-fn evict_oldest_idle(map: &mut HashMap<u64, Arc<Conn>>) -> bool {
-    let oldest = map
-        .iter()
-        .filter_map(|(id, c)| c.idle_since().map(|t| (t, *id)))
-        .min();
-    let Some((_, id)) = oldest else {
+/// Tell one connection to close to make room: the oldest idle one, else the one that has been
+/// reading a request the longest. Idle ones go first because closing them loses nothing; a
+/// reader is next because a slow client's request is the one that can wait (its client
+/// retries), whereas a request being handled has work under way that must finish. False when
+/// every connection is being handled.
+fn evict_one_of(map: &mut HashMap<u64, Arc<Conn>>) -> bool {
+    let oldest_in = |since: fn(&Conn) -> Option<Instant>| {
+        map.iter()
+            .filter_map(|(id, c)| since(c).map(|t| (t, *id)))
+            .min()
+    };
+    let Some((_, id)) = oldest_in(Conn::idle_since).or_else(|| oldest_in(Conn::reading_since))
+    else {
         return false;
     };
     if let Some(c) = map.remove(&id) {
@@ -524,7 +548,11 @@ impl Task {
                         if self.conn.idle_since().is_some() {
                             break Some(Closed::Evicted);
                         }
-                        // It became busy as it was chosen: answer, then close.
+                        if self.conn.reading_since().is_some() {
+                            break Some(Closed::EvictedReading);
+                        }
+                        // Its request went to the handler as it was chosen: answer, then
+                        // close.
                         if !stopping {
                             stopping = true;
                             served.as_mut().graceful_shutdown();
@@ -563,11 +591,37 @@ mod tests {
         assert!(!cc.evicted.load(Ordering::SeqCst));
         assert_eq!(conns.open(), 3);
         let _ = a;
-        cc.begin(true);
-        // b and c are busy, d is fresh: d goes.
+        cc.begin(false);
+        // b and c are being handled, d is fresh: d goes.
         let (_e, ce) = conns.register().expect("d makes room");
         ce.begin(false);
         assert!(conns.register().is_none(), "all busy: no room");
+    }
+
+    #[test]
+    fn with_none_idle_the_oldest_reader_makes_room() {
+        let conns = Conns::new(3);
+        let (_a, ca) = conns.register().expect("room");
+        let (_b, cb) = conns.register().expect("room");
+        let (_c, cc) = conns.register().expect("room");
+        // a is handled, b has sent a byte of its head, c is reading a body (its head came
+        // later than b's first byte).
+        ca.begin(false);
+        cb.read_some();
+        cc.read_some();
+        cc.begin(true);
+        let (_d, cd) = conns.register().expect("a reader makes room");
+        assert!(cb.evicted.load(Ordering::SeqCst), "b was reading longest");
+        assert!(!ca.evicted.load(Ordering::SeqCst) && !cc.evicted.load(Ordering::SeqCst));
+        // d is fresh, so idle: it goes before c.
+        let (_e, ce) = conns.register().expect("room");
+        assert!(cd.evicted.load(Ordering::SeqCst));
+        assert!(!cc.evicted.load(Ordering::SeqCst));
+        ce.begin(false);
+        let (_f, cf) = conns.register().expect("c, reading, makes room");
+        assert!(cc.evicted.load(Ordering::SeqCst));
+        cf.begin(false);
+        assert!(conns.register().is_none(), "every request handled: no room");
     }
 
     #[test]

@@ -73,6 +73,7 @@ impl Log {
     /// routine: logged only with -v.
     pub fn closed(&self, peer: Peer, why: super::conn::Closed) {
         use super::conn::Closed;
+        // A reader closed at the cap is not routine: the cap is full of slow clients.
         let routine = matches!(why, Closed::Idle | Closed::Evicted);
         let at = if routine {
             ui::Verbosity::Verbose

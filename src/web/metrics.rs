@@ -224,7 +224,7 @@ impl Metrics {
             &mut out,
             "pwreset_connections_closed_total",
             "counter",
-            "Connections the server closed, by reason (header_timeout, body_timeout, idle_timeout, evicted).",
+            "Connections the server closed, by reason (header_timeout, body_timeout, idle_timeout, evicted, evicted_reading).",
         );
         for (why, n) in &m.closed {
             let _ = writeln!(

@@ -289,15 +289,31 @@ pub fn serve(config: Config, opts: Options) -> Result<()> {
     // One count for all pools: a database server that went away took every connection.
     let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let app = Arc::new(App {
-        db: pool::Pool::new("db", Arc::clone(&config), Arc::clone(&generation), 4, 256)?,
+        db: pool::Pool::new(
+            "db",
+            Arc::clone(&config),
+            Arc::clone(&generation),
+            4,
+            256,
+            s.database_timeout,
+        )?,
         hash: pool::Pool::new(
             "hash",
             Arc::clone(&config),
             Arc::clone(&generation),
             s.hash_threads(),
             s.hash_queue,
+            s.database_timeout,
         )?,
-        mail: pool::Pool::new("mail", Arc::clone(&config), generation, 2, 256)?,
+        // Its jobs are submitted, never waited for: the timeout does not apply.
+        mail: pool::Pool::new(
+            "mail",
+            Arc::clone(&config),
+            generation,
+            2,
+            256,
+            s.database_timeout,
+        )?,
         ip_attempts: Limiter::new(s.ip_attempts, window, s.limit_table_size),
         forgot_ip: Limiter::new(s.forgot_per_ip, window, s.limit_table_size),
         csrf,

@@ -3,12 +3,14 @@
 //! A [`Store`] is not `Send` (a connection belongs to the thread that opened it), and argon2
 //! takes `memory_kib` (19 MiB by default) per hash: both want a fixed number of threads, not
 //! tokio's growing blocking pool. Each pool has a bounded queue; when it is full, [`Pool::run`]
-//! says so at once and the page answers 503 instead of queueing without limit.
+//! says so at once and the page answers 503 instead of queueing without limit. A job that
+//! does not finish within the pool's timeout (a database that stopped answering without
+//! refusing) is given up by its page, which answers 503 too.
 
 use crate::config::Config;
 use crate::store::{Access, Store};
 use anyhow::Result;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +26,8 @@ pub struct Worker {
     /// Where the users are, kept between jobs with when it was last given back: an LDAP
     /// directory is a connection and a bind, not worth making again for every page.
     dir: Option<(crate::directory::Directory, std::time::Instant)>,
+    /// Where the job of [`Pool::run`] running now is (QUEUED, STARTED, ABANDONED).
+    job: Option<Arc<AtomicU8>>,
 }
 
 /// A directory connection idle longer than this is made again rather than reused: servers
@@ -68,6 +72,18 @@ impl Worker {
         self.dir = Some((d, std::time::Instant::now()));
     }
 
+    /// Whether the page waiting for this job has given up on it (and answered 503): a job
+    /// that was stuck on a stalled server asks before it writes, so that the visitor who was
+    /// told to retry does not find their link spent once the server answers again.
+    pub fn given_up(&self) -> bool {
+        self.watch().given_up()
+    }
+
+    /// [`Worker::given_up`] to ask while the store is borrowed.
+    pub fn watch(&self) -> Watch {
+        Watch(self.job.clone())
+    }
+
     /// Run `job` on this worker's store. When the database server could not be reached,
     /// every pool's connections are dropped (a server that went away took them all), and a
     /// job that ran on a connection from before is run once more on a fresh one: after the
@@ -110,6 +126,17 @@ impl Worker {
     }
 }
 
+/// Whether the page has given up on the job running now; see [`Worker::watch`].
+pub struct Watch(Option<Arc<AtomicU8>>);
+
+impl Watch {
+    pub fn given_up(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst) == ABANDONED)
+    }
+}
+
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// Why a job did not run.
@@ -119,7 +146,16 @@ pub enum Refused {
     Full,
     /// The job died (a bug) or the pool is shutting down.
     Gone,
+    /// The job did not finish within the pool's timeout: the database is stalled or
+    /// overloaded. Answer 503 and let the client retry.
+    TimedOut,
 }
+
+/// Where a job of [`Pool::run`] is, so that the page giving up on it and the worker taking
+/// it up agree on whether it still runs.
+const QUEUED: u8 = 0;
+const STARTED: u8 = 1;
+const ABANDONED: u8 = 2;
 
 pub struct Pool {
     name: &'static str,
@@ -129,6 +165,10 @@ pub struct Pool {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Jobs queued and not yet started, and threads still running: for a bounded close.
     state: Arc<PoolState>,
+    /// How long [`Pool::run`] waits for a job, its time in the queue included.
+    timeout: std::time::Duration,
+    /// The connections' generation shared by all pools (see [`Worker::store`]).
+    generation: Arc<AtomicU64>,
 }
 
 #[derive(Default)]
@@ -152,13 +192,15 @@ pub struct Closed {
 }
 
 impl Pool {
-    /// `workers` threads sharing a queue of `queue` waiting jobs.
+    /// `workers` threads sharing a queue of `queue` waiting jobs; [`Pool::run`] gives a job up
+    /// after `timeout`.
     pub fn new(
         name: &'static str,
         config: Arc<Config>,
         generation: Arc<AtomicU64>,
         workers: usize,
         queue: usize,
+        timeout: std::time::Duration,
     ) -> Result<Pool> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
@@ -167,7 +209,7 @@ impl Pool {
         for i in 0..workers.max(1) {
             let rx = Arc::clone(&rx);
             let config = Arc::clone(&config);
-            let generation = Arc::clone(&generation);
+            let pool_generation = Arc::clone(&generation);
             let thread_state = Arc::clone(&state);
             if let Ok(mut n) = state.running.lock() {
                 *n += 1;
@@ -175,7 +217,7 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("pwreset-{name}-{i}"))
                 .spawn(move || {
-                    work(&rx, config, generation, &thread_state);
+                    work(&rx, config, pool_generation, &thread_state);
                     if let Ok(mut n) = thread_state.running.lock() {
                         *n -= 1;
                     }
@@ -197,6 +239,8 @@ impl Pool {
             tx: Mutex::new(Some(tx)),
             threads: Mutex::new(threads),
             state,
+            timeout,
+            generation,
         })
     }
 
@@ -239,17 +283,46 @@ impl Pool {
         self.wait.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Run a job on the pool and wait for its result without blocking the async threads.
+    /// Run a job on the pool and wait for its result without blocking the async threads, at
+    /// most the pool's timeout.
+    ///
+    /// A connection to a server that stopped answering without refusing (a network
+    /// partition, a frozen host) blocks its query until the kernel gives up on the socket;
+    /// without a bound here every page and /healthz would hang until the queue filled. The
+    /// blocked thread cannot be interrupted, so on timeout: a job still queued is never
+    /// started (its visitor was told to retry), and when it had started, every connection
+    /// opened until now is presumed stalled and opened anew on next use (as when a server is
+    /// found unreachable, see `Worker::lost`), the stuck worker's included once its query
+    /// returns.
     pub async fn run<R: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Worker) -> R + Send + 'static,
     ) -> Result<R, Refused> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        let job_state = Arc::clone(&state);
         self.submit(move |w| {
+            if job_state
+                .compare_exchange(QUEUED, STARTED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+            {
+                return;
+            }
+            w.job = Some(job_state);
+            let r = job(w);
+            w.job = None;
             // The page may have gone (client hung up): the result is dropped, the work stands.
-            let _ = tx.send(job(w));
+            let _ = tx.send(r);
         })?;
-        rx.await.map_err(|_| Refused::Gone)
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(r) => r.map_err(|_| Refused::Gone),
+            Err(_) => {
+                if state.swap(ABANDONED, Ordering::SeqCst) == STARTED {
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(Refused::TimedOut)
+            }
+        }
     }
 
     /// Stop taking jobs and give the queued ones until `within` to finish. Then no queued job
@@ -309,6 +382,7 @@ fn work(
         opened_in: generation.load(Ordering::SeqCst),
         generation,
         dir: None,
+        job: None,
     };
     loop {
         // The lock is held only while waiting for the next job, never while running one.

@@ -227,7 +227,24 @@ fn refused(app: &App, lang: Lang, r: Refused) -> Response {
     match r {
         Refused::Full => busy(app, lang),
         Refused::Gone => internal(app, lang, &anyhow::anyhow!("a worker thread stopped")),
+        Refused::TimedOut => {
+            timed_out(app);
+            busy(app, lang)
+        }
     }
+}
+
+/// A page gave up waiting for the database: counted as a database error, and said in the log
+/// so that a stalled server shows before anyone reports it.
+fn timed_out(app: &App) {
+    app.metrics.db_error();
+    app.log.say(
+        "warning",
+        &format!(
+            "the database did not answer within serve.database_timeout ({}); answered 503",
+            humantime::format_duration(app.config.serve.database_timeout)
+        ),
+    );
 }
 
 /// Whether the browser says the form came from another site (defence in depth behind the
@@ -502,6 +519,9 @@ async fn reset(
                 if seen.hits >= limit.max {
                     return Ok(Attempt::Limited(limit.wait(seen, now)));
                 }
+                if w.given_up() {
+                    return Ok(Attempt::Busy);
+                }
                 attempt(w, token, &password, &confirm, &actor)
             })?;
             if matches!(a, Attempt::Mismatch { .. } | Attempt::Refused { .. }) {
@@ -595,6 +615,7 @@ fn attempt(
     // Taken out for this job and given back when it went well: a directory that saw an
     // error is dropped, and the next job connects again.
     let mut dir = w.take_directory()?;
+    let watch = w.watch();
     let store = w.store()?;
     let checked = reset::check(&mut dir, store, token, now)?;
     let (Some(record), Some(token)) = (checked.record, checked.token) else {
@@ -604,6 +625,11 @@ fn attempt(
     if checked.status != Status::Valid {
         w.put_directory(dir);
         return Ok(Attempt::NotUsable(checked.status));
+    }
+    // The last look before the password is hashed and written (see `Worker::given_up`); a
+    // server that stalls after this point may still see the reset through.
+    if watch.given_up() {
+        return Ok(Attempt::Busy);
     }
     let mut service = Service::in_directory(store, dir, &config, actor)?;
     let outcome = attempt_with(&mut service, &record, &token, password, confirm)?;
@@ -948,10 +974,18 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
                 Duration::from_secs(RETRY_BUSY),
             )
         }
-        Err(_) => with_retry_after(
-            (StatusCode::SERVICE_UNAVAILABLE, text, "busy\n").into_response(),
-            Duration::from_secs(RETRY_BUSY),
-        ),
+        Err(r) => {
+            let body = if r == Refused::TimedOut {
+                timed_out(&app);
+                "database unavailable\n"
+            } else {
+                "busy\n"
+            };
+            with_retry_after(
+                (StatusCode::SERVICE_UNAVAILABLE, text, body).into_response(),
+                Duration::from_secs(RETRY_BUSY),
+            )
+        }
     }
 }
 

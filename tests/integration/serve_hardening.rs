@@ -120,6 +120,38 @@ fn serve_hardening_at_the_cap_the_oldest_idle_connections_go_first() {
 }
 
 #[test]
+fn serve_hardening_at_the_cap_with_none_idle_the_oldest_slow_reader_makes_room() {
+    // A cap of 8 filled with connections that each sent one byte of a head (slowloris): none
+    // is idle, and the header timeout is long, so only closing a reader can let a client in.
+    let s = Server::start("[serve]\nmax_connections = 8\nheader_timeout = \"60s\"\n");
+    let slow = || {
+        let mut c = TcpStream::connect(s.addr).expect("connect");
+        c.write_all(b"G").expect("one byte");
+        c
+    };
+    let mut held: Vec<TcpStream> = (0..8).map(|_| slow()).collect();
+    // Until the server has read a connection's byte, that connection counts as idle and is
+    // closed first; so repeat, refilling the cap, until a reader was the one closed. Without
+    // that rule the first request made once every byte was read would go unanswered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http(s.addr, "GET", "/healthz", &[], "");
+        assert_eq!(r.status, 200, "{}", s.log());
+        if s.log().contains("closed: evicted_reading") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reader was closed to make room: {}",
+            s.log()
+        );
+        held.push(slow());
+    }
+    let (path, _) = s.link();
+    assert_eq!(s.get(&path).status, 200, "pages work at the cap");
+}
+
+#[test]
 fn serve_hardening_refuses_a_cap_above_the_file_limit() {
     let s = crate::harness::Env::with_toml(|dir| {
         serve_toml(dir, 1, "[serve]\nmax_connections = 1000\n")
@@ -438,11 +470,39 @@ fn serve_hardening_metrics_count_requests_resets_and_forgot_requests() {
 }
 
 /// A TCP forwarder on loopback that the test can take down (every connection cut, new ones
-/// closed at once) and bring back, standing for a database server that goes away.
+/// closed at once) and bring back, standing for a database server that goes away; or stall
+/// (every socket kept open, new ones accepted, nothing forwarded either way) and resume,
+/// standing for a network partition, where the server neither answers nor refuses.
 struct Proxy {
     port: u16,
     up: std::sync::Arc<std::sync::atomic::AtomicBool>,
     open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    stalled: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+/// Copy `from` to `to` until either closes, holding each chunk while the proxy is stalled.
+fn forward(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    stalled: &(std::sync::Mutex<bool>, std::sync::Condvar),
+) {
+    let mut buf = [0u8; 16384];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (lock, resumed) = stalled;
+        let mut held = lock.lock().expect("lock");
+        while *held {
+            held = resumed.wait(held).expect("wait");
+        }
+        drop(held);
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
 }
 
 impl Proxy {
@@ -452,7 +512,9 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, open2) = (up.clone(), open.clone());
+        let stalled =
+            std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let (up2, open2, stalled2) = (up.clone(), open.clone(), stalled.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -468,21 +530,33 @@ impl Proxy {
                     held.push(s.try_clone().expect("clone"));
                 }
                 drop(held);
-                for (mut from, mut to) in [
+                for (from, to) in [
                     (
                         client.try_clone().expect("clone"),
                         server.try_clone().expect("clone"),
                     ),
                     (server, client),
                 ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(std::net::Shutdown::Both);
-                    });
+                    let stalled = stalled2.clone();
+                    std::thread::spawn(move || forward(from, to, &stalled));
                 }
             }
         });
-        Proxy { port, up, open }
+        Proxy {
+            port,
+            up,
+            open,
+            stalled,
+        }
+    }
+
+    fn stall(&self) {
+        *self.stalled.0.lock().expect("lock") = true;
+    }
+
+    fn resume(&self) {
+        *self.stalled.0.lock().expect("lock") = false;
+        self.stalled.1.notify_all();
     }
 
     fn down(&self) {
@@ -497,17 +571,11 @@ impl Proxy {
     }
 }
 
-#[test]
-fn serve_hardening_database_away_and_back_answers_503_then_works() {
-    if crate::harness::backend() == crate::harness::Backend::Sqlite {
-        println!(
-            "serve_hardening::serve_hardening_database_away_and_back_answers_503_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
-        );
-        return;
-    }
+/// A server whose database (the test's PostgreSQL or MariaDB) is reached through a [`Proxy`].
+fn behind_a_proxy(extra: &str) -> (Server, Proxy) {
     let mut proxy = None;
     let s = Server::start_with(|dir, port| {
-        let toml = serve_toml(dir, port, "");
+        let toml = serve_toml(dir, port, extra);
         // database = "postgres://user@127.0.0.1:5432/name?..." through the proxy.
         let at = toml.find("@127.0.0.1:").expect("a loopback database URL") + 1;
         let end = toml[at..].find('/').expect("a path after the port") + at;
@@ -517,9 +585,30 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         proxy = Some(p);
         toml
     });
-    let proxy = proxy.expect("the proxy");
+    (s, proxy.expect("the proxy"))
+}
+
+#[test]
+fn serve_hardening_database_away_and_back_answers_503_then_works() {
+    if crate::harness::backend() == crate::harness::Backend::Sqlite {
+        println!(
+            "serve_hardening::serve_hardening_database_away_and_back_answers_503_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
+        );
+        return;
+    }
+    let (s, proxy) = behind_a_proxy("");
     let (path, token) = s.link();
     let csrf = s.get(&path).field("csrf");
+    let forgot = s.get("/forgot_password");
+    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
+    let ask = || {
+        s.post(
+            "/forgot_password",
+            &[("Cookie", cookie.as_str())],
+            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
+        )
+    };
+    let mails = s.env.messages().len();
 
     proxy.down();
     for _ in 0..3 {
@@ -536,6 +625,12 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         );
         assert_eq!(post.status, 503, "{}", post.body);
         assert!(post.header("retry-after").is_some());
+        // The forgot page counts the address in the database before it answers, so it
+        // cannot give its neutral 200 either: the visitor is told to retry, and nothing is
+        // queued that could be lost or leave the address throttled without a mail.
+        let asked = ask();
+        assert_eq!(asked.status, 503, "{}", asked.body);
+        assert!(asked.header("retry-after").is_some());
     }
 
     proxy.back();
@@ -547,4 +642,94 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
         &reset_fields(&token, &csrf, GOOD, GOOD),
     );
     assert_eq!(done.status, 303, "{}", done.body);
+    // Nothing was mailed while the database was away, and the three refused requests did
+    // not count against the address (forgot_per_address is 3): asked again, it gets its mail.
+    assert_eq!(s.env.messages().len(), mails, "no mail while away");
+    assert_eq!(ask().status, 200, "{}", s.log());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while s.env.messages().len() == mails {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail once the database is back: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_hardening_a_stalled_database_answers_503_in_time_then_works() {
+    if crate::harness::backend() == crate::harness::Backend::Sqlite {
+        println!(
+            "serve_hardening::serve_hardening_a_stalled_database_answers_503_in_time_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
+        );
+        return;
+    }
+    let (s, proxy) = behind_a_proxy("[serve]\ndatabase_timeout = \"2s\"\n");
+    let (path, token) = s.link();
+    let csrf = s.get(&path).field("csrf");
+    let forgot = s.get("/forgot_password");
+    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
+    let ask = || {
+        s.post(
+            "/forgot_password",
+            &[("Cookie", cookie.as_str())],
+            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
+        )
+    };
+    assert_eq!(s.get("/healthz").status, 200);
+
+    // Open connections stop answering: without a bound each page would wait for the kernel
+    // to give up on the socket (some 15 minutes). 2 s each, plus room for a loaded machine.
+    proxy.stall();
+    let bound = Duration::from_secs(10);
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let health = s.get("/healthz");
+        let form = s.get(&path);
+        let post = s.post(
+            "/reset_password",
+            &[],
+            &reset_fields(&token, &csrf, GOOD, GOOD),
+        );
+        let asked = ask();
+        let took = started.elapsed();
+        for (what, r) in [
+            ("/healthz", &health),
+            ("the form", &form),
+            ("a reset", &post),
+            ("the forgot page", &asked),
+        ] {
+            assert_eq!(r.status, 503, "round {round}, {what}: {}", r.body);
+            assert!(
+                r.header("retry-after").is_some(),
+                "round {round}, {what}: Retry-After"
+            );
+        }
+        assert!(took < bound * 4, "round {round}: four pages took {took:?}");
+    }
+    let m = s.get("/metrics");
+    assert!(
+        !m.body.contains("pwreset_database_errors_total 0\n"),
+        "the timeouts count as database errors:\n{}",
+        m.body
+    );
+    assert!(
+        s.log().contains("serve.database_timeout (2s)"),
+        "{}",
+        s.log()
+    );
+
+    // The partition heals: the stuck queries finish, their connections are replaced, and the
+    // next request works without a restart. The resets given up on did not spend the link.
+    proxy.resume();
+    assert_eq!(s.get("/healthz").status, 200, "{}", s.log());
+    assert_eq!(s.get(&path).status, 200, "the link was not spent");
+    let done = s.post(
+        "/reset_password",
+        &[],
+        &reset_fields(&token, &csrf, GOOD, GOOD),
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(ask().status, 200, "{}", s.log());
 }

@@ -145,6 +145,14 @@ fn serve_is_socket_activated_on_localhost() {
     );
 }
 
+/// serve caps its connections below the file limit it finds; systemd's default soft limit of
+/// 1,024 would leave it a cap of under a thousand, which idle connections fill in a moment.
+#[test]
+fn serve_unit_raises_the_file_limit() {
+    let got = values("pwreset-serve.service", "Service", "LimitNOFILE");
+    assert_eq!(got, ["65536"], "pwreset-serve.service: LimitNOFILE");
+}
+
 /// The purge unit's command line, run as written (after `/usr/bin/pwreset`) against a real
 /// database with dead tokens: it must succeed and print nothing, or the timer would fill the
 /// journal (or fail) every hour.

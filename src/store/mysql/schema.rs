@@ -146,6 +146,25 @@ const OWN_USERS_TABLE: &str = "CREATE TABLE IF NOT EXISTS users (
 /// Serialises concurrent `init`s: DDL cannot sit in a transaction.
 const MIGRATION_LOCK: &str = "pwreset_migrate";
 
+/// Let the kernel find a server that is gone without a word (a network partition, a frozen
+/// host) in about a minute instead of the 15 or so minutes of TCP's retransmissions, for every
+/// command. Not `read_timeout`: it would cut a long statement (a bulk DELETE in purge-expired)
+/// on a live server. Neither of these can: TCP_USER_TIMEOUT counts only the time sent data (a
+/// query, a keepalive probe) waits for the peer's kernel to acknowledge it, which a live
+/// server's kernel does at once however long the statement runs, and keepalive probes go out
+/// only on a connection with nothing in flight. serve's threads stuck on a dead server get
+/// their connection back as an error (which `Worker::lost` turns into fresh connections).
+/// The driver ignores them on a Unix socket, where no partition can happen.
+fn dead_peer_bounds(opts: OptsBuilder) -> OptsBuilder {
+    let opts = opts.tcp_keepalive_time_ms(Some(30_000));
+    #[cfg(target_os = "linux")]
+    let opts = opts
+        .tcp_keepalive_probe_interval_secs(Some(10))
+        .tcp_keepalive_probe_count(Some(3))
+        .tcp_user_timeout_ms(Some(30_000));
+    opts
+}
+
 pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<MysqlStore> {
     let ctx = ErrCtx {
         server: server.clone(),
@@ -173,6 +192,7 @@ pub(super) fn open(config: &Config, server: &Server, access: Access) -> Result<M
             "SET NAMES utf8mb4".to_owned(),
             format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
         ]);
+    let opts = dead_peer_bounds(opts);
     let candidates: Vec<OptsBuilder> = match &server.endpoint {
         Endpoint::Tcp { host, port } if server.tls => {
             // The driver verifies the chain against the webpki roots plus database_ca_file,

@@ -190,6 +190,23 @@ fn catalog(client: &mut Client, server: &Server, users: &UsersTable) -> Result<C
     get().map_err(|e| map_error(server, e))
 }
 
+/// Let the kernel find a server that is gone without a word (a network partition, a frozen
+/// host) in about a minute instead of the 15 or so minutes of TCP's retransmissions, on every
+/// TCP connection, for every command. Neither bound can cut a slow query on a live server:
+/// TCP_USER_TIMEOUT counts only the time sent data (a query, a keepalive probe) waits for the
+/// peer's kernel to acknowledge it, and that kernel acknowledges at once however long the
+/// query runs; keepalive probes go out only on a connection with nothing in flight, and a
+/// live server's kernel answers them too. So a bulk DELETE in purge-expired may run for hours,
+/// while serve's threads stuck on a dead server get their connection back as an error (which
+/// `Worker::lost` turns into fresh connections).
+fn dead_peer_bounds(pg: &mut postgres::Config) {
+    pg.keepalives(true)
+        .keepalives_idle(std::time::Duration::from_secs(30))
+        .keepalives_interval(std::time::Duration::from_secs(10))
+        .keepalives_retries(3)
+        .tcp_user_timeout(std::time::Duration::from_secs(30));
+}
+
 fn connect(server: &Server) -> Result<Client> {
     let mut pg = postgres::Config::new();
     pg.user(&server.user)
@@ -201,6 +218,7 @@ fn connect(server: &Server) -> Result<Client> {
     }
     let client = match &server.endpoint {
         Endpoint::Tcp { host, port } if server.tls => {
+            dead_peer_bounds(&mut pg);
             pg.host(host)
                 .port(*port)
                 .ssl_mode(postgres::config::SslMode::Require);
@@ -208,6 +226,7 @@ fn connect(server: &Server) -> Result<Client> {
             pg.connect(connector)
         }
         Endpoint::Tcp { host, port } => {
+            dead_peer_bounds(&mut pg);
             // The addresses checked to be loopback are the ones connected to: `localhost` is
             // not looked up a second time.
             for addr in crate::config::loopback_addrs(host, *port, "database")? {
