@@ -874,12 +874,14 @@ impl MysqlStore {
 }
 
 /// A server asked for the password in cleartext (`mysql_clear_password`, as PAM or LDAP
-/// authentication plugins do): pwreset never answers that, whoever asks.
+/// authentication plugins do): pwreset never answers that, whoever asks. The advice matches
+/// docs/security.md: over plaintext TCP even caching_sha2_password can be made to give the
+/// password away (an impostor sends its own RSA key), so the way out is the socket or TLS.
 fn cleartext_refused(what: &str) -> (Exit, String) {
     (
         Exit::Config,
         format!(
-            "{what} asked for the password in cleartext (mysql_clear_password); pwreset never sends it that way, and sent nothing. Give pwreset's account a plugin that does not show the password to the server (ALTER USER ... IDENTIFIED VIA mysql_native_password or ed25519 on MariaDB, caching_sha2_password on MySQL). If the account is set up that way already, check what listens on that port: another local user may have taken it"
+            "{what} asked for the password in cleartext (mysql_clear_password); pwreset never sends it that way, and sent nothing. Connect over the unix socket (mysql://pwreset@localhost/DB?socket=/run/mysqld/mysqld.sock) or over TLS (drop ssl-mode=DISABLED), and give pwreset's account a plugin that never shows the password to the server (on MariaDB: ALTER USER ... IDENTIFIED VIA ed25519). If the account is set up that way already, check what listens on that port: another local user may have taken it"
         ),
     )
 }
