@@ -248,7 +248,7 @@ pub const KEYS: &[Key] = &[
         example: Some("[\"DELETE FROM sessions WHERE user_id = :user_id\"]"),
         active: false,
         unset: "",
-        doc: "SQL statements run inside the reset's transaction, with :user_id and :email bound: typically ending the user's sessions. At most 32.",
+        doc: "SQL statements run inside the reset's transaction, with :user_id and :email bound: typically ending the user's sessions. At most 32. They run as pwreset's database account, so grant it what they use (e.g. DELETE on sessions); a statement refused for lack of privilege is 77, and the reset is rolled back.",
     },
     // ---- [mail]
     Key {
