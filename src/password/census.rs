@@ -238,8 +238,9 @@ fn quoted(formats: &[Format]) -> String {
 }
 
 /// Decide what to write into `column` ("accounts.password"), from the census (None: no
-/// password is set yet), `[users] password_format`, `[users] password_format_migration` and
-/// the settings the config gives (`base`: its costs and pepper). `Err` is the reason for a 78.
+/// password is set yet), `[users] password_format`, `[users] password_format_migration`, the
+/// settings the config gives (`base`: its costs and pepper) and `[password.bcrypt] prefix`
+/// (`prefix`, None when unset). `Err` is the reason for a 78.
 pub fn decide(
     census: Option<&Census>,
     setting: FormatSetting,
@@ -254,7 +255,7 @@ pub fn decide(
     // since a verifier may accept only its own label (PHP's password_verify rejects `$2b$`).
     let mut base = base;
     base.bcrypt_prefix = prefix.or_else(|| most_common(&held)).unwrap_or_default();
-    let decided = match (setting, census) {
+    let mut decided = match (setting, census) {
         (FormatSetting::Fixed(f), None) => Decided {
             note: format!(
                 "writes {} as [users] password_format says; no password is set in {column} yet to compare with",
@@ -332,7 +333,6 @@ pub fn decide(
             }
         },
     };
-    let mut decided = decided;
     if let Some(p) = prefix.filter(|_| decided.settings.format == Format::Bcrypt) {
         let held_p = PREFIXES
             .iter()
@@ -383,8 +383,9 @@ pub fn decide(
 }
 
 /// The settings for `format` with the column's own costs: the highest bcrypt cost (the prefix
-/// is `base`'s, the column's own unless set: see [`decide`]), the highest argon2 parameters, and at least Django's current PBKDF2
-/// iteration count (Django raises it with each release and upgrades a hash at login).
+/// is `base`'s, the column's own unless set: see [`decide`]), the highest argon2 parameters,
+/// and at least Django's current PBKDF2 iteration count (Django raises it with each release
+/// and upgrades a hash at login).
 fn auto_settings(format: Format, seen: &Seen, base: HashSettings) -> HashSettings {
     let mut s = HashSettings { format, ..base };
     if let Some(cost) = seen.bcrypt_cost {
