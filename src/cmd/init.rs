@@ -101,13 +101,13 @@ pub(crate) fn census_of(
             writes: Ok(own(base)),
         });
     }
-    if !census.as_ref().is_some_and(|c| c.recognised())
-        && config.users.password_format == FormatSetting::Auto
-    {
+    // Only an empty column is a warning (an application with no users yet); values none of
+    // which pwreset recognises are refused with 78 below, as reset would refuse them.
+    if census.is_none() && config.users.password_format == FormatSetting::Auto {
         return Ok(Census {
             summary,
             writes: Err(format!(
-                "no password hash pwreset recognises is set in {}.{} yet, so [users] password_format = \"auto\" cannot tell the application's format: reset will refuse (exit 78) until you set [users] password_format to the format the application writes (one of {})",
+                "no password is set in {}.{} yet, so [users] password_format = \"auto\" cannot tell the application's format: reset will refuse (exit 78) until you set [users] password_format to the format the application writes (one of {})",
                 config.users.table,
                 config.users.password_column,
                 crate::password::Format::ALL.map(|f| f.name()).join(", ")

@@ -221,7 +221,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "The format `reset` writes, so the application can log the user in afterwards: auto, argon2id, bcrypt, django-pbkdf2-sha256, django-argon2, django-bcrypt-sha256 or aspnet-identity-v3. auto (the default) reads which formats the column holds (a sample of up to 1,000 set passwords) in init, doctor and every reset, and writes the one it finds with the column's own cost (bcrypt's highest cost and its $2y$/$2b$/$2a$ prefix; Django PBKDF2 at least Django's current iteration count; argon2's parameters); several formats, none pwreset writes, or no password at all yet is refused with 78 naming what to set. On pwreset's own table auto is argon2id. An explicit format the column does not hold is refused with 78 too, unless password_format_migration = true.",
+        doc: "The format `reset` writes, so the application can log the user in afterwards: auto, argon2id, bcrypt, django-pbkdf2-sha256, django-argon2, django-bcrypt-sha256 or aspnet-identity-v3. auto (the default) reads which formats the column holds (a sample of up to 1,000 set passwords) in init, doctor and every reset, and writes the one it finds with the column's own cost (bcrypt's highest cost and its $2y$/$2b$/$2a$ prefix; Django PBKDF2 at least Django's current iteration count; argon2's parameters); several formats, none pwreset writes, values none of which it recognises, or no password at all yet is refused with 78 naming what to set (init and doctor only warn while the column is empty). On pwreset's own table auto is argon2id, and so on a table named like it (users with id, email, password_hash) while no password is set there. An explicit format the column does not hold is refused with 78 too, unless password_format_migration = true. An explicit bcrypt keeps the column's $2y$/$2b$/$2a$ prefix unless [password.bcrypt] prefix is set.",
     },
     Key {
         section: "users",
@@ -230,7 +230,7 @@ pub const KEYS: &[Key] = &[
         example: None,
         active: false,
         unset: "",
-        doc: "Set to true when an explicit password_format differs from what the column holds on purpose: the application reads both (e.g. Django with the new hasher first in PASSWORD_HASHERS and the old one after it), and passwords move to the new format as users reset them.",
+        doc: "Set to true when an explicit password_format (or [password.bcrypt] prefix) differs from what the column holds on purpose: the application reads both (e.g. Django with the new hasher first in PASSWORD_HASHERS and the old one after it), and passwords move to the new format as users reset them.",
     },
     Key {
         section: "users",
@@ -248,7 +248,7 @@ pub const KEYS: &[Key] = &[
         example: Some("[\"DELETE FROM sessions WHERE user_id = :user_id\"]"),
         active: false,
         unset: "",
-        doc: "SQL statements run inside the reset's transaction, with :user_id and :email bound: typically ending the user's sessions. At most 32.",
+        doc: "SQL statements run inside the reset's transaction, with :user_id and :email bound: typically ending the user's sessions. At most 32. They run as pwreset's database account, so grant it what they use (e.g. DELETE on sessions); a statement refused for lack of privilege is 77, and the reset is rolled back.",
     },
     // ---- [mail]
     Key {
@@ -495,10 +495,10 @@ pub const KEYS: &[Key] = &[
         section: "password.bcrypt",
         name: "prefix",
         kind: "\"2b\" | \"2y\" | \"2a\"",
-        example: None,
+        example: Some("\"2y\""),
         active: false,
-        unset: "",
-        doc: "The hash prefix: 2b, 2y for PHP/Laravel, 2a for Ruby.",
+        unset: "the prefix most of the column's bcrypt hashes use, else 2b",
+        doc: "The hash prefix: 2b, 2y for PHP/Laravel, 2a for Ruby. Some verifiers accept only their own (PHP's password_verify rejects $2b$), so leave it unset and pwreset writes the one the column holds. A prefix set here that none of the column's bcrypt hashes use is refused with 78 naming the ones they do (init, doctor, reset, serve), unless [users] password_format_migration = true.",
     },
     // ---- [serve]
     Key {

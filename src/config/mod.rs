@@ -184,7 +184,7 @@ impl Config {
             s.argon2 = self.password.argon2;
         }
         s.bcrypt_cost = self.password.bcrypt.cost;
-        s.bcrypt_prefix = self.password.bcrypt.prefix;
+        s.bcrypt_prefix = self.password.bcrypt.prefix.unwrap_or_default();
         s
     }
 
@@ -264,10 +264,13 @@ mod named {
     }
 
     pub fn bcrypt_prefix<S: Serializer>(
-        v: &crate::password::BcryptPrefix,
+        v: &Option<crate::password::BcryptPrefix>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
-        s.serialize_str(v.name())
+        match v {
+            Some(v) => s.serialize_str(v.name()),
+            None => s.serialize_none(),
+        }
     }
 }
 
@@ -391,6 +394,16 @@ where
 {
     let text = String::deserialize(d)?;
     text.parse().map_err(serde::de::Error::custom)
+}
+
+/// [`from_str`] for a key without a default: present means set.
+pub(crate) fn some_from_str<'de, D, T>(d: D) -> std::result::Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    from_str(d).map(Some)
 }
 
 /// A humantime duration from the config.

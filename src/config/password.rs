@@ -26,19 +26,22 @@ pub struct Password {
 #[serde(default, deny_unknown_fields)]
 pub struct Bcrypt {
     pub cost: u32,
-    /// `2b`, `2y` (PHP/Laravel) or `2a` (Ruby).
+    /// `2b`, `2y` (PHP/Laravel) or `2a` (Ruby). Unset: the prefix the column's bcrypt hashes
+    /// use, else `2b`. Kept apart from a default so that an explicit prefix the column does
+    /// not hold can be refused rather than silently written (PHP rejects `$2b$`).
     #[serde(
-        deserialize_with = "super::from_str",
-        serialize_with = "super::named::bcrypt_prefix"
+        deserialize_with = "super::some_from_str",
+        serialize_with = "super::named::bcrypt_prefix",
+        skip_serializing_if = "Option::is_none"
     )]
-    pub prefix: BcryptPrefix,
+    pub prefix: Option<BcryptPrefix>,
 }
 
 impl Default for Bcrypt {
     fn default() -> Self {
         Bcrypt {
             cost: 12,
-            prefix: BcryptPrefix::TwoB,
+            prefix: None,
         }
     }
 }

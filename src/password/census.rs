@@ -98,6 +98,16 @@ pub struct Census {
 
 const PREFIXES: [BcryptPrefix; 3] = [BcryptPrefix::TwoA, BcryptPrefix::TwoB, BcryptPrefix::TwoY];
 
+/// The prefix most of `counts` (in [`PREFIXES`] order) use; None when there is none.
+fn most_common(counts: &[usize; 3]) -> Option<BcryptPrefix> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .max_by_key(|(_, n)| **n)
+        .map(|(i, _)| PREFIXES[i])
+}
+
 impl Census {
     /// Count the kinds of `values` (stored password values that are set).
     pub fn of<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Census {
@@ -178,6 +188,14 @@ impl Census {
         self.writable.iter().map(|(f, _)| *f).collect()
     }
 
+    /// How many bcrypt values carry each of `$2a$`, `$2b$`, `$2y$`.
+    fn bcrypt_prefixes(&self) -> [usize; 3] {
+        self.writable
+            .iter()
+            .find(|(f, _)| *f == Format::Bcrypt)
+            .map_or([0; 3], |(_, s)| s.prefixes)
+    }
+
     /// Whether any value is a hash pwreset recognises (Django's unusable `!…` passwords, for
     /// one, are not).
     pub fn recognised(&self) -> bool {
@@ -220,17 +238,24 @@ fn quoted(formats: &[Format]) -> String {
 }
 
 /// Decide what to write into `column` ("accounts.password"), from the census (None: no
-/// password is set yet), `[users] password_format`, `[users] password_format_migration` and
-/// the settings the config gives (`base`: its costs and pepper). `Err` is the reason for a 78.
+/// password is set yet), `[users] password_format`, `[users] password_format_migration`, the
+/// settings the config gives (`base`: its costs and pepper) and `[password.bcrypt] prefix`
+/// (`prefix`, None when unset). `Err` is the reason for a 78.
 pub fn decide(
     census: Option<&Census>,
     setting: FormatSetting,
     migration: bool,
     base: HashSettings,
+    prefix: Option<BcryptPrefix>,
     column: &str,
 ) -> Result<Decided, String> {
     let all = quoted(&Format::ALL);
-    let decided = match (setting, census) {
+    let held = census.map(Census::bcrypt_prefixes).unwrap_or_default();
+    // `[password.bcrypt] prefix` left unset: the column's own, whatever the format setting,
+    // since a verifier may accept only its own label (PHP's password_verify rejects `$2b$`).
+    let mut base = base;
+    base.bcrypt_prefix = prefix.or_else(|| most_common(&held)).unwrap_or_default();
+    let mut decided = match (setting, census) {
         (FormatSetting::Fixed(f), None) => Decided {
             note: format!(
                 "writes {} as [users] password_format says; no password is set in {column} yet to compare with",
@@ -308,6 +333,46 @@ pub fn decide(
             }
         },
     };
+    if let Some(p) = prefix.filter(|_| decided.settings.format == Format::Bcrypt) {
+        let held_p = PREFIXES
+            .iter()
+            .zip(held)
+            .find(|(q, _)| **q == p)
+            .map_or(0, |(_, n)| n);
+        let others: Vec<BcryptPrefix> = PREFIXES
+            .into_iter()
+            .zip(held)
+            .filter(|(_, n)| *n > 0)
+            .map(|(q, _)| q)
+            .collect();
+        if held_p == 0 && !others.is_empty() {
+            let labels = |ps: &[BcryptPrefix], glue: &str| {
+                ps.iter()
+                    .map(|q| format!("${}$", q.name()))
+                    .collect::<Vec<_>>()
+                    .join(glue)
+            };
+            let choices = others
+                .iter()
+                .map(|q| format!("\"{}\"", q.name()))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            if !migration {
+                return Err(format!(
+                    "[password.bcrypt] prefix is \"{}\", but the bcrypt hashes in {column} all use {}: the application's verifier may reject ${}$ (PHP's password_verify does), and the user could not log in. Remove [password.bcrypt] prefix so pwreset writes the column's own, or set it to {choices}; if the application reads ${}$ too and you are moving to it on purpose, set [users] password_format_migration = true",
+                    p.name(),
+                    labels(&others, " and "),
+                    p.name(),
+                    p.name()
+                ));
+            }
+            decided.note.push_str(&format!(
+                "; ${}$ though {column} holds {}: password_format_migration = true says the application reads both",
+                p.name(),
+                labels(&others, " and ")
+            ));
+        }
+    }
     if decided.settings.pepper.is_some() && !decided.settings.format.uses_pepper() {
         return Err(format!(
             "[users] pepper_file is only used by bcrypt (Devise), but pwreset would write {} into {column}; remove pepper_file, or set [users] password_format = \"bcrypt\"",
@@ -317,22 +382,14 @@ pub fn decide(
     Ok(decided)
 }
 
-/// The settings for `format` with the column's own costs: the highest bcrypt cost and the
-/// most common prefix, the highest argon2 parameters, and at least Django's current PBKDF2
-/// iteration count (Django raises it with each release and upgrades a hash at login).
+/// The settings for `format` with the column's own costs: the highest bcrypt cost (the prefix
+/// is `base`'s, the column's own unless set: see [`decide`]), the highest argon2 parameters,
+/// and at least Django's current PBKDF2 iteration count (Django raises it with each release
+/// and upgrades a hash at login).
 fn auto_settings(format: Format, seen: &Seen, base: HashSettings) -> HashSettings {
     let mut s = HashSettings { format, ..base };
     if let Some(cost) = seen.bcrypt_cost {
         s.bcrypt_cost = cost;
-    }
-    if let Some((i, _)) = seen
-        .prefixes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .max_by_key(|(_, n)| **n)
-    {
-        s.bcrypt_prefix = PREFIXES[i];
     }
     s.pbkdf2_iterations = seen
         .pbkdf2_iterations
@@ -380,13 +437,14 @@ pub fn own(base: HashSettings) -> Decided {
 }
 
 /// A table with the names of pwreset's own (`users`: `id`, `email`, `password_hash`), though
-/// mapped with other keys too (a `name_column`, `after_reset`), that holds nothing telling
-/// otherwise: pwreset's own format, as before `auto` existed. Once the column holds hashes
-/// pwreset recognises, they decide.
+/// mapped with other keys too (a `name_column`, `after_reset`), with no password set yet:
+/// pwreset's own format, as before `auto` existed. Once the column holds any value, it
+/// decides: an application's table of the same names may hold hashes pwreset does not
+/// recognise (Werkzeug's `scrypt:`, phpass `$P$`), and argon2id there would lock users out.
 pub fn own_by_name(config: &Config, census: Option<&Census>) -> bool {
     config.users.password_format == FormatSetting::Auto
         && config.users.has_default_names()
-        && !census.is_some_and(Census::recognised)
+        && census.is_none()
 }
 
 /// [`decide`] for the configured table, its refusal as a 78 naming the config.
@@ -398,6 +456,7 @@ pub fn decided(config: &Config, census: Option<&Census>, base: HashSettings) -> 
         u.password_format,
         u.password_format_migration,
         base,
+        config.password.bcrypt.prefix,
         &column,
     )
     .map_err(|why| fail(Exit::Config, format!("{}: {why}", config.source)))
@@ -426,6 +485,7 @@ mod tests {
             FormatSetting::Auto,
             false,
             HashSettings::default(),
+            None,
             "t.c",
         )
     }
@@ -469,6 +529,7 @@ mod tests {
             FormatSetting::Auto,
             false,
             HashSettings::default(),
+            None,
             "t.c",
         )
         .expect_err("empty");
@@ -479,21 +540,78 @@ mod tests {
     fn an_explicit_format_the_column_does_not_hold_needs_the_migration_setting() {
         let c = census(&[DJANGO_OLD]);
         let fixed = FormatSetting::Fixed(Format::Argon2id);
-        let e =
-            decide(Some(&c), fixed, false, HashSettings::default(), "t.c").expect_err("mismatch");
+        let e = decide(Some(&c), fixed, false, HashSettings::default(), None, "t.c")
+            .expect_err("mismatch");
         assert!(
             e.contains("password_format_migration = true")
                 && e.contains("\"django-pbkdf2-sha256\""),
             "{e}"
         );
-        let d = decide(Some(&c), fixed, true, HashSettings::default(), "t.c").expect("migration");
+        let d =
+            decide(Some(&c), fixed, true, HashSettings::default(), None, "t.c").expect("migration");
         assert_eq!(d.settings.format, Format::Argon2id);
         // The format it holds, nothing to compare with, or nothing recognisable: fine.
         let django = FormatSetting::Fixed(Format::DjangoPbkdf2Sha256);
-        assert!(decide(Some(&c), django, false, HashSettings::default(), "t.c").is_ok());
-        assert!(decide(None, fixed, false, HashSettings::default(), "t.c").is_ok());
+        assert!(
+            decide(
+                Some(&c),
+                django,
+                false,
+                HashSettings::default(),
+                None,
+                "t.c"
+            )
+            .is_ok()
+        );
+        assert!(decide(None, fixed, false, HashSettings::default(), None, "t.c").is_ok());
         let odd = census(&["!unusable"]);
-        assert!(decide(Some(&odd), fixed, false, HashSettings::default(), "t.c").is_ok());
+        assert!(
+            decide(
+                Some(&odd),
+                fixed,
+                false,
+                HashSettings::default(),
+                None,
+                "t.c"
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_bcrypt_prefix_is_the_columns_unless_set_and_a_set_one_it_does_not_hold_is_refused() {
+        let c = census(&[BCRYPT_2Y_10, BCRYPT_2Y_11]);
+        let bcrypt = FormatSetting::Fixed(Format::Bcrypt);
+        let base = || HashSettings::default();
+        // Unset: the column's $2y$, for an explicit format as for auto.
+        for setting in [bcrypt, FormatSetting::Auto] {
+            let d = decide(Some(&c), setting, false, base(), None, "t.c").expect("unset");
+            assert_eq!(d.settings.bcrypt_prefix, BcryptPrefix::TwoY, "{setting}");
+        }
+        // Set to what the column holds, or nothing to compare with: written as set.
+        let two_b = Some(BcryptPrefix::TwoB);
+        let mixed = census(&[BCRYPT_2Y_10, BCRYPT_2B_10]);
+        let d = decide(Some(&mixed), bcrypt, false, base(), two_b, "t.c").expect("held");
+        assert_eq!(d.settings.bcrypt_prefix, BcryptPrefix::TwoB);
+        let d = decide(None, bcrypt, false, base(), two_b, "t.c").expect("empty");
+        assert_eq!(d.settings.bcrypt_prefix, BcryptPrefix::TwoB);
+        // Set to another: 78 naming the choices, for auto too, unless the migration is meant.
+        for setting in [bcrypt, FormatSetting::Auto] {
+            let e = decide(Some(&c), setting, false, base(), two_b, "t.c").expect_err("2b");
+            assert!(
+                e.contains("prefix is \"2b\"")
+                    && e.contains("all use $2y$")
+                    && e.contains("set it to \"2y\"")
+                    && e.contains("password_format_migration = true"),
+                "{e}"
+            );
+        }
+        let d = decide(Some(&c), bcrypt, true, base(), two_b, "t.c").expect("migration");
+        assert_eq!(d.settings.bcrypt_prefix, BcryptPrefix::TwoB);
+        assert!(d.note.contains("password_format_migration"), "{}", d.note);
+        // Django's bcrypt hasher writes $2b$ whatever the prefix says.
+        let django = FormatSetting::Fixed(Format::DjangoBcryptSha256);
+        assert!(decide(Some(&c), django, true, base(), two_b, "t.c").is_ok());
     }
 
     #[test]

@@ -849,3 +849,15 @@ pub trait Store {
         each: &mut dyn FnMut(AuditEntry) -> Result<()>,
     ) -> Result<()>;
 }
+
+/// The line of the GRANT list for `[users] after_reset` (empty without it): its statements are
+/// the application's, so only the administrator knows what they need. A SQL comment, so the
+/// list can still be pasted as it is. `example` ends the example GRANT: "sessions TO role".
+pub(crate) fn after_reset_rights(statements: usize, example: &str) -> String {
+    if statements == 0 {
+        return String::new();
+    }
+    format!(
+        "-- and the rights the {statements} [users] after_reset statement(s) use, e.g. GRANT DELETE ON {example};"
+    )
+}

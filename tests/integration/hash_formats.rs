@@ -658,3 +658,151 @@ fn a_failing_after_reset_never_shows_the_new_hash() {
     );
     assert!(!err.contains("$argon2id$"), "{err}");
 }
+
+// ---- the bcrypt prefix, and columns of values pwreset does not recognise ---------------------
+
+/// Laravel's `$2y$` column with `password_format = "bcrypt"` and no prefix set: PHP's
+/// password_verify rejects `$2b$`, so pwreset writes the column's `$2y$`. A prefix set to one
+/// the column does not use is refused (78) by init, doctor, reset and serve, unless the
+/// migration is said to be meant.
+#[test]
+fn explicit_bcrypt_keeps_the_columns_prefix_and_refuses_a_set_prefix_it_does_not_hold() {
+    let laravel = vectors_of("bcrypt-2y");
+    let env = app("password_format = \"bcrypt\"");
+    hold(&env, &[hash_of(&laravel[0]), hash_of(&laravel[1])]);
+    let a = env.cmd().arg("init").assert().success();
+    assert!(
+        stderr(&a).contains("bcrypt ($2y$, cost 4)"),
+        "{}",
+        stderr(&a)
+    );
+    let out = reset(&env, GOOD, &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let hash = alices_hash(&env);
+    assert!(hash.starts_with("$2y$04$"), "{hash}");
+    if unavailable().is_none() {
+        let (ok, text) = check(&[serde_json::json!({
+            "format": "bcrypt", "password": GOOD, "wrong": "another password", "hash": hash,
+        })]);
+        assert!(ok, "{text}");
+    }
+
+    let env = app("password_format = \"bcrypt\"");
+    hold(&env, &[hash_of(&laravel[0]), hash_of(&laravel[1])]);
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let set = text.replace("cost = 4", "cost = 4\nprefix = \"2b\"");
+    env.set_config(&set);
+    let refused = |err: &str| {
+        err.contains("[password.bcrypt] prefix is \"2b\"")
+            && err.contains("all use $2y$")
+            && err.contains("set it to \"2y\"")
+            && err.contains("password_format_migration = true")
+    };
+    let a = env.cmd().arg("init").assert().code(78);
+    assert!(refused(&stderr(&a)), "{}", stderr(&a));
+    let a = env.cmd().arg("doctor").assert().code(78);
+    let out = crate::harness::stdout(&a);
+    assert!(out.contains("fail  passwords") && refused(&out), "{out}");
+    let out = reset(&env, GOOD, &[]);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    assert!(refused(&String::from_utf8_lossy(&out.stderr)), "{out:?}");
+    assert_eq!(env.text("SELECT password FROM accounts WHERE id = 1"), None);
+    let a = env
+        .cmd()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(78);
+    assert!(refused(&stderr(&a)), "{}", stderr(&a));
+    // Said to be deliberate: the prefix set is written.
+    env.set_config(&set.replace(
+        "password_format = \"bcrypt\"",
+        "password_format = \"bcrypt\"\npassword_format_migration = true",
+    ));
+    assert_eq!(reset(&env, GOOD, &[]).status.code(), Some(0));
+    assert!(alices_hash(&env).starts_with("$2b$04$"));
+}
+
+/// A Werkzeug (Flask) or phpass value: pwreset can tell neither what the application reads
+/// nor that it is pwreset's own.
+const UNRECOGNISED: [&str; 2] = [
+    "scrypt:32768:8:1$k1Yx0lWJ9Vh2Ykqd$5e1f0c0d9a3b8e2f4c6a7b9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3",
+    "$P$BZ1r8d0q2pKJ5bX3m6Q0a8y9w7v5u4t3",
+];
+
+/// An application's `users(id, email, password_hash)` table has pwreset's own names, but once
+/// its column holds values pwreset does not recognise it is no longer taken for pwreset's own:
+/// argon2id there would lock its users out. init, doctor and reset refuse with 78.
+#[test]
+fn a_table_named_like_pwresets_own_holding_unrecognised_hashes_is_refused() {
+    let env = Env::new();
+    env.exec(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(254) NOT NULL, password_hash VARCHAR(255));
+         INSERT INTO users VALUES (1, 'alice@example.com', NULL);",
+    );
+    // Empty: pwreset's own format, as before.
+    env.init();
+    let link = env.link("alice@example.com");
+    for (i, h) in UNRECOGNISED.iter().enumerate() {
+        env.exec(&format!(
+            "INSERT INTO users VALUES ({}, 'user{i}@example.com', {})",
+            i + 2,
+            env.quote(h)
+        ));
+    }
+    let out = env
+        .cmd()
+        .args(["reset", "--password-stdin", &link])
+        .write_stdin(format!("{GOOD}\n"))
+        .output()
+        .expect("run reset");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("holds no password hash pwreset recognises")
+            && err.contains("2 unrecognised")
+            && err.contains("\"argon2id\", \"bcrypt\""),
+        "{err}"
+    );
+    assert_eq!(
+        env.text("SELECT password_hash FROM users WHERE id = 1"),
+        None
+    );
+    let a = env.cmd().arg("init").assert().code(78);
+    assert!(
+        stderr(&a).contains("holds no password hash pwreset recognises"),
+        "{}",
+        stderr(&a)
+    );
+}
+
+/// A mapped column full of values none of which pwreset recognises is no warning but a 78
+/// naming the choices, from init and doctor alike; only an empty column is a warning.
+#[test]
+fn init_and_doctor_refuse_a_column_of_unrecognised_values() {
+    let env = app("");
+    hold(&env, &UNRECOGNISED);
+    let a = env.cmd().arg("init").assert().code(78);
+    let err = stderr(&a);
+    assert!(
+        err.contains("holds no password hash pwreset recognises (2 unrecognised)")
+            && err.contains("set [users] password_format to the format the application writes")
+            && err.contains("\"django-pbkdf2-sha256\""),
+        "{err}"
+    );
+    let a = env.cmd().arg("doctor").assert().code(78);
+    let out = crate::harness::stdout(&a);
+    assert!(
+        out.contains("fail  passwords")
+            && out.contains("holds no password hash pwreset recognises"),
+        "{out}"
+    );
+    // Empty again: a warning, exit 0.
+    env.exec("UPDATE accounts SET password = NULL");
+    let a = env.cmd().arg("init").assert().success();
+    assert!(
+        stderr(&a).contains("no password is set in accounts.password yet"),
+        "{}",
+        stderr(&a)
+    );
+}

@@ -180,6 +180,15 @@ fn mysql_never_sends_the_password_in_cleartext_when_a_server_switches_to_it() {
         err.contains("mysql_clear_password") && err.contains("sent nothing"),
         "{err}"
     );
+    // The way out that docs/security.md gives: the socket or TLS, and ed25519 on MariaDB;
+    // never caching_sha2_password, which gives the password to an impostor over plaintext TCP.
+    assert!(
+        err.contains("unix socket")
+            && err.contains("TLS")
+            && err.contains("ed25519")
+            && !err.contains("caching_sha2_password"),
+        "{err}"
+    );
 }
 
 #[test]

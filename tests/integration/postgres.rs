@@ -977,3 +977,71 @@ fn postgres_parallel_request_all_prints_in_order_and_every_stored_link() {
 fn stdout_of(a: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&a.get_output().stdout).into_owned()
 }
+
+/// An `after_reset` statement the role may not run (no DELETE on the application's sessions):
+/// 77 naming the privilege and a GRANT, never the bound values; the reset rolls back and the
+/// link still works. The superuser warning's GRANT list says after_reset needs its own rights.
+#[test]
+fn postgres_after_reset_without_its_privilege_is_77_with_a_grant() {
+    let Some(admin) = admin_url("postgres_after_reset_without_its_privilege_is_77_with_a_grant")
+    else {
+        return;
+    };
+    let mut db = Db::new(&admin);
+    let role = format!("pwreset_r_{}", random_suffix());
+    psql(&admin, &format!("CREATE ROLE {role} LOGIN"));
+    db.roles.push(role.clone());
+    db.sql(
+        "CREATE TABLE accounts (id serial PRIMARY KEY, email text NOT NULL, password text);
+         CREATE TABLE sessions (id serial PRIMARY KEY, user_id integer NOT NULL, data text);
+         INSERT INTO accounts (email, password) VALUES ('erin@example.com', NULL);
+         INSERT INTO sessions (user_id, data) VALUES (1, 'laptop'), (1, 'phone');",
+    );
+    let users = "table = \"accounts\"\nid_column = \"id\"\nemail_column = \"email\"\npassword_column = \"password\"\nafter_reset = [\"DELETE FROM sessions WHERE user_id = :user_id\"]";
+    let a = env_for(&db.url, "", users)
+        .cmd()
+        .arg("init")
+        .assert()
+        .success();
+    let err = stderr(&a);
+    if err.contains("is a superuser") {
+        assert!(
+            err.contains("-- and the rights the 1 [users] after_reset statement(s) use, e.g. GRANT DELETE ON sessions TO \"pwreset\";"),
+            "{err}"
+        );
+    }
+    db.sql(&format!(
+        "GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT (id, email, password), UPDATE (password) ON accounts TO {role};
+         GRANT SELECT ON sessions TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON pwreset_tokens, pwreset_audit, pwreset_throttle, pwreset_runs, pwreset_limits, pwreset_secrets, pwreset_schema TO {role}"
+    ));
+    let env = env_for(&db.url_as(&role), "", users);
+    let link = env.link("erin@example.com");
+    let a = env
+        .cmd()
+        .args(["reset", "--password-stdin", &link])
+        .write_stdin("Tr0ub4dor&3-horse-staple\n")
+        .assert();
+    assert_eq!(code(&a), 77, "{}", stderr(&a));
+    let err = stderr(&a);
+    assert!(
+        err.contains("users.after_reset[0] was refused for lack of privilege")
+            && err.contains("permission denied for table sessions")
+            && err.contains(&format!("GRANT DELETE ON sessions TO \"{role}\";"))
+            && err.contains("link still works"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("$argon2id$") && !err.contains("erin@example.com"),
+        "{err}"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*) FROM accounts WHERE password IS NULL"),
+        "1"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM sessions"), "2");
+    db.sql(&format!("GRANT DELETE ON sessions TO {role}"));
+    reset_with(&env, &link);
+    assert_eq!(db.sql("SELECT count(*) FROM sessions"), "0");
+}

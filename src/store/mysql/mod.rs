@@ -126,8 +126,8 @@ impl ErrCtx {
     }
 
     /// An `after_reset` statement failed: the whole reset was rolled back. A busy server or a
-    /// lost connection is 75 (try again), anything else 70 (the statement is wrong), both
-    /// naming the statement.
+    /// lost connection is 75 (try again), a missing privilege 77 with the GRANT to run,
+    /// anything else 70 (the statement is wrong), all naming the statement.
     fn after_reset_error(&self, i: usize, e: &anyhow::Error) -> anyhow::Error {
         let m = e.downcast_ref::<mysql::Error>();
         let detail = match m {
@@ -136,6 +136,16 @@ impl ErrCtx {
             None => format!("{e:#}"),
         };
         let detail = crate::ui::escape(&crate::store::scrub::text(&detail, &[]));
+        if let Some(mysql::Error::MySqlError(se)) = m
+            && let Some(why) = self.after_reset_denied(se.code, &detail)
+        {
+            return fail(
+                Exit::NoPerm,
+                format!(
+                    "users.after_reset[{i}] {why}; the reset was rolled back, nothing changed and the link still works"
+                ),
+            );
+        }
         let msg = format!(
             "users.after_reset[{i}] failed on {} ({detail}); the reset was rolled back, nothing changed and the link still works",
             self.what()
@@ -169,6 +179,26 @@ impl ErrCtx {
             },
             msg,
         )
+    }
+
+    /// For a server error `code` of an `after_reset` statement (`detail`, scrubbed): when it is
+    /// a missing table or column privilege, the words of the 77 after the statement's name.
+    pub(super) fn after_reset_denied(&self, code: u16, detail: &str) -> Option<String> {
+        if !matches!(code, code::TABLE_ACCESS_DENIED | code::COLUMN_ACCESS_DENIED) {
+            return None;
+        }
+        let host = if self.server.is_local() {
+            "localhost"
+        } else {
+            "%"
+        };
+        Some(format!(
+            "was refused for lack of privilege on {} ({detail}); the account {} needs the rights its after_reset statements use besides pwreset's own: grant them (e.g. GRANT DELETE ON {}.sessions TO '{}'@'{host}';)",
+            self.what(),
+            crate::ui::escape(&self.server.user),
+            quote(&self.server.dbname),
+            crate::ui::escape(&self.server.user)
+        ))
     }
 
     /// Whether a write was refused because this account may not write (a read-only grant, or
@@ -874,12 +904,14 @@ impl MysqlStore {
 }
 
 /// A server asked for the password in cleartext (`mysql_clear_password`, as PAM or LDAP
-/// authentication plugins do): pwreset never answers that, whoever asks.
+/// authentication plugins do): pwreset never answers that, whoever asks. The advice matches
+/// docs/security.md: over plaintext TCP even caching_sha2_password can be made to give the
+/// password away (an impostor sends its own RSA key), so the way out is the socket or TLS.
 fn cleartext_refused(what: &str) -> (Exit, String) {
     (
         Exit::Config,
         format!(
-            "{what} asked for the password in cleartext (mysql_clear_password); pwreset never sends it that way, and sent nothing. Give pwreset's account a plugin that does not show the password to the server (ALTER USER ... IDENTIFIED VIA mysql_native_password or ed25519 on MariaDB, caching_sha2_password on MySQL). If the account is set up that way already, check what listens on that port: another local user may have taken it"
+            "{what} asked for the password in cleartext (mysql_clear_password); pwreset never sends it that way, and sent nothing. Connect over the unix socket (mysql://pwreset@localhost/DB?socket=/run/mysqld/mysqld.sock) or over TLS (drop ssl-mode=DISABLED), and give pwreset's account a plugin that never shows the password to the server (on MariaDB: ALTER USER ... IDENTIFIED VIA ed25519). If the account is set up that way already, check what listens on that port: another local user may have taken it"
         ),
     )
 }

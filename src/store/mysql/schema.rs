@@ -365,6 +365,13 @@ fn superuser_warning(store: &mut MysqlStore) -> Option<String> {
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {db}.`{own}` TO {account};"
         ));
     }
+    let after_reset = crate::store::after_reset_rights(
+        store.s.users.after_reset.len(),
+        &format!("{db}.`sessions` TO {account}"),
+    );
+    if !after_reset.is_empty() {
+        grants.push(after_reset);
+    }
     Some(format!(
         "{}: the database user {who} may create users and grant privileges, so a leaked config can read and change every database; give pwreset an account of its own with only what it needs. After `pwreset init`, run:\n  {}\nthen name that account in `database` (mysql://pwreset@...) and put its password in database_password_file",
         store.s.ctx.what(),
@@ -790,24 +797,34 @@ pub(super) fn positional(sql: &str) -> std::result::Result<(String, Vec<Param>),
 }
 
 /// Prepare an `after_reset` statement without running it: the server checks its tables,
-/// columns and privileges at PREPARE.
-fn prepare_after_reset(conn: &mut Conn, sql: &str) -> std::result::Result<(), String> {
-    let (text, params) = positional(sql)?;
+/// columns and privileges at PREPARE. `Err`: the reason for a 78, or the words of a 77 when the
+/// account lacks a privilege the statement needs (as a reset would find).
+fn prepare_after_reset(
+    conn: &mut Conn,
+    ctx: &ErrCtx,
+    sql: &str,
+) -> std::result::Result<(), (Exit, String)> {
+    let config = |why: String| (Exit::Config, why);
+    let (text, params) = positional(sql).map_err(config)?;
     let stmt = conn.prep(&text).map_err(|e| match e {
         mysql::Error::MySqlError(se) => {
-            format!("does not prepare: {}", crate::ui::escape(&se.message))
+            let detail = crate::ui::escape(&se.message);
+            match ctx.after_reset_denied(se.code, &detail) {
+                Some(why) => (Exit::NoPerm, why),
+                None => config(format!("does not prepare: {detail}")),
+            }
         }
-        other => format!("does not prepare: {other}"),
+        other => config(format!("does not prepare: {other}")),
     })?;
     let n = usize::from(stmt.num_params());
     let _ = conn.close(stmt);
     if n != params.len() {
         // The server found parameters the rewrite did not (or the other way round): refuse
         // rather than bind the wrong values.
-        return Err(format!(
+        return Err(config(format!(
             "the server sees {n} parameter(s) where pwreset binds {}; only :user_id and :email are bound",
             params.len()
-        ));
+        )));
     }
     Ok(())
 }
@@ -825,12 +842,12 @@ pub(super) fn check_users_mapping(store: &mut MysqlStore) -> Result<()> {
     check_columns(store, &cols)?;
     let statements = store.s.users.after_reset.clone();
     for (i, sql) in statements.iter().enumerate() {
-        prepare_after_reset(&mut store.conn, sql).map_err(|why| {
-            fail(
-                Exit::Config,
-                format!("users.after_reset[{i}]: {why} (in: {sql})"),
-            )
-        })?;
+        prepare_after_reset(&mut store.conn, &store.s.ctx, sql).map_err(
+            |(exit, why)| match exit {
+                Exit::NoPerm => fail(exit, format!("users.after_reset[{i}] {why} (in: {sql})")),
+                _ => fail(exit, format!("users.after_reset[{i}]: {why} (in: {sql})")),
+            },
+        )?;
     }
     check_mapping_works(store).map_err(|why| {
         fail(

@@ -429,6 +429,7 @@ pub(super) fn least_privilege(s: &PgStore, role: &str) -> Vec<String> {
             "GRANT SELECT, INSERT, UPDATE, DELETE ON {}, {}, {}, {}, {}, {}, {} TO {role};",
             s.q.tokens, s.q.audit, s.q.throttle, s.q.runs, s.q.limits, s.q.secrets, s.q.ledger
         ),
+        crate::store::after_reset_rights(s.users.after_reset.len(), &format!("sessions TO {role}")),
     ]
     .into_iter()
     .filter(|g| !g.is_empty())

@@ -562,9 +562,11 @@ fn token_from_row(kind: IdKind, r: &postgres::Row) -> Result<TokenRecord, postgr
 }
 
 /// An `after_reset` statement failed: a lock, serialization or connection failure is 75 (try
-/// again), anything else 70, both naming the statement. Not repeated like other lost races:
-/// the statement is the application's, and its error is worth showing as it is.
-fn after_reset_error(i: usize, e: postgres::Error) -> anyhow::Error {
+/// again), a missing privilege 77 with the GRANT to run (`role` is the one pwreset connects
+/// as), anything else 70, all naming the statement. Not repeated like other lost races: the
+/// statement is the application's, and its error is worth showing as it is.
+fn after_reset_error(i: usize, e: postgres::Error, role: &str) -> anyhow::Error {
+    let denied = e.code() == Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE);
     let temporary = e.is_closed()
         || e.code().is_some_and(|c| {
             let c = c.code();
@@ -576,6 +578,18 @@ fn after_reset_error(i: usize, e: postgres::Error) -> anyhow::Error {
         None => e.to_string(),
     };
     let text = crate::ui::escape(&crate::store::scrub::text(&text, &[]));
+    if denied {
+        // PREPARE does not check privileges on PostgreSQL, so init cannot find this; the
+        // statement's own text is the application's, but its error never carries bound values.
+        return fail(
+            Exit::NoPerm,
+            format!(
+                "users.after_reset[{i}] was refused for lack of privilege ({text}); the reset was rolled back, nothing changed and the link still works. Role {} needs the rights its after_reset statements use besides pwreset's own: as the tables' owner, grant them (e.g. GRANT DELETE ON sessions TO {};), then use the link again",
+                crate::ui::escape(&format!("{role:?}")),
+                crate::ui::escape(&super::quote(role))
+            ),
+        );
+    }
     let msg = format!(
         "users.after_reset[{i}] failed ({text}); the reset was rolled back, nothing changed and the link still works"
     );
@@ -633,6 +647,7 @@ pub(super) fn consume(s: &mut PgStore, c: &Consume<'_>) -> Result<Consumed> {
         }
     }
     let after_reset: Vec<String> = after_reset.into_iter().map(str::to_owned).collect();
+    let role = s.server.user.clone();
     s.in_tx(|db: &mut Client, q, _| {
         // Two resets for one user queue here, so the second sees the first's password (and
         // its token revoked) instead of both changing it.
@@ -675,7 +690,7 @@ pub(super) fn consume(s: &mut PgStore, c: &Consume<'_>) -> Result<Consumed> {
         let email = rec.email.clone().unwrap_or_default();
         for (i, sql) in after_reset.iter().enumerate() {
             db.execute_typed(sql, &[(uid.sql(), kind.wire_type()), (&email, Type::TEXT)])
-                .map_err(|e| TxError::Other(after_reset_error(i, e)))?;
+                .map_err(|e| TxError::Other(after_reset_error(i, e, &role)))?;
         }
         super::audit::insert(
             db,
