@@ -994,3 +994,184 @@ fn ldap_on_tables_made_for_integer_ids_is_refused() {
     let a = env.cmd().arg("init").assert().code(78);
     assert!(stderr(&a).contains("integer keys"), "{}", stderr(&a));
 }
+
+/// `revoke`, `audit` and `purge-expired` go through the same services with a directory as
+/// with a table: people are found in the directory by address (in any case), their tokens
+/// and audit records are pwreset's own.
+#[test]
+fn revoke_audit_and_purge_work_with_a_directory() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    let alices = env.link("alice@example.com");
+    let bobs = env.link("bob@example.com");
+    let a = env
+        .cmd()
+        .args([
+            "revoke",
+            "--user",
+            "ALICE@example.com",
+            "--reason",
+            "ticket 4711",
+        ])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("revoked 1 open link"), "{}", stdout(&a));
+    let (code, out) = verify(&env, &alices);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("revoked") && out.contains("ticket 4711"),
+        "{out}"
+    );
+    reset_stdin(&env, &alices, GOOD).code(1);
+    assert!(
+        slapd.can_bind(&Slapd::dn("alice"), OLD_PW),
+        "nothing changed"
+    );
+    assert_eq!(verify(&env, &bobs).0, 0, "bob's link is not alice's");
+    // Once more: nothing left to revoke. An address the directory lacks: 67.
+    env.cmd()
+        .args(["revoke", "--user", "alice@example.com"])
+        .assert()
+        .code(1);
+    env.cmd()
+        .args(["revoke", "--user", "nobody@example.com"])
+        .assert()
+        .code(67);
+    // One link by itself.
+    let a = env.cmd().args(["revoke", &bobs]).assert().success();
+    assert!(stdout(&a).contains("bob@example.com"), "{}", stdout(&a));
+    assert_eq!(verify(&env, &bobs).0, 1);
+
+    // audit --user finds the person in the directory, and shows only their records.
+    let a = env
+        .cmd()
+        .args(["audit", "--json", "--user", "alice@EXAMPLE.COM"])
+        .assert()
+        .success();
+    let entries: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+    let entries = entries.as_array().expect("an array");
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or(""))
+        .collect();
+    assert!(actions.contains(&"revoke"), "{actions:?}");
+    assert!(actions.contains(&"request"), "{actions:?}");
+    assert!(
+        entries.iter().all(|e| e["email"]
+            .as_str()
+            .is_some_and(|m| m.eq_ignore_ascii_case("alice@example.com"))),
+        "{entries:?}"
+    );
+    let a = env
+        .cmd()
+        .args(["audit", "--user", "nobody@example.com"])
+        .assert()
+        .code(67);
+    assert!(stderr(&a).contains("nobody@example.com"), "{}", stderr(&a));
+
+    // purge-expired: the two revoked tokens and an expired one go; the live one stays.
+    let live = env.link("bob@example.com");
+    let expired = env.link("alice@example.com");
+    let uuid = slapd.search(&Slapd::dn("alice"), "(objectClass=*)", &["entryUUID"]);
+    let uuid = uuid
+        .lines()
+        .find_map(|l| l.strip_prefix("entryUUID: "))
+        .expect("alice's entryUUID");
+    // Dead a while ago, not in the second the purge runs.
+    let t = crate::harness::unix_now() - 7200;
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET revoked_at = {t}, dead_at = {t} WHERE revoked_at IS NOT NULL"
+    ));
+    env.exec(&format!(
+        "UPDATE pwreset_tokens SET expires_at = {t}, dead_at = {t} WHERE revoked_at IS NULL AND user_id = {}",
+        env.quote(uuid)
+    ));
+    assert_eq!(verify(&env, &expired).0, 1, "expired");
+    let a = env
+        .cmd()
+        .args(["purge-expired", "--json"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(stdout(&a).trim()).expect("json");
+    assert_eq!(
+        v,
+        serde_json::json!({"purged": 3, "expired": 1, "used": 0, "revoked": 2, "dry_run": false}),
+    );
+    assert_eq!(env.i64("SELECT count(*) FROM pwreset_tokens"), 1);
+    assert_eq!(verify(&env, &live).0, 0, "the live link survives the purge");
+}
+
+/// With no bind_password_file the bind password comes from PWRESET_LDAP_PASSWORD (for
+/// systemd's credentials or a secret store); with neither, the 78 names both. A password file
+/// others can read is refused with 77 and the chmod that fixes it, the variable set or not.
+#[test]
+fn the_bind_password_from_the_environment_or_a_private_file() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}\n[ldap]\nurl = \"{}\"\nstarttls = false\nbind_dn = \"{BIND_DN}\"\nbase_dn = \"{PEOPLE}\"\n",
+            default_toml(dir),
+            slapd.url()
+        )
+    });
+    let a = env.cmd().arg("init").assert().code(78);
+    let err = stderr(&a);
+    assert!(
+        err.contains("PWRESET_LDAP_PASSWORD") && err.contains("bind_password_file"),
+        "{err}"
+    );
+    let a = env
+        .cmd()
+        .env("PWRESET_LDAP_PASSWORD", BIND_PW)
+        .arg("init")
+        .assert()
+        .success();
+    assert!(stderr(&a).contains("bound as cn=pwreset"), "{}", stderr(&a));
+    let a = env
+        .cmd()
+        .env("PWRESET_LDAP_PASSWORD", BIND_PW)
+        .args(["request", "--no-email", "--force", "bob@example.com"])
+        .assert()
+        .success();
+    assert!(stdout(&a).contains("token="), "{}", stdout(&a));
+    let a = env
+        .cmd()
+        .env("PWRESET_LDAP_PASSWORD", "not the password")
+        .args(["request", "--no-email", "--force", "bob@example.com"])
+        .assert()
+        .code(78);
+    assert!(stderr(&a).contains("invalid credentials"), "{}", stderr(&a));
+
+    let env = Env::with_toml(|dir| {
+        format!(
+            "{}{}",
+            default_toml(dir),
+            ldap_section(dir, &slapd.url(), "starttls = false\n")
+        )
+    });
+    let file = env.dir.path().join("ldap-password");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    for args in [&["init"][..], &["request", "bob@example.com"][..]] {
+        for with_variable in [false, true] {
+            let mut cmd = env.cmd();
+            if with_variable {
+                cmd.env("PWRESET_LDAP_PASSWORD", BIND_PW);
+            }
+            let a = cmd.args(args).assert().code(77);
+            let err = stderr(&a);
+            assert!(
+                err.contains(&file.display().to_string()) && err.contains("chmod 600"),
+                "{args:?}: {err}"
+            );
+            assert!(err.contains("ldap.bind_password_file"), "{err}");
+        }
+    }
+    assert!(env.messages().is_empty());
+}
