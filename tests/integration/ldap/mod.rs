@@ -1175,3 +1175,23 @@ fn the_bind_password_from_the_environment_or_a_private_file() {
     }
     assert!(env.messages().is_empty());
 }
+
+/// `starttls = false` to `localhost`: allowed, because every address the name has here is
+/// loopback; pwreset connects to those addresses (see `connect_urls`' unit test), and works.
+#[test]
+fn plaintext_to_localhost_works() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let url = format!("ldap://localhost:{}", slapd.port);
+    let env = env_with(&slapd, &url, "starttls = false\n", "");
+    let link = env.link("bob@example.com");
+    reset_stdin(&env, &link, GOOD).success();
+    assert!(slapd.can_bind(&Slapd::dn("bob"), GOOD));
+    let a = env.cmd().arg("doctor").assert().success();
+    assert!(
+        stdout(&a).contains("plaintext (loopback)"),
+        "{}",
+        stdout(&a)
+    );
+}
