@@ -661,7 +661,14 @@ impl LdapDirectory {
                 ),
             ));
         }
-        let (found, people) = self.sample(50)?;
+        let filter = self.cfg.user_filter.clone();
+        let entries = self.search(&filter, 50)?;
+        let found = entries.len();
+        let unreadable = self.unreadable(&entries);
+        let people: Vec<Person> = entries
+            .into_iter()
+            .filter_map(|e| self.person(e, None))
+            .collect();
         if found == 0 {
             return Err(fail(
                 Exit::Config,
@@ -670,6 +677,20 @@ impl LdapDirectory {
                     self.cfg.user_filter,
                     crate::ui::escape(&self.cfg.base_dn),
                     crate::ui::escape(&self.cfg.bind_dn)
+                ),
+            ));
+        }
+        // An attribute none of the entries shows is one bind_dn may not read (every person
+        // has an address and an id): say which, so the administrator grants that one.
+        if people.is_empty() && !unreadable.is_empty() {
+            let names = unreadable.join(" and ");
+            return Err(fail(
+                Exit::NoPerm,
+                format!(
+                    "{} finds {found} entries under {}, but bind_dn {} cannot read their {names}: no entry it sees shows it; grant it read access to {names} under base_dn (docs/ldap.md has the ACLs)",
+                    self.cfg.user_filter,
+                    crate::ui::escape(&self.cfg.base_dn),
+                    crate::ui::escape(&self.cfg.bind_dn),
                 ),
             ));
         }
@@ -703,6 +724,20 @@ impl LdapDirectory {
             ),
         }
         Ok(lines)
+    }
+
+    /// Of the mail and id attributes, those no entry of `entries` carries (as text or binary).
+    fn unreadable(&self, entries: &[SearchEntry]) -> Vec<String> {
+        [&self.cfg.mail_attribute, &self.cfg.id_attribute]
+            .into_iter()
+            .filter(|name| {
+                !entries.iter().any(|e| {
+                    e.attrs.keys().any(|k| k.eq_ignore_ascii_case(name))
+                        || e.bin_attrs.keys().any(|k| k.eq_ignore_ascii_case(name))
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether the base DN exists, as bind_dn sees it.

@@ -1176,6 +1176,61 @@ fn the_bind_password_from_the_environment_or_a_private_file() {
     assert!(env.messages().is_empty());
 }
 
+/// The bind DN's rights, named: when it may not read the people's mail or id attribute,
+/// `init` and `doctor` say which to grant (77); a directory that is not there is 75, "cannot be
+/// reached", not a configuration error.
+#[test]
+fn init_and_doctor_name_the_rights_the_bind_dn_lacks() {
+    let Some(slapd) = Slapd::start(&people(), "") else {
+        return;
+    };
+    let env = env_for(&slapd, "");
+    for attr in ["mail", "entryUUID"] {
+        let mut rules = server::default_access();
+        // Before the rule that lets it read everything else.
+        rules.insert(
+            1,
+            format!("to attrs={attr} by dn.exact=\"{BIND_DN}\" none by * read"),
+        );
+        slapd.set_access(&rules);
+        let a = env.cmd().arg("init").assert().code(77);
+        let err = stderr(&a);
+        assert!(
+            err.contains(&format!("cannot read their {attr}"))
+                && err.contains(&format!("grant it read access to {attr}")),
+            "{err}"
+        );
+        let a = env.cmd().args(["doctor", "--json"]).assert().code(77);
+        let checks: serde_json::Value = serde_json::from_str(&stdout(&a)).expect("json");
+        let ldap = checks
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["check"] == "ldap" && c["status"] == "fail")
+            .unwrap_or_else(|| panic!("no failed ldap check: {checks}"));
+        assert!(
+            ldap.to_string()
+                .contains(&format!("grant it read access to {attr}")),
+            "{ldap}"
+        );
+    }
+    slapd.set_access(&server::default_access());
+    env.cmd().arg("init").assert().success();
+
+    // Nothing listening: 75, with what to check.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+        l.local_addr().expect("local addr").port()
+    };
+    let config = std::fs::read_to_string(&env.config).expect("read config");
+    env.set_config(&config.replace(&slapd.url(), &format!("ldap://127.0.0.1:{closed}")));
+    let a = env.cmd().arg("init").assert().code(75);
+    assert!(stderr(&a).contains("cannot be reached"), "{}", stderr(&a));
+    assert!(stderr(&a).contains("ldap.url"), "{}", stderr(&a));
+    let a = env.cmd().arg("doctor").assert().code(75);
+    assert!(stdout(&a).contains("cannot be reached"), "{}", stdout(&a));
+}
+
 /// `starttls = false` to `localhost`: allowed, because every address the name has here is
 /// loopback; pwreset connects to those addresses (see `connect_urls`' unit test), and works.
 #[test]
