@@ -246,13 +246,7 @@ fn conf_page() -> String {
         }
     }
     out.push_str(".SH ENVIRONMENT\n");
-    for (var, meaning) in ENVIRONMENT.iter().chain(
-        [(
-            "PWRESET_DB_PASSWORD",
-            "The database server's password, when database_password_file is not set.",
-        )]
-        .iter(),
-    ) {
+    for (var, meaning) in ENVIRONMENT {
         out.push_str(&format!(".TP\n\\fB{var}\\fR\n{}\n", escape(meaning)));
     }
     out.push_str(".SH \"SEE ALSO\"\n\\fBpwreset\\fR(1), \\fBpwreset\\-config\\fR(1)\n");
@@ -321,12 +315,22 @@ const EXIT_STATUS: &[(u8, &str)] = &[
     ),
 ];
 
+/// The variables pwreset reads, for pwreset(1) and pwreset.conf(5) alike (the docs test checks
+/// every one the code reads is here).
 const ENVIRONMENT: &[(&str, &str)] = &[
     ("PWRESET_CONFIG", "The config file, as --config."),
     ("PWRESET_DB", "The database, as --db."),
     (
         "PWRESET_SMTP_PASSWORD",
         "The SMTP password, when mail.smtp.password_file is not set.",
+    ),
+    (
+        "PWRESET_DB_PASSWORD",
+        "The database server's password, when database_password_file is not set.",
+    ),
+    (
+        "PWRESET_LDAP_PASSWORD",
+        "The password of ldap.bind_dn, when ldap.bind_password_file is not set.",
     ),
     (
         "XDG_CONFIG_HOME, XDG_DATA_HOME",

@@ -175,8 +175,23 @@ impl LdapDirectory {
         if cfg.ldaps || cfg.starttls {
             settings = settings.set_config(tls_config(cfg)?);
         }
-        let mut conn =
-            LdapConn::with_settings(settings, &cfg.url).map_err(|e| conn_error(cfg, e))?;
+        // Each address in turn, as a name's addresses are tried: `localhost` may stand for
+        // ::1 and 127.0.0.1 where the server listens on only one.
+        let urls = connect_urls(cfg)?;
+        let mut attempt = Err(None);
+        for url in &urls {
+            attempt = LdapConn::with_settings(settings.clone(), url).map_err(Some);
+            if attempt.is_ok() {
+                break;
+            }
+        }
+        let mut conn = attempt.map_err(|e| match e {
+            Some(e) => conn_error(cfg, e),
+            None => fail(
+                Exit::Software,
+                format!("{}: no address to connect to", cfg.describe()),
+            ),
+        })?;
         let res = conn
             .with_timeout(cfg.timeout)
             .simple_bind(&cfg.bind_dn, &password)
@@ -646,7 +661,14 @@ impl LdapDirectory {
                 ),
             ));
         }
-        let (found, people) = self.sample(50)?;
+        let filter = self.cfg.user_filter.clone();
+        let entries = self.search(&filter, 50)?;
+        let found = entries.len();
+        let unreadable = self.unreadable(&entries);
+        let people: Vec<Person> = entries
+            .into_iter()
+            .filter_map(|e| self.person(e, None))
+            .collect();
         if found == 0 {
             return Err(fail(
                 Exit::Config,
@@ -655,6 +677,20 @@ impl LdapDirectory {
                     self.cfg.user_filter,
                     crate::ui::escape(&self.cfg.base_dn),
                     crate::ui::escape(&self.cfg.bind_dn)
+                ),
+            ));
+        }
+        // An attribute none of the entries shows is one bind_dn may not read (every person
+        // has an address and an id): say which, so the administrator grants that one.
+        if people.is_empty() && !unreadable.is_empty() {
+            let names = unreadable.join(" and ");
+            return Err(fail(
+                Exit::NoPerm,
+                format!(
+                    "{} finds {found} entries under {}, but bind_dn {} cannot read their {names}: no entry it sees shows it; grant it read access to {names} under base_dn (docs/ldap.md has the ACLs)",
+                    self.cfg.user_filter,
+                    crate::ui::escape(&self.cfg.base_dn),
+                    crate::ui::escape(&self.cfg.bind_dn),
                 ),
             ));
         }
@@ -688,6 +724,20 @@ impl LdapDirectory {
             ),
         }
         Ok(lines)
+    }
+
+    /// Of the mail and id attributes, those no entry of `entries` carries (as text or binary).
+    fn unreadable(&self, entries: &[SearchEntry]) -> Vec<String> {
+        [&self.cfg.mail_attribute, &self.cfg.id_attribute]
+            .into_iter()
+            .filter(|name| {
+                !entries.iter().any(|e| {
+                    e.attrs.keys().any(|k| k.eq_ignore_ascii_case(name))
+                        || e.bin_attrs.keys().any(|k| k.eq_ignore_ascii_case(name))
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// Whether the base DN exists, as bind_dn sees it.
@@ -736,6 +786,51 @@ fn result_words(r: &LdapResult) -> String {
     } else {
         format!("{} (result code {})", crate::ui::escape(text), r.rc)
     }
+}
+
+/// The URLs to connect to: `ldap.url` itself, except in clear text (`starttls = false` on
+/// ldap://), where its host is replaced by each address it was checked to have, all of them
+/// loopback ([`crate::config::loopback_addrs`]). ldap3 would otherwise look `localhost` up again
+/// itself, and a different answer then (a changed /etc/hosts, a resolver that disagrees) would
+/// send the bind password and the new passwords in clear to another machine. Anything not
+/// loopback is 78.
+fn connect_urls(cfg: &Ldap) -> Result<Vec<String>> {
+    if cfg.ldaps || cfg.starttls || cfg.ldapi {
+        // TLS verifies the name in the certificate, so the name stays; a socket has no host.
+        return Ok(vec![cfg.url.clone()]);
+    }
+    let url = url::Url::parse(&cfg.url).map_err(|e| {
+        fail(
+            Exit::Config,
+            format!("ldap.url: {:?} is not a URL ({e})", cfg.url),
+        )
+    })?;
+    let host = url.host_str().unwrap_or("");
+    // ldap3's default for ldap://; the url crate knows no default port for the scheme.
+    let port = url.port().unwrap_or(389);
+    let addrs = crate::config::loopback_addrs(host, port, "ldap.url (starttls = false)")?;
+    pinned_urls(&url, &addrs)
+}
+
+/// `url` with its host and port replaced by each of `addrs`, once each, in order.
+fn pinned_urls(url: &url::Url, addrs: &[std::net::SocketAddr]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for a in addrs {
+        let mut u = url.clone();
+        u.set_ip_host(a.ip())
+            .and_then(|()| u.set_port(Some(a.port())))
+            .map_err(|()| {
+                fail(
+                    Exit::Config,
+                    format!("ldap.url: cannot put the address {a} in {url}"),
+                )
+            })?;
+        let text = u.to_string();
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    Ok(out)
 }
 
 /// The TLS client configuration: the public roots plus `ca_file`; always verified.
@@ -833,6 +928,85 @@ const CRYPT_ROUNDS: usize = 100_000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plain(url: &str, starttls: bool) -> Ldap {
+        Ldap {
+            url: url.to_owned(),
+            ldaps: url.starts_with("ldaps:"),
+            ldapi: url.starts_with("ldapi:"),
+            starttls,
+            bind_dn: "cn=pwreset,dc=example,dc=com".into(),
+            bind_password_file: None,
+            base_dn: "dc=example,dc=com".into(),
+            user_filter: "(objectClass=inetOrgPerson)".into(),
+            mail_attribute: "mail".into(),
+            name_attribute: "cn".into(),
+            id_attribute: "entryUUID".into(),
+            password_change: PasswordChange::Exop,
+            password_format: UserPasswordFormat::Ssha,
+            ca_file: None,
+            timeout: std::time::Duration::from_secs(15),
+        }
+    }
+
+    /// In clear text pwreset connects to the loopback addresses it checked, never to the name
+    /// again; with TLS the name stays, for the certificate.
+    #[test]
+    fn plaintext_connects_to_the_checked_loopback_addresses() {
+        let urls = connect_urls(&plain("ldap://localhost:3389", false)).expect("loopback");
+        assert!(!urls.is_empty());
+        for u in &urls {
+            let parsed = url::Url::parse(u).expect("a URL");
+            // An ldap:// host is opaque to the url crate: an IPv4 address is text to it.
+            let host = parsed.host_str().expect("a host");
+            let ip: std::net::IpAddr = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .unwrap_or_else(|e| panic!("{u}: {host} is not an address ({e})"));
+            assert!(ip.is_loopback(), "{u}");
+            assert_eq!(parsed.port(), Some(3389), "{u}");
+        }
+        // Without a port: ldap3's default, written out.
+        for u in connect_urls(&plain("LDAP://LocalHost", false)).expect("loopback") {
+            assert!(u.ends_with(":389"), "{u}");
+        }
+        assert_eq!(
+            connect_urls(&plain("ldap://127.0.0.1:3389", false)).expect("an address"),
+            ["ldap://127.0.0.1:3389"]
+        );
+        assert_eq!(
+            connect_urls(&plain("ldap://[::1]:3389", false)).expect("an address"),
+            ["ldap://[::1]:3389"]
+        );
+        for (url, starttls) in [
+            ("ldap://localhost:3389", true),
+            ("ldaps://localhost:3636", false),
+            ("ldapi:///", false),
+        ] {
+            assert_eq!(
+                connect_urls(&plain(url, starttls)).expect("unchanged"),
+                [url],
+                "{url}"
+            );
+        }
+        let err = connect_urls(&plain("ldap://ldap.localhost:3389", false)).expect_err("a name");
+        assert_eq!(crate::error::exit_of(&err), Exit::Config);
+        assert!(err.to_string().contains("ldap.url"), "{err}");
+        let at = |a: &str| a.parse::<std::net::SocketAddr>().expect("an address");
+        let url = url::Url::parse("ldap://localhost:3389/dc=example,dc=com").expect("a URL");
+        assert_eq!(
+            pinned_urls(
+                &url,
+                &[at("127.0.0.1:3389"), at("[::1]:3389"), at("127.0.0.1:3389")]
+            )
+            .expect("pinned"),
+            [
+                "ldap://127.0.0.1:3389/dc=example,dc=com",
+                "ldap://[::1]:3389/dc=example,dc=com"
+            ]
+        );
+    }
 
     #[test]
     fn crypt_values_are_sha512_crypt_with_their_rounds() {

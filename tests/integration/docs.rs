@@ -142,3 +142,84 @@ fn synopses_exit_codes_and_hyphenation() {
         }
     }
 }
+
+/// Every environment variable the code reads (outside its unit tests) is in the ENVIRONMENT
+/// sections of pwreset(1) and pwreset.conf(5) and in the header of `config example`: an
+/// administrator who keeps a password out of the config file has to learn the variable's name
+/// somewhere.
+#[test]
+fn every_environment_variable_read_is_documented() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read src") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                sources(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut read = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).expect("read source");
+        // Variables only the unit tests read are not the user's business.
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for pattern in ["env::var(\"", "env = \""] {
+            for (i, _) in code.match_indices(pattern) {
+                let name: String = code[i + pattern.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
+                if name.starts_with("PWRESET_") {
+                    read.insert(name);
+                }
+            }
+        }
+    }
+    assert!(read.contains("PWRESET_LDAP_PASSWORD"), "{read:?}");
+    let files = pwreset::docs::generated_files().expect("generate");
+    // The section's text, from its heading (quoted or not) to the next.
+    let environment = |name: &str| {
+        let text = page(&files, name);
+        let start = text
+            .find(".SH \"ENVIRONMENT\"\n")
+            .or_else(|| text.find(".SH ENVIRONMENT\n"))
+            .unwrap_or_else(|| panic!("{name} has no ENVIRONMENT section"));
+        let rest = &text[start + 4..];
+        rest.split("\n.SH").next().unwrap_or("").to_owned()
+    };
+    let top = environment("man/pwreset.1");
+    let conf = environment("man/pwreset.conf.5");
+    let example = crate::harness::stdout(
+        &crate::harness::Env::new()
+            .bare()
+            .args(["config", "example"])
+            .assert()
+            .success(),
+    );
+    let header: String = example.lines().take_while(|l| l.starts_with('#')).collect();
+    let debian = page(&files, "contrib/config.toml");
+    let debian: String = debian.lines().take_while(|l| l.starts_with('#')).collect();
+    for var in &read {
+        let roff = format!("\\fB{}\\fR", var.replace('-', "\\-"));
+        assert!(
+            top.contains(&roff),
+            "{var} is not in pwreset(1) ENVIRONMENT"
+        );
+        assert!(
+            conf.contains(&roff),
+            "{var} is not in pwreset.conf(5) ENVIRONMENT"
+        );
+        assert!(
+            header.contains(var.as_str()),
+            "{var} is not in config example's header"
+        );
+        assert!(
+            debian.contains(var.as_str()),
+            "{var} is not in contrib/config.toml's header"
+        );
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! The directory: `dc=example,dc=com`, people under `ou=people`, the service account
 //! `cn=pwreset,ou=services` (write on userPassword, read elsewhere, no size limit on paged
-//! searches), a default password policy under `ou=policies` (12 characters, quality checked,
+//! searches; [`default_access`], which a test may narrow with [`Slapd::set_access`]), a
+//! default password policy under `ou=policies` (12 characters, quality checked,
 //! 3 in history, lockout after 3 failures), and a size limit of 500 for everyone.
 
 use std::io::Write;
@@ -57,6 +58,30 @@ pub fn write_test_certs(d: &Path) -> PathBuf {
     // Samba refuses a key others can read.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
     ca_path
+}
+
+/// The access rules of the people's database, in order: the service account writes
+/// userPassword and reads the rest, people bind and change their own password.
+pub fn default_access() -> Vec<String> {
+    vec![
+        format!(
+            "to attrs=userPassword by dn.exact=\"{BIND_DN}\" write by self write by anonymous auth by * none"
+        ),
+        format!(
+            "to attrs=pwdAccountLockedTime,pwdChangedTime,pwdFailureTime,pwdHistory by dn.exact=\"{BIND_DN}\" read by * none"
+        ),
+        format!("to * by dn.exact=\"{BIND_DN}\" read by self read by * none"),
+    ]
+}
+
+/// `rules` as olcAccess lines, numbered.
+fn access_ldif(rules: &[String]) -> String {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("olcAccess: {{{i}}}{r}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub struct Slapd {
@@ -191,7 +216,7 @@ olcPasswordHash: {{ARGON2}}
 dn: olcDatabase={{0}}config,cn=config
 objectClass: olcDatabaseConfig
 olcDatabase: {{0}}config
-olcAccess: {{0}}to * by * none
+olcAccess: {{0}}to * by dn.exact="{ROOT_DN}" manage by * none
 
 dn: olcDatabase={{1}}mdb,cn=config
 objectClass: olcDatabaseConfig
@@ -204,9 +229,7 @@ olcDbDirectory: {d}/db
 olcDbMaxSize: 1073741824
 olcSizeLimit: 500
 olcLimits: {{0}}dn.exact="{BIND_DN}" size.prtotal=unlimited
-olcAccess: {{0}}to attrs=userPassword by dn.exact="{BIND_DN}" write by self write by anonymous auth by * none
-olcAccess: {{1}}to attrs=pwdAccountLockedTime,pwdChangedTime,pwdFailureTime,pwdHistory by dn.exact="{BIND_DN}" read by * none
-olcAccess: {{2}}to * by dn.exact="{BIND_DN}" read by self read by * none
+{access}
 
 dn: olcDatabase={{2}}monitor,cn=config
 objectClass: olcDatabaseConfig
@@ -220,7 +243,8 @@ olcOverlay: {{0}}ppolicy
 olcPPolicyDefault: cn=default,ou=policies,{SUFFIX}
 olcPPolicyHashCleartext: TRUE
 "#,
-            d = d.display()
+            d = d.display(),
+            access = access_ldif(&default_access())
         );
         std::fs::write(d.join("config.ldif"), &config).expect("write config.ldif");
         run(
@@ -317,6 +341,15 @@ dn: cn=default,ou=policies,{SUFFIX}\nobjectClass: organizationalRole\nobjectClas
             ]),
             Some(ldif),
         );
+    }
+
+    /// Replace the people's database's access rules with `rules` (in cn=config, which the
+    /// root DN may manage): they apply to the next operation.
+    pub fn set_access(&self, rules: &[String]) {
+        self.modify(&format!(
+            "dn: olcDatabase={{1}}mdb,cn=config\nchangetype: modify\nreplace: olcAccess\n{}\n",
+            access_ldif(rules)
+        ));
     }
 
     /// `ldapsearch` as the root DN: the LDIF text.
