@@ -107,6 +107,22 @@ impl Db {
         user
     }
 
+    /// Every right on pwreset's own tables for `user`, as the least-privilege GRANTs give.
+    fn grant_own_tables(&mut self, user: &str) {
+        let name = self.name.clone();
+        for t in [
+            "pwreset_tokens",
+            "pwreset_audit",
+            "pwreset_throttle",
+            "pwreset_runs",
+            "pwreset_limits",
+            "pwreset_secrets",
+            "pwreset_schema",
+        ] {
+            self.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
+        }
+    }
+
     /// An installation whose config points at this database, with `extra` appended.
     fn env(&self, url: &str, extra: &str) -> Env {
         self.env_with(url, "", extra)
@@ -392,17 +408,7 @@ fn mysql_grant_check_names_the_missing_grant() {
     db.sql(&format!(
         "GRANT SELECT (id, email, password) ON `{name}`.accounts TO '{user}'@'%'"
     ));
-    for t in [
-        "pwreset_tokens",
-        "pwreset_audit",
-        "pwreset_throttle",
-        "pwreset_runs",
-        "pwreset_limits",
-        "pwreset_secrets",
-        "pwreset_schema",
-    ] {
-        db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
-    }
+    db.grant_own_tables(&user);
     let env = db.env(
         &db.url_for(&user),
         "[users]\ntable = \"accounts\"\npassword_column = \"password\"\n",
@@ -460,17 +466,7 @@ fn mysql_a_column_the_account_cannot_read_is_77_with_its_grant() {
     db.sql(&format!(
         "GRANT SELECT (id, email, password), UPDATE (password) ON `{name}`.accounts TO '{user}'@'%'"
     ));
-    for t in [
-        "pwreset_tokens",
-        "pwreset_audit",
-        "pwreset_throttle",
-        "pwreset_runs",
-        "pwreset_limits",
-        "pwreset_secrets",
-        "pwreset_schema",
-    ] {
-        db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
-    }
+    db.grant_own_tables(&user);
     let env = db.env(&db.url_for(&user), mapping);
     let run = |env: &Env| {
         let mut c = env.cmd();
@@ -569,17 +565,7 @@ fn mysql_laravel_walkthrough() {
     db.sql(&format!(
         "GRANT SELECT (id, email, password), UPDATE (password) ON `{name}`.users TO '{user}'@'%'"
     ));
-    for t in [
-        "pwreset_tokens",
-        "pwreset_audit",
-        "pwreset_throttle",
-        "pwreset_runs",
-        "pwreset_limits",
-        "pwreset_secrets",
-        "pwreset_schema",
-    ] {
-        db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
-    }
+    db.grant_own_tables(&user);
     let dir = tempfile::tempdir().expect("tempdir");
     let pw = dir.path().join("db-password");
     write_secret(&pw, "laravel-walkthrough-pw\n", 0o600);
@@ -787,17 +773,7 @@ fn mysql_after_reset_without_its_privilege_is_77_with_a_grant() {
     db.sql(&format!(
         "GRANT SELECT ON `{name}`.sessions TO '{user}'@'%'"
     ));
-    for t in [
-        "pwreset_tokens",
-        "pwreset_audit",
-        "pwreset_throttle",
-        "pwreset_runs",
-        "pwreset_limits",
-        "pwreset_secrets",
-        "pwreset_schema",
-    ] {
-        db.sql(&format!("GRANT ALL ON `{name}`.{t} TO '{user}'@'%'"));
-    }
+    db.grant_own_tables(&user);
     let dir = tempfile::tempdir().expect("tempdir");
     let pw = dir.path().join("db-password");
     write_secret(&pw, "after-reset-pw\n", 0o600);

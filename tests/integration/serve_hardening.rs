@@ -588,64 +588,100 @@ fn behind_a_proxy(extra: &str) -> (Server, Proxy) {
     (s, proxy.expect("the proxy"))
 }
 
+/// A server behind a [`Proxy`] to its database, with a link and the forgot page's form, for
+/// the outage tests; None (and a line saying so) on SQLite, which has no server to lose.
+struct Outage {
+    server: Server,
+    proxy: Proxy,
+    path: String,
+    token: String,
+    csrf: String,
+    cookie: String,
+    forgot_csrf: String,
+}
+
+impl Outage {
+    fn start(test: &str, extra: &str) -> Option<Outage> {
+        if crate::harness::backend() == crate::harness::Backend::Sqlite {
+            println!(
+                "serve_hardening::{test} skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
+            );
+            return None;
+        }
+        let (server, proxy) = behind_a_proxy(extra);
+        let (path, token) = server.link();
+        let csrf = server.get(&path).field("csrf");
+        let forgot = server.get("/forgot_password");
+        let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
+        Some(Outage {
+            server,
+            proxy,
+            path,
+            token,
+            csrf,
+            cookie,
+            forgot_csrf,
+        })
+    }
+
+    /// Ask for a link for the test's user on the forgot page.
+    fn ask(&self) -> crate::serve::Resp {
+        self.server.post(
+            "/forgot_password",
+            &[("Cookie", self.cookie.as_str())],
+            &[("email", crate::serve::EMAIL), ("csrf", &self.forgot_csrf)],
+        )
+    }
+
+    /// Set a new password with the link.
+    fn reset(&self) -> crate::serve::Resp {
+        self.server.post(
+            "/reset_password",
+            &[],
+            &reset_fields(&self.token, &self.csrf, GOOD, GOOD),
+        )
+    }
+}
+
 #[test]
 fn serve_hardening_database_away_and_back_answers_503_then_works() {
-    if crate::harness::backend() == crate::harness::Backend::Sqlite {
-        println!(
-            "serve_hardening::serve_hardening_database_away_and_back_answers_503_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
-        );
+    let Some(o) = Outage::start(
+        "serve_hardening_database_away_and_back_answers_503_then_works",
+        "",
+    ) else {
         return;
-    }
-    let (s, proxy) = behind_a_proxy("");
-    let (path, token) = s.link();
-    let csrf = s.get(&path).field("csrf");
-    let forgot = s.get("/forgot_password");
-    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
-    let ask = || {
-        s.post(
-            "/forgot_password",
-            &[("Cookie", cookie.as_str())],
-            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
-        )
     };
+    let (s, proxy, path) = (&o.server, &o.proxy, &o.path);
     let mails = s.env.messages().len();
 
     proxy.down();
     for _ in 0..3 {
-        let form = s.get(&path);
+        let form = s.get(path);
         assert_eq!(form.status, 503, "{}", form.body);
         assert!(form.header("retry-after").is_some());
         let health = s.get("/healthz");
         assert_eq!(health.status, 503);
         assert!(health.header("retry-after").is_some());
-        let post = s.post(
-            "/reset_password",
-            &[],
-            &reset_fields(&token, &csrf, GOOD, GOOD),
-        );
+        let post = o.reset();
         assert_eq!(post.status, 503, "{}", post.body);
         assert!(post.header("retry-after").is_some());
         // The forgot page counts the address in the database before it answers, so it
         // cannot give its neutral 200 either: the visitor is told to retry, and nothing is
         // queued that could be lost or leave the address throttled without a mail.
-        let asked = ask();
+        let asked = o.ask();
         assert_eq!(asked.status, 503, "{}", asked.body);
         assert!(asked.header("retry-after").is_some());
     }
 
     proxy.back();
     assert_eq!(s.get("/healthz").status, 200, "{}", s.log());
-    assert_eq!(s.get(&path).status, 200, "the link was not spent");
-    let done = s.post(
-        "/reset_password",
-        &[],
-        &reset_fields(&token, &csrf, GOOD, GOOD),
-    );
+    assert_eq!(s.get(path).status, 200, "the link was not spent");
+    let done = o.reset();
     assert_eq!(done.status, 303, "{}", done.body);
     // Nothing was mailed while the database was away, and the three refused requests did
     // not count against the address (forgot_per_address is 3): asked again, it gets its mail.
     assert_eq!(s.env.messages().len(), mails, "no mail while away");
-    assert_eq!(ask().status, 200, "{}", s.log());
+    assert_eq!(o.ask().status, 200, "{}", s.log());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while s.env.messages().len() == mails {
         assert!(
@@ -659,24 +695,13 @@ fn serve_hardening_database_away_and_back_answers_503_then_works() {
 
 #[test]
 fn serve_hardening_a_stalled_database_answers_503_in_time_then_works() {
-    if crate::harness::backend() == crate::harness::Backend::Sqlite {
-        println!(
-            "serve_hardening::serve_hardening_a_stalled_database_answers_503_in_time_then_works skipped: needs PWRESET_TEST_BACKEND=postgres or mysql"
-        );
+    let Some(o) = Outage::start(
+        "serve_hardening_a_stalled_database_answers_503_in_time_then_works",
+        "[serve]\ndatabase_timeout = \"2s\"\n",
+    ) else {
         return;
-    }
-    let (s, proxy) = behind_a_proxy("[serve]\ndatabase_timeout = \"2s\"\n");
-    let (path, token) = s.link();
-    let csrf = s.get(&path).field("csrf");
-    let forgot = s.get("/forgot_password");
-    let (cookie, forgot_csrf) = (forgot.cookie(), forgot.field("csrf"));
-    let ask = || {
-        s.post(
-            "/forgot_password",
-            &[("Cookie", cookie.as_str())],
-            &[("email", crate::serve::EMAIL), ("csrf", &forgot_csrf)],
-        )
     };
+    let (s, proxy, path) = (&o.server, &o.proxy, &o.path);
     assert_eq!(s.get("/healthz").status, 200);
 
     // Open connections stop answering: without a bound each page would wait for the kernel
@@ -686,13 +711,9 @@ fn serve_hardening_a_stalled_database_answers_503_in_time_then_works() {
     for round in 0..2 {
         let started = std::time::Instant::now();
         let health = s.get("/healthz");
-        let form = s.get(&path);
-        let post = s.post(
-            "/reset_password",
-            &[],
-            &reset_fields(&token, &csrf, GOOD, GOOD),
-        );
-        let asked = ask();
+        let form = s.get(path);
+        let post = o.reset();
+        let asked = o.ask();
         let took = started.elapsed();
         for (what, r) in [
             ("/healthz", &health),
@@ -724,12 +745,8 @@ fn serve_hardening_a_stalled_database_answers_503_in_time_then_works() {
     // next request works without a restart. The resets given up on did not spend the link.
     proxy.resume();
     assert_eq!(s.get("/healthz").status, 200, "{}", s.log());
-    assert_eq!(s.get(&path).status, 200, "the link was not spent");
-    let done = s.post(
-        "/reset_password",
-        &[],
-        &reset_fields(&token, &csrf, GOOD, GOOD),
-    );
+    assert_eq!(s.get(path).status, 200, "the link was not spent");
+    let done = o.reset();
     assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(ask().status, 200, "{}", s.log());
+    assert_eq!(o.ask().status, 200, "{}", s.log());
 }
